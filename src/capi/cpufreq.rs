@@ -1,0 +1,202 @@
+//! `rte_power_cpufreq.h` (and `rte_power.h`): DPDK 24.11's function API.
+
+use std::ffi::{c_int, c_uint};
+
+use super::boundary::ffi_guard;
+use super::errors::{quiet, report, to_c};
+use crate::env::{Env, ENV_NOT_SET};
+use crate::error::PowerError;
+use crate::lcore::{Changed, Lcore};
+use crate::Power;
+
+/// `enum power_management_env` as it crosses the ABI (an `int`-sized enum).
+pub type power_management_env = c_uint;
+
+/// DPDK's `RTE_POWER_INVALID_FREQ_INDEX`.
+pub const RTE_POWER_INVALID_FREQ_INDEX: u32 = !0;
+
+/// `struct rte_power_core_capabilities`: bit 0 turbo, bit 1 priority.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct rte_power_core_capabilities {
+    /// The whole word (the C header overlays the bit-fields).
+    pub capabilities: u64,
+}
+
+fn power() -> &'static Power {
+    Power::global()
+}
+
+#[inline]
+fn with_lcore<T>(
+    lcore_id: c_uint,
+    f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
+) -> Result<T, PowerError> {
+    power().lcore(lcore_id).and_then(f)
+}
+
+#[inline]
+fn changed(r: Result<Changed, PowerError>) -> c_int {
+    r.map_or_else(|e| quiet(&e), Changed::to_c)
+}
+
+/// 1 if the machine supports `env`, else 0 (also for invalid values, as DPDK 24.11).
+#[no_mangle]
+pub extern "C" fn rte_power_check_env_supported(env: power_management_env) -> c_int {
+    ffi_guard(|| Env::from_raw(env).map_or(0, |e| c_int::from(power().check_env_supported(e))))
+}
+
+/// Selects an env: 0, or -1 if one is set already or `env` is invalid.
+#[no_mangle]
+pub extern "C" fn rte_power_set_env(env: power_management_env) -> c_int {
+    ffi_guard(|| match Env::from_raw(env) {
+        Some(e) => power()
+            .set_env(e)
+            .map_or_else(|e| report("rte_power_set_env", &e), |()| 0),
+        None => report("rte_power_set_env", &PowerError::InvalidEnv(env)),
+    })
+}
+
+/// Forgets the selected env.
+#[no_mangle]
+pub extern "C" fn rte_power_unset_env() {
+    ffi_guard(|| power().unset_env())
+}
+
+/// The selected env, `PM_ENV_NOT_SET` (0) if none.
+#[no_mangle]
+pub extern "C" fn rte_power_get_env() -> power_management_env {
+    ffi_guard(|| power().env().map_or(ENV_NOT_SET, Env::raw))
+}
+
+/// Initialises an lcore (auto-detecting the env if none is set): 0 or -1.
+#[no_mangle]
+pub extern "C" fn rte_power_init(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| {
+        power()
+            .init(lcore_id)
+            .map_or_else(|e| report("rte_power_init", &e), |_| 0)
+    })
+}
+
+/// Exits an lcore, restoring what init changed: 0 or -1.
+#[no_mangle]
+pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| {
+        power()
+            .exit(lcore_id)
+            .map_or_else(|e| report("rte_power_exit", &e), |()| 0)
+    })
+}
+
+/// Copies the frequency table into `freqs`; returns the count, 0 if `freqs`
+/// is NULL, `num` is too small or the lcore is not initialised.
+///
+/// # Safety
+/// `freqs` is NULL or valid for writing `num` `uint32_t`s.
+#[no_mangle]
+pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
+    ffi_guard(|| {
+        if freqs.is_null() {
+            return 0;
+        }
+        // SAFETY: non-NULL, and the caller guarantees room for `num` values
+        // for the duration of this call.
+        let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
+        match with_lcore(lcore_id, |l| l.freqs_into(out)) {
+            Ok(n) => n as u32,
+            // the KVM env answers -ENOTSUP (as a uint32_t, like DPDK)
+            Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
+            Err(_) => 0,
+        }
+    })
+}
+
+/// The current frequency index, `RTE_POWER_INVALID_FREQ_INDEX` on error.
+#[no_mangle]
+pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
+    ffi_guard(|| match with_lcore(lcore_id, |l| l.index()) {
+        Ok(i) => i,
+        Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
+        Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
+    })
+}
+
+/// Sets the frequency by index: 1 changed, 0 unchanged, -1 error (as a
+/// `uint32_t`, DPDK 24.11's prototype).
+#[no_mangle]
+pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
+    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.set_index(index))) as u32)
+}
+
+/// One frequency step up: 1 changed, 0 unchanged, -1 error.
+#[no_mangle]
+pub extern "C" fn rte_power_freq_up(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.up())))
+}
+
+/// One frequency step down: 1 changed, 0 unchanged, -1 error.
+#[no_mangle]
+pub extern "C" fn rte_power_freq_down(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.down())))
+}
+
+/// The highest allowed frequency: 1 changed, 0 unchanged, -1 error.
+#[no_mangle]
+pub extern "C" fn rte_power_freq_max(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.max())))
+}
+
+/// The lowest frequency: 1 changed, 0 unchanged, -1 error.
+#[no_mangle]
+pub extern "C" fn rte_power_freq_min(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.min())))
+}
+
+/// 1 turbo enabled, 0 disabled, negative on error.
+#[no_mangle]
+pub extern "C" fn rte_power_turbo_status(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| {
+        with_lcore(lcore_id, |l| l.turbo_enabled()).map_or_else(|e| quiet(&e), c_int::from)
+    })
+}
+
+/// Enables turbo: 0, or negative on error (no turbo on this CPU).
+#[no_mangle]
+pub extern "C" fn rte_power_freq_enable_turbo(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| with_lcore(lcore_id, |l| l.enable_turbo()).map_or_else(|e| quiet(&e), |()| 0))
+}
+
+/// Disables turbo: 0, or negative on error.
+#[no_mangle]
+pub extern "C" fn rte_power_freq_disable_turbo(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| with_lcore(lcore_id, |l| l.disable_turbo()).map_or_else(|e| quiet(&e), |()| 0))
+}
+
+/// Fills `caps`: 0, or negative (NULL `caps`, lcore not initialised).
+///
+/// # Safety
+/// `caps` is NULL or valid for writing one `struct rte_power_core_capabilities`.
+#[no_mangle]
+pub unsafe extern "C" fn rte_power_get_capabilities(
+    lcore_id: c_uint,
+    caps: *mut rte_power_core_capabilities,
+) -> c_int {
+    ffi_guard(|| {
+        if caps.is_null() {
+            return -1;
+        }
+        match with_lcore(lcore_id, |l| l.capabilities()) {
+            Ok(c) => {
+                // SAFETY: non-NULL, and the caller guarantees it is writable.
+                unsafe {
+                    caps.write(rte_power_core_capabilities {
+                        capabilities: c.bits(),
+                    })
+                };
+                0
+            }
+            Err(e) => quiet(&e),
+        }
+    })
+}

@@ -1,0 +1,11 @@
+//! The `extern "C"` layer: argument checks, the panic boundary and the
+//! mapping of results to DPDK's return conventions. No policy lives here;
+//! every function converts its arguments, calls the Rust core and maps the
+//! result. One file per C header.
+
+#![allow(non_camel_case_types)]
+
+mod boundary;
+pub mod cpufreq;
+mod errors;
+pub mod pmd_mgmt;

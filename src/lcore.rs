@@ -1,0 +1,537 @@
+//! The per-lcore table: the IDLE/ONGOING/USED state machine and the
+//! frequency fast path, once for all drivers.
+//!
+//! Every field a frequency call reads is an atomic, written only by the
+//! thread that owns the slot during init (state ONGOING) and published by the
+//! release store of USED. The fast path therefore takes no lock, allocates
+//! nothing (values were rendered at init) and makes one `pwrite` per sysfs
+//! file it must change, none when nothing changes. A call that races with
+//! `exit` of the same lcore (a caller bug, as in DPDK) cannot cause undefined
+//! behaviour: at worst it fails with EBADF.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Mutex;
+
+use crate::env::Env;
+use crate::error::{PowerError, Result};
+use crate::host::{Control, Programming, Restore, TurboModel, MAX_FREQS};
+use crate::sysfs::{pwrite_all, raw_fd, Rendered, SysfsRoot};
+
+/// lcore ids the library supports: `0..MAX_LCORE` (DPDK's default is 128).
+pub const MAX_LCORE: u32 = 1024;
+
+const IDLE: u32 = 0;
+const ONGOING: u32 = 1;
+const USED: u32 = 2;
+
+/// How a slot programs a frequency.
+const BACKEND_NONE: u32 = 0;
+const BACKEND_SETSPEED: u32 = 1;
+const BACKEND_MINMAX: u32 = 2;
+
+const F_TURBO_AVAILABLE: u32 = 1 << 0;
+const F_TURBO_ENABLED: u32 = 1 << 1;
+const F_PRIORITY: u32 = 1 << 2;
+const F_ENABLE_SELECTS_MAX: u32 = 1 << 3;
+const F_INDEX0_NEEDS_ENABLE: u32 = 1 << 4;
+
+/// `cur` before the first write: forces init's first write.
+const UNKNOWN_INDEX: u32 = u32::MAX;
+const FD_SETSPEED: usize = 0;
+const FD_MIN: usize = 0;
+const FD_MAX: usize = 1;
+
+/// Did a call change the frequency? (DPDK: 1 changed, 0 unchanged.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// A new frequency was programmed.
+    Yes,
+    /// Already there (or at the end of the table): nothing written.
+    No,
+}
+
+impl Changed {
+    /// DPDK's return value: 1 or 0.
+    pub fn to_c(self) -> i32 {
+        match self {
+            Changed::Yes => 1,
+            Changed::No => 0,
+        }
+    }
+}
+
+/// DPDK's `struct rte_power_core_capabilities` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Turbo can be enabled.
+    pub turbo: bool,
+    /// SST-BF high-priority (high base frequency) core.
+    pub priority: bool,
+}
+
+impl Capabilities {
+    /// The 64-bit word of the C struct (bit 0 turbo, bit 1 priority).
+    pub fn bits(self) -> u64 {
+        u64::from(self.turbo) | u64::from(self.priority) << 1
+    }
+}
+
+/// What init opened and what exit must undo; only touched by the slot owner.
+#[derive(Debug)]
+struct Owned {
+    cpu: u32,
+    _control: Control,
+    restore: Restore,
+}
+
+/// One lcore's state. See the module comment for the concurrency rules.
+pub(crate) struct Slot {
+    state: AtomicU32,
+    backend: AtomicU32,
+    env: AtomicU32,
+    cpu: AtomicU32,
+    cur: AtomicU32,
+    len: AtomicU32,
+    nominal: AtomicU32,
+    flags: AtomicU32,
+    fds: [AtomicI32; 2],
+    freqs: [AtomicU32; MAX_FREQS],
+    text: [[AtomicU64; 2]; MAX_FREQS],
+    owned: Mutex<Option<Owned>>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            state: AtomicU32::new(IDLE),
+            backend: AtomicU32::new(BACKEND_NONE),
+            env: AtomicU32::new(0),
+            cpu: AtomicU32::new(0),
+            cur: AtomicU32::new(UNKNOWN_INDEX),
+            len: AtomicU32::new(0),
+            nominal: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            fds: [AtomicI32::new(-1), AtomicI32::new(-1)],
+            freqs: std::array::from_fn(|_| AtomicU32::new(0)),
+            text: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
+            owned: Mutex::new(None),
+        }
+    }
+}
+
+/// The slots of one [`crate::Power`].
+pub(crate) struct Table {
+    slots: Box<[Slot]>,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Self {
+            slots: (0..MAX_LCORE).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    /// The slot of `lcore`, or `InvalidLcore`.
+    #[inline]
+    pub fn slot(&self, lcore: u32) -> Result<&Slot> {
+        self.slots
+            .get(lcore as usize)
+            .ok_or(PowerError::InvalidLcore {
+                lcore,
+                max: MAX_LCORE,
+            })
+    }
+}
+
+/// Exclusive ownership of a slot during init or exit; returns it to IDLE
+/// unless `finish` publishes it as USED.
+pub(crate) struct Claim<'a> {
+    slot: &'a Slot,
+    done: bool,
+}
+
+impl<'a> Claim<'a> {
+    /// IDLE -> ONGOING, or `InUse`.
+    pub fn for_init(slot: &'a Slot, lcore: u32) -> Result<Self> {
+        slot.state
+            .compare_exchange(IDLE, ONGOING, Acquire, Relaxed)
+            .map_err(|_| PowerError::InUse { lcore })?;
+        Ok(Self { slot, done: false })
+    }
+
+    /// USED -> ONGOING, or `NotInitialised`.
+    pub fn for_exit(slot: &'a Slot, lcore: u32) -> Result<Self> {
+        slot.state
+            .compare_exchange(USED, ONGOING, Acquire, Relaxed)
+            .map_err(|_| PowerError::NotInitialised { lcore })?;
+        Ok(Self { slot, done: false })
+    }
+
+    /// Publishes the slot: every store made before becomes visible to the
+    /// fast path's acquire load of the state.
+    pub fn finish_used(mut self) {
+        self.done = true;
+        self.slot.state.store(USED, Release);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.state.store(IDLE, Release);
+        }
+    }
+}
+
+impl Slot {
+    /// Installs a probe's result (slot owned through a [`Claim`]).
+    pub fn install(&self, lcore: u32, env: Env, cpu: u32, p: Programming) -> Result<()> {
+        let Programming {
+            table,
+            writes,
+            current,
+            control,
+            turbo,
+            priority,
+            restore,
+        } = p;
+        debug_assert_eq!(table.len(), writes.len());
+        let n = table.len().min(MAX_FREQS);
+        for i in 0..n {
+            self.freqs[i].store(table[i], Relaxed);
+            let w = Rendered::new(writes[i]).to_words();
+            self.text[i][0].store(w[0], Relaxed);
+            self.text[i][1].store(w[1], Relaxed);
+        }
+        self.len.store(n as u32, Relaxed);
+        self.env.store(env.raw(), Relaxed);
+        self.cpu.store(cpu, Relaxed);
+        self.cur.store(current.unwrap_or(UNKNOWN_INDEX), Relaxed);
+        let TurboModel {
+            available,
+            at_init,
+            nominal_index,
+            enable_selects_max,
+            index0_needs_enable,
+        } = turbo;
+        let previously = self.flags.load(Relaxed) & F_TURBO_ENABLED != 0;
+        let enabled = available && at_init.unwrap_or(previously);
+        let mut flags = 0;
+        for (on, bit) in [
+            (available, F_TURBO_AVAILABLE),
+            (enabled, F_TURBO_ENABLED),
+            (priority, F_PRIORITY),
+            (enable_selects_max, F_ENABLE_SELECTS_MAX),
+            (index0_needs_enable, F_INDEX0_NEEDS_ENABLE),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        self.flags.store(flags, Relaxed);
+        self.nominal
+            .store(nominal_index.min(n.saturating_sub(1) as u32), Relaxed);
+        let backend = match &control {
+            Control::Setspeed(f) => {
+                self.fds[FD_SETSPEED].store(raw_fd(f), Relaxed);
+                BACKEND_SETSPEED
+            }
+            Control::MinMax { min, max } => {
+                self.fds[FD_MIN].store(raw_fd(min), Relaxed);
+                self.fds[FD_MAX].store(raw_fd(max), Relaxed);
+                BACKEND_MINMAX
+            }
+        };
+        self.backend.store(backend, Relaxed);
+        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
+            cpu,
+            _control: control,
+            restore,
+        });
+        // First write: the starting frequency is always programmed, even when
+        // the index read at init says it is there already (for min/max
+        // pinning drivers the limits are not pinned until written).
+        let start = self.max_index();
+        let cur = self.cur.load(Relaxed);
+        self.program(lcore, start, cur)?;
+        self.cur.store(start, Relaxed);
+        Ok(())
+    }
+
+    /// Closes the files and puts back what init changed (slot owned).
+    pub fn uninstall(&self, root: &SysfsRoot) -> Result<()> {
+        self.backend.store(BACKEND_NONE, Relaxed);
+        for fd in &self.fds {
+            fd.store(-1, Relaxed);
+        }
+        let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match owned {
+            // dropping `owned` closes the files before the restore writes
+            Some(Owned { cpu, restore, .. }) => restore.apply(root, cpu),
+            None => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn flags(&self) -> u32 {
+        self.flags.load(Relaxed)
+    }
+
+    /// Highest index allowed without turbo, or 0 with turbo enabled.
+    #[inline]
+    fn max_index(&self) -> u32 {
+        let f = self.flags();
+        if f & F_TURBO_AVAILABLE != 0 && f & F_TURBO_ENABLED == 0 {
+            self.nominal.load(Relaxed)
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn rendered(&self, idx: u32) -> Rendered {
+        let t = &self.text[idx as usize % MAX_FREQS];
+        Rendered::from_words([t[0].load(Relaxed), t[1].load(Relaxed)])
+    }
+
+    #[inline]
+    fn write(&self, which: usize, attr: &'static str, idx: u32) -> Result<()> {
+        let fd = self.fds[which].load(Relaxed);
+        pwrite_all(fd, self.rendered(idx).bytes()).map_err(|source| PowerError::Write {
+            cpu: self.cpu.load(Relaxed),
+            attr,
+            source,
+        })
+    }
+
+    /// Writes the frequency of `idx`; `cur` tells the direction (min/max
+    /// pinning writes min first when lowering, max first when raising, and
+    /// undoes the first write if the second fails).
+    fn program(&self, lcore: u32, idx: u32, cur: u32) -> Result<()> {
+        match self.backend.load(Relaxed) {
+            BACKEND_SETSPEED => self.write(FD_SETSPEED, "scaling_setspeed", idx),
+            BACKEND_MINMAX => {
+                let lowering = cur != UNKNOWN_INDEX && idx > cur;
+                let (first, second) = if lowering {
+                    ((FD_MIN, "scaling_min_freq"), (FD_MAX, "scaling_max_freq"))
+                } else {
+                    ((FD_MAX, "scaling_max_freq"), (FD_MIN, "scaling_min_freq"))
+                };
+                self.write(first.0, first.1, idx)?;
+                self.write(second.0, second.1, idx).inspect_err(|_| {
+                    if cur != UNKNOWN_INDEX {
+                        let _ = self.write(first.0, first.1, cur);
+                    }
+                })
+            }
+            _ => Err(PowerError::NotInitialised { lcore }),
+        }
+    }
+}
+
+/// An initialised lcore. Cheap to copy; every call re-checks that the lcore
+/// is still initialised.
+#[derive(Clone, Copy)]
+pub struct Lcore<'a> {
+    slot: &'a Slot,
+    id: u32,
+}
+
+impl std::fmt::Debug for Lcore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lcore")
+            .field("id", &self.id)
+            .field("cpu", &self.cpu())
+            .finish()
+    }
+}
+
+impl<'a> Lcore<'a> {
+    /// A handle on `slot` if it is initialised.
+    #[inline]
+    pub(crate) fn new(slot: &'a Slot, id: u32) -> Result<Self> {
+        let l = Self { slot, id };
+        l.check()?;
+        Ok(l)
+    }
+
+    #[inline]
+    fn check(&self) -> Result<()> {
+        if self.slot.state.load(Acquire) == USED {
+            Ok(())
+        } else {
+            Err(PowerError::NotInitialised { lcore: self.id })
+        }
+    }
+
+    /// The lcore id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The CPU this lcore drives.
+    pub fn cpu(&self) -> u32 {
+        self.slot.cpu.load(Relaxed)
+    }
+
+    /// The env the lcore was initialised in.
+    pub fn env(&self) -> Option<Env> {
+        Env::from_raw(self.slot.env.load(Relaxed))
+    }
+
+    /// Number of entries in the frequency table.
+    pub fn num_freqs(&self) -> Result<u32> {
+        self.check()?;
+        Ok(self.slot.len.load(Relaxed))
+    }
+
+    /// Copies the table (kHz, descending) into `out`; returns how many were
+    /// copied, 0 when `out` is too small (DPDK's rule).
+    pub fn freqs_into(&self, out: &mut [u32]) -> Result<usize> {
+        self.check()?;
+        let n = self.slot.len.load(Relaxed) as usize;
+        if out.len() < n {
+            return Ok(0);
+        }
+        for (o, f) in out.iter_mut().zip(&self.slot.freqs[..n]) {
+            *o = f.load(Relaxed);
+        }
+        Ok(n)
+    }
+
+    /// The frequency table (kHz, descending; index 0 = highest).
+    pub fn freqs(&self) -> Result<Vec<u32>> {
+        let mut v = vec![0; MAX_FREQS];
+        let n = self.freqs_into(&mut v)?;
+        v.truncate(n);
+        Ok(v)
+    }
+
+    /// The current index in the table.
+    #[inline]
+    pub fn index(&self) -> Result<u32> {
+        self.check()?;
+        Ok(self.slot.cur.load(Relaxed))
+    }
+
+    /// The current frequency in kHz (from the table, not read back).
+    pub fn frequency(&self) -> Result<u32> {
+        let i = self.index()?;
+        Ok(self.slot.freqs[i as usize % MAX_FREQS].load(Relaxed))
+    }
+
+    /// Moves to `idx`.
+    #[inline]
+    fn go(&self, idx: u32) -> Result<Changed> {
+        let s = self.slot;
+        let cur = s.cur.load(Relaxed);
+        if idx == cur {
+            return Ok(Changed::No);
+        }
+        if idx == 0 {
+            let f = s.flags();
+            let need = F_TURBO_AVAILABLE | F_INDEX0_NEEDS_ENABLE;
+            if f & need == need && f & F_TURBO_ENABLED == 0 {
+                return Err(PowerError::TurboDisabled { lcore: self.id });
+            }
+        }
+        s.program(self.id, idx, cur)?;
+        s.cur.store(idx, Relaxed);
+        Ok(Changed::Yes)
+    }
+
+    /// Sets the frequency by table index.
+    #[inline]
+    pub fn set_index(&self, idx: u32) -> Result<Changed> {
+        self.check()?;
+        let len = self.slot.len.load(Relaxed);
+        if idx >= len {
+            return Err(PowerError::IndexOutOfRange {
+                lcore: self.id,
+                index: idx,
+                len,
+            });
+        }
+        self.go(idx)
+    }
+
+    /// One step up (lower index); stops below the turbo region when turbo is off.
+    #[inline]
+    pub fn up(&self) -> Result<Changed> {
+        self.check()?;
+        let s = self.slot;
+        let cur = s.cur.load(Relaxed);
+        if cur == 0 || cur >= s.len.load(Relaxed) || cur <= s.max_index() {
+            return Ok(Changed::No);
+        }
+        self.go(cur - 1)
+    }
+
+    /// One step down (higher index).
+    #[inline]
+    pub fn down(&self) -> Result<Changed> {
+        self.check()?;
+        let cur = self.slot.cur.load(Relaxed);
+        if cur.saturating_add(1) >= self.slot.len.load(Relaxed) {
+            return Ok(Changed::No);
+        }
+        self.go(cur + 1)
+    }
+
+    /// The highest frequency allowed (turbo when enabled).
+    #[inline]
+    pub fn max(&self) -> Result<Changed> {
+        self.check()?;
+        self.go(self.slot.max_index())
+    }
+
+    /// The lowest frequency.
+    #[inline]
+    pub fn min(&self) -> Result<Changed> {
+        self.check()?;
+        let len = self.slot.len.load(Relaxed);
+        self.go(len.saturating_sub(1))
+    }
+
+    /// Is turbo enabled?
+    pub fn turbo_enabled(&self) -> Result<bool> {
+        self.check()?;
+        Ok(self.slot.flags() & F_TURBO_ENABLED != 0)
+    }
+
+    /// Allows the turbo region (and, except on intel_pstate, moves to it).
+    pub fn enable_turbo(&self) -> Result<()> {
+        self.check()?;
+        let s = self.slot;
+        if s.flags() & F_TURBO_AVAILABLE == 0 {
+            s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
+            return Err(PowerError::TurboUnavailable { lcore: self.id });
+        }
+        s.flags.fetch_or(F_TURBO_ENABLED, Relaxed);
+        if s.flags() & F_ENABLE_SELECTS_MAX != 0 {
+            self.max()?;
+        }
+        Ok(())
+    }
+
+    /// Forbids the turbo region, leaving it if the lcore is in it.
+    pub fn disable_turbo(&self) -> Result<()> {
+        self.check()?;
+        let s = self.slot;
+        s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
+        if s.flags() & F_TURBO_AVAILABLE != 0 && s.cur.load(Relaxed) <= s.nominal.load(Relaxed) {
+            self.max()?;
+        }
+        Ok(())
+    }
+
+    /// Turbo and SST-BF capabilities.
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        self.check()?;
+        let f = self.slot.flags();
+        Ok(Capabilities {
+            turbo: f & F_TURBO_AVAILABLE != 0,
+            priority: f & F_PRIORITY != 0,
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! The library's context: configuration (sysfs root, lcore map), the selected
+//! env, the lcore table and the PMD tunables. The C API uses one global
+//! context configured from the environment; Rust users and tests may create
+//! their own.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::OnceLock;
+
+use crate::cpumap::CpuMap;
+use crate::env::{Env, ENV_NOT_SET};
+use crate::error::{PowerError, Result};
+use crate::host::{self, ProbeCtx};
+use crate::lcore::{Claim, Lcore, Table};
+use crate::log::Level;
+use crate::pmd_mgmt::PmdConfig;
+use crate::sysfs::SysfsRoot;
+
+/// Default directory of the guest's virtio-serial ports.
+pub const DEFAULT_PORTS_DIR: &str = "/dev/virtio-ports";
+/// Environment variable that overrides [`DEFAULT_PORTS_DIR`].
+pub const PORTS_DIR_ENV: &str = "RTE_POWER_VIRTIO_PORTS_DIR";
+/// Name prefix of the per-lcore guest ports.
+pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
+
+/// Where the library looks for things.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `/sys/devices/system/cpu` tree.
+    pub sysfs: SysfsRoot,
+    /// Directory of the guest channel ports (KVM env).
+    pub ports_dir: PathBuf,
+    /// lcore -> CPU mapping.
+    pub cpu_map: CpuMap,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sysfs: SysfsRoot::default(),
+            ports_dir: PathBuf::from(DEFAULT_PORTS_DIR),
+            cpu_map: CpuMap::Identity,
+        }
+    }
+}
+
+impl Config {
+    /// Real paths unless `RTE_POWER_SYSFS_CPU_DIR` / `RTE_POWER_VIRTIO_PORTS_DIR`
+    /// say otherwise; EAL's lcore map when the process has EAL.
+    pub fn from_env() -> Self {
+        Self {
+            sysfs: SysfsRoot::from_env(),
+            ports_dir: std::env::var_os(PORTS_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| PathBuf::from(DEFAULT_PORTS_DIR), PathBuf::from),
+            cpu_map: CpuMap::detect(),
+        }
+    }
+
+    /// A config for a generated sysfs tree at `dir` (identity lcore map).
+    pub fn with_sysfs(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            sysfs: SysfsRoot::new(dir),
+            ..Self::default()
+        }
+    }
+}
+
+/// The power library: env selection, lcores, tunables.
+///
+/// ```no_run
+/// use rte_power::{Env, Power};
+///
+/// let power = Power::global();           // real sysfs, or RTE_POWER_SYSFS_CPU_DIR
+/// let lcore = power.init(2)?;            // detects the cpufreq driver
+/// println!("{:?} at {} kHz", power.env(), lcore.frequency()?);
+/// lcore.min()?;                          // lowest P-state
+/// power.exit(2)?;                        // governor and limits restored
+/// # Ok::<(), rte_power::PowerError>(())
+/// ```
+pub struct Power {
+    config: Config,
+    env: AtomicU32,
+    table: Table,
+    pmd: PmdConfig,
+}
+
+impl std::fmt::Debug for Power {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Power")
+            .field("config", &self.config)
+            .field("env", &self.env())
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<Power> = OnceLock::new();
+
+impl Power {
+    /// A context with its own lcore table.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            env: AtomicU32::new(ENV_NOT_SET),
+            table: Table::new(),
+            pmd: PmdConfig::default(),
+        }
+    }
+
+    /// The process-wide context used by the C API ([`Config::from_env`]).
+    #[inline]
+    pub fn global() -> &'static Power {
+        GLOBAL.get_or_init(|| Power::new(Config::from_env()))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The PMD-management tunables.
+    pub fn pmd(&self) -> &PmdConfig {
+        &self.pmd
+    }
+
+    /// The selected env, `None` if not set.
+    pub fn env(&self) -> Option<Env> {
+        Env::from_raw(self.env.load(Acquire))
+    }
+
+    /// Selects an env (no hardware check, as DPDK); fails if one is set.
+    pub fn set_env(&self, env: Env) -> Result<()> {
+        self.env
+            .compare_exchange(ENV_NOT_SET, env.raw(), AcqRel, Acquire)
+            .map(|_| ())
+            .map_err(|cur| PowerError::EnvAlreadySet {
+                current: Env::from_raw(cur).unwrap_or(env),
+            })
+    }
+
+    /// Forgets the selected env (initialised lcores stay initialised).
+    pub fn unset_env(&self) {
+        self.env.store(ENV_NOT_SET, Release);
+    }
+
+    /// Whether the machine supports `env`: cpu0's `scaling_driver` for the
+    /// host envs (as DPDK), a guest channel port for the KVM env.
+    pub fn check_env_supported(&self, env: Env) -> bool {
+        match env {
+            Env::KvmVm => self.has_guest_port(None),
+            _ => {
+                self.config
+                    .sysfs
+                    .scaling_driver(0)
+                    .and_then(|d| Env::for_scaling_driver(&d))
+                    == Some(env)
+            }
+        }
+    }
+
+    /// Is there a guest channel port (for `lcore`, or any)?
+    fn has_guest_port(&self, lcore: Option<u32>) -> bool {
+        match lcore {
+            Some(l) => self
+                .config
+                .ports_dir
+                .join(format!("{PORT_PREFIX}{l}"))
+                .exists(),
+            None => std::fs::read_dir(&self.config.ports_dir)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with(PORT_PREFIX))
+                })
+                .unwrap_or(false),
+        }
+    }
+
+    /// A handle on an initialised lcore.
+    #[inline]
+    pub fn lcore(&self, lcore: u32) -> Result<Lcore<'_>> {
+        Lcore::new(self.table.slot(lcore)?, lcore)
+    }
+
+    /// Initialises an lcore: with the selected env, or (env not set) the env
+    /// detected from the CPU's `scaling_driver`, which is then selected.
+    /// Probing reads only; a failed init restores whatever it changed and
+    /// leaves the lcore free for another attempt.
+    pub fn init(&self, lcore: u32) -> Result<Lcore<'_>> {
+        let slot = self.table.slot(lcore)?;
+        let claim = Claim::for_init(slot, lcore)?;
+        let cpu = self.config.cpu_map.cpu_of(lcore)?;
+        let root = &self.config.sysfs;
+        let driver_name = root.scaling_driver(cpu);
+        let detected = driver_name.as_deref().and_then(Env::for_scaling_driver);
+        let env = match (self.env(), detected) {
+            (Some(env), _) if Some(env) == detected => env,
+            (Some(Env::KvmVm), _) | (None, None) => {
+                return Err(self.no_host_driver(lcore, cpu, driver_name.as_deref()));
+            }
+            (Some(env), _) => {
+                return Err(PowerError::DriverMismatch {
+                    cpu,
+                    env,
+                    found: driver_name.unwrap_or_else(|| "(none)".into()),
+                })
+            }
+            (None, Some(env)) => env,
+        };
+        let driver = host::driver_for(env).ok_or_else(|| self.no_host_driver(lcore, cpu, None))?;
+        let ctx = ProbeCtx {
+            root,
+            cpu,
+            scaling_driver: driver_name.as_deref().unwrap_or(""),
+            pmd_limits: (self.pmd.scaling_min(lcore)?, self.pmd.scaling_max(lcore)?),
+        };
+        debug_assert_eq!(driver.env(), env);
+        let programming = driver.probe(&ctx)?;
+        if let Err(e) = slot.install(lcore, env, cpu, programming) {
+            let _ = slot.uninstall(root);
+            return Err(e);
+        }
+        if self.env().is_none() {
+            // auto-detection selects what it found (a concurrent set_env wins)
+            let _ = self.set_env(env);
+        }
+        claim.finish_used();
+        crate::log!(
+            Level::Info,
+            "lcore {lcore}: initialised on cpu {cpu} ({env})"
+        );
+        self.lcore(lcore)
+    }
+
+    fn no_host_driver(&self, lcore: u32, cpu: u32, found: Option<&str>) -> PowerError {
+        let detail = match found {
+            Some(d) => format!("cpufreq driver {d:?} is not supported"),
+            None => format!("cpu{cpu} has no cpufreq driver"),
+        };
+        PowerError::NoEnv { lcore, cpu, detail }
+    }
+
+    /// Exits an lcore: closes its files and restores governor, limits and
+    /// setspeed. The lcore is free again even if a restore write failed.
+    pub fn exit(&self, lcore: u32) -> Result<()> {
+        let slot = self.table.slot(lcore)?;
+        let claim = Claim::for_exit(slot, lcore)?;
+        let r = slot.uninstall(&self.config.sysfs);
+        drop(claim);
+        r
+    }
+}
