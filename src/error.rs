@@ -85,6 +85,9 @@ pub enum PowerError {
     /// Bad argument from the caller (e.g. a PMD scaling limit).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The host answered a request with NACK, or not at all (confirmed mode).
+    #[error("lcore {lcore}: host reply: {reply}")]
+    GuestReply { lcore: u32, reply: &'static str },
     /// The guest channel of an lcore failed (KVM env).
     #[error("lcore {lcore}: channel {path}: {source}")]
     Channel {

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use crate::env::Env;
 use crate::error::{PowerError, Result};
+use crate::guest;
 use crate::host::{Control, Programming, Restore, TurboModel, MAX_FREQS};
 use crate::sysfs::{pwrite_all, raw_fd, Rendered, SysfsRoot};
 
@@ -28,6 +29,8 @@ const USED: u32 = 2;
 const BACKEND_NONE: u32 = 0;
 const BACKEND_SETSPEED: u32 = 1;
 const BACKEND_MINMAX: u32 = 2;
+/// KVM guest: requests sent over the lcore's virtio-serial port.
+const BACKEND_GUEST: u32 = 3;
 
 const F_TURBO_AVAILABLE: u32 = 1 << 0;
 const F_TURBO_ENABLED: u32 = 1 << 1;
@@ -40,6 +43,7 @@ const UNKNOWN_INDEX: u32 = u32::MAX;
 const FD_SETSPEED: usize = 0;
 const FD_MIN: usize = 0;
 const FD_MAX: usize = 1;
+const FD_PORT: usize = 0;
 
 /// Did a call change the frequency? (DPDK: 1 changed, 0 unchanged.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +52,15 @@ pub enum Changed {
     Yes,
     /// Already there (or at the end of the table): nothing written.
     No,
+    /// KVM guest: the request was sent to the host (DPDK returns 1).
+    Sent,
 }
 
 impl Changed {
     /// DPDK's return value: 1 or 0.
     pub fn to_c(self) -> i32 {
         match self {
-            Changed::Yes => 1,
+            Changed::Yes | Changed::Sent => 1,
             Changed::No => 0,
         }
     }
@@ -76,11 +82,19 @@ impl Capabilities {
     }
 }
 
+/// The files an lcore holds open.
+#[derive(Debug)]
+enum Held {
+    // kept open until exit: the fast path writes through their descriptors
+    Host(#[allow(dead_code)] Control),
+    Port(std::fs::File),
+}
+
 /// What init opened and what exit must undo; only touched by the slot owner.
 #[derive(Debug)]
 struct Owned {
     cpu: u32,
-    _control: Control,
+    _files: Held,
     restore: Restore,
 }
 
@@ -95,6 +109,9 @@ pub(crate) struct Slot {
     nominal: AtomicU32,
     flags: AtomicU32,
     fds: [AtomicI32; 2],
+    /// Guest: confirmed-mode timeout in ms (0 = off) and requests sent.
+    confirm_ms: AtomicU32,
+    sends: AtomicU32,
     freqs: [AtomicU32; MAX_FREQS],
     text: [[AtomicU64; 2]; MAX_FREQS],
     owned: Mutex<Option<Owned>>,
@@ -112,6 +129,8 @@ impl Default for Slot {
             nominal: AtomicU32::new(0),
             flags: AtomicU32::new(0),
             fds: [AtomicI32::new(-1), AtomicI32::new(-1)],
+            confirm_ms: AtomicU32::new(0),
+            sends: AtomicU32::new(0),
             freqs: std::array::from_fn(|_| AtomicU32::new(0)),
             text: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
             owned: Mutex::new(None),
@@ -245,7 +264,7 @@ impl Slot {
         self.backend.store(backend, Relaxed);
         *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
             cpu,
-            _control: control,
+            _files: Held::Host(control),
             restore,
         });
         // First write: the starting frequency is always programmed, even when
@@ -258,6 +277,34 @@ impl Slot {
         Ok(())
     }
 
+    /// Installs a connected guest port (slot owned through a [`Claim`]).
+    pub fn install_guest(&self, lcore: u32, port: std::fs::File, confirm: Option<std::time::Duration>) {
+        self.len.store(0, Relaxed);
+        self.flags.store(0, Relaxed);
+        self.env.store(Env::KvmVm.raw(), Relaxed);
+        self.cpu.store(lcore, Relaxed);
+        self.cur.store(UNKNOWN_INDEX, Relaxed);
+        self.sends.store(0, Relaxed);
+        let ms = confirm.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1));
+        self.confirm_ms.store(ms, Relaxed);
+        self.fds[FD_PORT].store(raw_fd(&port), Relaxed);
+        self.backend.store(BACKEND_GUEST, Relaxed);
+        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
+            cpu: lcore,
+            _files: Held::Port(port),
+            restore: Restore::default(),
+        });
+    }
+
+    /// The guest port of an initialised KVM lcore.
+    pub fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
+        if self.state.load(Acquire) == USED && self.backend.load(Relaxed) == BACKEND_GUEST {
+            Ok(self.fds[FD_PORT].load(Relaxed))
+        } else {
+            Err(PowerError::NotInitialised { lcore })
+        }
+    }
+
     /// Closes the files and puts back what init changed (slot owned).
     pub fn uninstall(&self, root: &SysfsRoot) -> Result<()> {
         self.backend.store(BACKEND_NONE, Relaxed);
@@ -265,6 +312,10 @@ impl Slot {
             fd.store(-1, Relaxed);
         }
         let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(Owned { _files: Held::Port(port), .. }) = &owned {
+            // leave nothing of ours queued for the next user of the port
+            guest::drain(raw_fd(port));
+        }
         match owned {
             // dropping `owned` closes the files before the restore writes
             Some(Owned { cpu, restore, .. }) => restore.apply(root, cpu),
@@ -379,16 +430,58 @@ impl<'a> Lcore<'a> {
         Env::from_raw(self.slot.env.load(Relaxed))
     }
 
+    /// Is this a KVM guest lcore (requests go to the host)?
+    #[inline]
+    pub fn is_guest(&self) -> bool {
+        self.slot.backend.load(Relaxed) == BACKEND_GUEST
+    }
+
+    #[inline]
+    fn host_only(&self, what: &'static str) -> Result<()> {
+        self.check()?;
+        if self.is_guest() {
+            return Err(PowerError::Unsupported {
+                lcore: self.id,
+                env: Env::KvmVm,
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    /// KVM guest: sends one request to the host (one `writev`); host replies
+    /// are drained every [`guest::DRAIN_EVERY`] requests, or awaited in
+    /// confirmed mode.
+    fn request(&self, unit: u32) -> Result<Changed> {
+        let s = self.slot;
+        let fd = s.fds[FD_PORT].load(Relaxed);
+        let confirm = s.confirm_ms.load(Relaxed);
+        let n = s.sends.load(Relaxed).wrapping_add(1);
+        s.sends.store(n, Relaxed);
+        if confirm > 0 || n % guest::DRAIN_EVERY == 0 {
+            guest::drain(fd);
+        }
+        guest::send_request(fd, self.id, unit).map_err(|source| PowerError::Channel {
+            lcore: self.id,
+            path: std::path::PathBuf::from(format!("{}{}", crate::power::PORT_PREFIX, self.id)),
+            source,
+        })?;
+        if confirm > 0 {
+            guest::await_reply(fd, self.id, std::time::Duration::from_millis(u64::from(confirm)))?;
+        }
+        Ok(Changed::Sent)
+    }
+
     /// Number of entries in the frequency table.
     pub fn num_freqs(&self) -> Result<u32> {
-        self.check()?;
+        self.host_only("the frequency table")?;
         Ok(self.slot.len.load(Relaxed))
     }
 
     /// Copies the table (kHz, descending) into `out`; returns how many were
     /// copied, 0 when `out` is too small (DPDK's rule).
     pub fn freqs_into(&self, out: &mut [u32]) -> Result<usize> {
-        self.check()?;
+        self.host_only("the frequency table")?;
         let n = self.slot.len.load(Relaxed) as usize;
         if out.len() < n {
             return Ok(0);
@@ -410,7 +503,7 @@ impl<'a> Lcore<'a> {
     /// The current index in the table.
     #[inline]
     pub fn index(&self) -> Result<u32> {
-        self.check()?;
+        self.host_only("get_freq")?;
         Ok(self.slot.cur.load(Relaxed))
     }
 
@@ -443,7 +536,7 @@ impl<'a> Lcore<'a> {
     /// Sets the frequency by table index.
     #[inline]
     pub fn set_index(&self, idx: u32) -> Result<Changed> {
-        self.check()?;
+        self.host_only("set_freq")?;
         let len = self.slot.len.load(Relaxed);
         if idx >= len {
             return Err(PowerError::IndexOutOfRange {
@@ -459,6 +552,9 @@ impl<'a> Lcore<'a> {
     #[inline]
     pub fn up(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::SCALE_UP);
+        }
         let s = self.slot;
         let cur = s.cur.load(Relaxed);
         if cur == 0 || cur >= s.len.load(Relaxed) || cur <= s.max_index() {
@@ -471,6 +567,9 @@ impl<'a> Lcore<'a> {
     #[inline]
     pub fn down(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::SCALE_DOWN);
+        }
         let cur = self.slot.cur.load(Relaxed);
         if cur.saturating_add(1) >= self.slot.len.load(Relaxed) {
             return Ok(Changed::No);
@@ -482,6 +581,9 @@ impl<'a> Lcore<'a> {
     #[inline]
     pub fn max(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::SCALE_MAX);
+        }
         self.go(self.slot.max_index())
     }
 
@@ -489,19 +591,26 @@ impl<'a> Lcore<'a> {
     #[inline]
     pub fn min(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::SCALE_MIN);
+        }
         let len = self.slot.len.load(Relaxed);
         self.go(len.saturating_sub(1))
     }
 
     /// Is turbo enabled?
     pub fn turbo_enabled(&self) -> Result<bool> {
-        self.check()?;
+        self.host_only("turbo_status")?;
         Ok(self.slot.flags() & F_TURBO_ENABLED != 0)
     }
 
     /// Allows the turbo region (and, except on intel_pstate, moves to it).
-    pub fn enable_turbo(&self) -> Result<()> {
+    /// Returns whether the frequency changed, or `Sent` in a KVM guest.
+    pub fn enable_turbo(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::ENABLE_TURBO);
+        }
         let s = self.slot;
         if s.flags() & F_TURBO_AVAILABLE == 0 {
             s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
@@ -509,25 +618,29 @@ impl<'a> Lcore<'a> {
         }
         s.flags.fetch_or(F_TURBO_ENABLED, Relaxed);
         if s.flags() & F_ENABLE_SELECTS_MAX != 0 {
-            self.max()?;
+            return self.max();
         }
-        Ok(())
+        Ok(Changed::No)
     }
 
     /// Forbids the turbo region, leaving it if the lcore is in it.
-    pub fn disable_turbo(&self) -> Result<()> {
+    /// Returns whether the frequency changed, or `Sent` in a KVM guest.
+    pub fn disable_turbo(&self) -> Result<Changed> {
         self.check()?;
+        if self.is_guest() {
+            return self.request(crate::wire::DISABLE_TURBO);
+        }
         let s = self.slot;
         s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
         if s.flags() & F_TURBO_AVAILABLE != 0 && s.cur.load(Relaxed) <= s.nominal.load(Relaxed) {
-            self.max()?;
+            return self.max();
         }
-        Ok(())
+        Ok(Changed::No)
     }
 
     /// Turbo and SST-BF capabilities.
     pub fn capabilities(&self) -> Result<Capabilities> {
-        self.check()?;
+        self.host_only("get_capabilities")?;
         let f = self.slot.flags();
         Ok(Capabilities {
             turbo: f & F_TURBO_AVAILABLE != 0,

@@ -28,6 +28,7 @@ pub mod capi;
 pub mod cpumap;
 pub mod env;
 pub mod error;
+pub mod guest;
 mod host;
 pub mod lcore;
 #[doc(hidden)]

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use crate::cpumap::CpuMap;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::{PowerError, Result};
+use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
-use crate::lcore::{Claim, Lcore, Table};
+use crate::lcore::{Claim, Lcore, Slot, Table};
 use crate::log::Level;
 use crate::pmd_mgmt::PmdConfig;
 use crate::sysfs::SysfsRoot;
@@ -28,8 +29,8 @@ pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
 pub struct Config {
     /// The `/sys/devices/system/cpu` tree.
     pub sysfs: SysfsRoot,
-    /// Directory of the guest channel ports (KVM env).
-    pub ports_dir: PathBuf,
+    /// The KVM guest env: where the ports are, timeouts.
+    pub guest: GuestConfig,
     /// lcore -> CPU mapping.
     pub cpu_map: CpuMap,
 }
@@ -38,7 +39,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             sysfs: SysfsRoot::default(),
-            ports_dir: PathBuf::from(DEFAULT_PORTS_DIR),
+            guest: GuestConfig::default(),
             cpu_map: CpuMap::Identity,
         }
     }
@@ -50,9 +51,7 @@ impl Config {
     pub fn from_env() -> Self {
         Self {
             sysfs: SysfsRoot::from_env(),
-            ports_dir: std::env::var_os(PORTS_DIR_ENV)
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| PathBuf::from(DEFAULT_PORTS_DIR), PathBuf::from),
+            guest: GuestConfig::from_env(),
             cpu_map: CpuMap::detect(),
         }
     }
@@ -61,6 +60,21 @@ impl Config {
     pub fn with_sysfs(dir: impl Into<PathBuf>) -> Self {
         Self {
             sysfs: SysfsRoot::new(dir),
+            ..Self::default()
+        }
+    }
+
+    /// A guest config whose ports live in `dir` (identity lcore map, no
+    /// cpufreq unless `sysfs` is set too).
+    pub fn with_ports(sysfs: impl Into<PathBuf>, ports: impl Into<PathBuf>) -> Self {
+        let ports: PathBuf = ports.into();
+        Self {
+            sysfs: SysfsRoot::new(sysfs),
+            guest: GuestConfig {
+                class_dir: ports.join("no-class-dir"),
+                ports_dir: ports,
+                ..GuestConfig::default()
+            },
             ..Self::default()
         }
     }
@@ -147,7 +161,7 @@ impl Power {
     /// host envs (as DPDK), a guest channel port for the KVM env.
     pub fn check_env_supported(&self, env: Env) -> bool {
         match env {
-            Env::KvmVm => self.has_guest_port(None),
+            Env::KvmVm => self.config.guest.any_port(),
             _ => {
                 self.config
                     .sysfs
@@ -158,23 +172,6 @@ impl Power {
         }
     }
 
-    /// Is there a guest channel port (for `lcore`, or any)?
-    fn has_guest_port(&self, lcore: Option<u32>) -> bool {
-        match lcore {
-            Some(l) => self
-                .config
-                .ports_dir
-                .join(format!("{PORT_PREFIX}{l}"))
-                .exists(),
-            None => std::fs::read_dir(&self.config.ports_dir)
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.file_name().to_string_lossy().starts_with(PORT_PREFIX))
-                })
-                .unwrap_or(false),
-        }
-    }
-
     /// A handle on an initialised lcore.
     #[inline]
     pub fn lcore(&self, lcore: u32) -> Result<Lcore<'_>> {
@@ -182,21 +179,49 @@ impl Power {
     }
 
     /// Initialises an lcore: with the selected env, or (env not set) the env
-    /// detected from the CPU's `scaling_driver`, which is then selected.
-    /// Probing reads only; a failed init restores whatever it changed and
-    /// leaves the lcore free for another attempt.
+    /// detected from the CPU's `scaling_driver`, falling back to the KVM
+    /// guest env when there is no host cpufreq driver but the lcore's port
+    /// exists; the env found is then selected. Probing reads only; a failed
+    /// init restores whatever it changed and leaves the lcore free.
     pub fn init(&self, lcore: u32) -> Result<Lcore<'_>> {
         let slot = self.table.slot(lcore)?;
         let claim = Claim::for_init(slot, lcore)?;
+        let env = match self.env() {
+            Some(Env::KvmVm) => self.init_guest(slot, lcore)?,
+            Some(env) => self.init_host(slot, lcore, Some(env))?,
+            None => match self.init_host(slot, lcore, None) {
+                Err(PowerError::NoEnv { .. } | PowerError::CpuMapping { .. })
+                    if self.config.guest.port_path(lcore).is_some() =>
+                {
+                    self.init_guest(slot, lcore)?
+                }
+                r => r?,
+            },
+        };
+        if self.env().is_none() {
+            // auto-detection selects what it found (a concurrent set_env wins)
+            let _ = self.set_env(env);
+        }
+        claim.finish_used();
+        self.lcore(lcore)
+    }
+
+    fn init_guest(&self, slot: &Slot, lcore: u32) -> Result<Env> {
+        let port = guest::connect(&self.config.guest, lcore)?;
+        slot.install_guest(lcore, port, self.config.guest.confirm);
+        crate::log!(Level::Info, "lcore {lcore}: connected to the host (kvm-vm)");
+        Ok(Env::KvmVm)
+    }
+
+    fn init_host(&self, slot: &Slot, lcore: u32, want: Option<Env>) -> Result<Env> {
         let cpu = self.config.cpu_map.cpu_of(lcore)?;
         let root = &self.config.sysfs;
         let driver_name = root.scaling_driver(cpu);
         let detected = driver_name.as_deref().and_then(Env::for_scaling_driver);
-        let env = match (self.env(), detected) {
-            (Some(env), _) if Some(env) == detected => env,
-            (Some(Env::KvmVm), _) | (None, None) => {
-                return Err(self.no_host_driver(lcore, cpu, driver_name.as_deref()));
-            }
+        let env = match (want, detected) {
+            (None, None) => return Err(self.no_host_driver(lcore, cpu, driver_name.as_deref())),
+            (None, Some(env)) => env,
+            (Some(env), found) if found == Some(env) => env,
             (Some(env), _) => {
                 return Err(PowerError::DriverMismatch {
                     cpu,
@@ -204,31 +229,47 @@ impl Power {
                     found: driver_name.unwrap_or_else(|| "(none)".into()),
                 })
             }
-            (None, Some(env)) => env,
         };
         let driver = host::driver_for(env).ok_or_else(|| self.no_host_driver(lcore, cpu, None))?;
+        debug_assert_eq!(driver.env(), env);
         let ctx = ProbeCtx {
             root,
             cpu,
             scaling_driver: driver_name.as_deref().unwrap_or(""),
             pmd_limits: (self.pmd.scaling_min(lcore)?, self.pmd.scaling_max(lcore)?),
         };
-        debug_assert_eq!(driver.env(), env);
         let programming = driver.probe(&ctx)?;
         if let Err(e) = slot.install(lcore, env, cpu, programming) {
             let _ = slot.uninstall(root);
             return Err(e);
         }
-        if self.env().is_none() {
-            // auto-detection selects what it found (a concurrent set_env wins)
-            let _ = self.set_env(env);
+        crate::log!(Level::Info, "lcore {lcore}: initialised on cpu {cpu} ({env})");
+        Ok(env)
+    }
+
+    /// A handle for an operation the KVM guest env does not have (table,
+    /// index, turbo status, capabilities): like DPDK's kvm-vm driver, such
+    /// calls answer `Unsupported` for every lcore while the env is KVM.
+    pub fn host_lcore(&self, lcore: u32, what: &'static str) -> Result<Lcore<'_>> {
+        let unsupported = PowerError::Unsupported {
+            lcore,
+            env: Env::KvmVm,
+            what,
+        };
+        match self.lcore(lcore) {
+            Ok(l) if l.is_guest() => Err(unsupported),
+            Err(PowerError::NotInitialised { .. } | PowerError::InvalidLcore { .. })
+                if self.env() == Some(Env::KvmVm) =>
+            {
+                Err(unsupported)
+            }
+            r => r,
         }
-        claim.finish_used();
-        crate::log!(
-            Level::Info,
-            "lcore {lcore}: initialised on cpu {cpu} ({env})"
-        );
-        self.lcore(lcore)
+    }
+
+    /// The port descriptor of a connected KVM lcore (guest channel API).
+    pub(crate) fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
+        self.table.slot(lcore)?.guest_port(lcore)
     }
 
     fn no_host_driver(&self, lcore: u32, cpu: u32, found: Option<&str>) -> PowerError {

@@ -40,6 +40,17 @@ fn changed(r: Result<Changed, PowerError>) -> c_int {
     r.map_or_else(|e| quiet(&e), Changed::to_c)
 }
 
+/// DPDK's turbo calls: 0 on a host (whether or not the frequency moved),
+/// 1 when a KVM guest sent the request.
+#[inline]
+fn turbo(r: Result<Changed, PowerError>) -> c_int {
+    match r {
+        Ok(Changed::Sent) => 1,
+        Ok(_) => 0,
+        Err(e) => quiet(&e),
+    }
+}
+
 /// 1 if the machine supports `env`, else 0 (also for invalid values, as DPDK 24.11).
 #[no_mangle]
 pub extern "C" fn rte_power_check_env_supported(env: power_management_env) -> c_int {
@@ -90,20 +101,24 @@ pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
 }
 
 /// Copies the frequency table into `freqs`; returns the count, 0 if `freqs`
-/// is NULL, `num` is too small or the lcore is not initialised.
+/// is NULL, `num` is too small or the lcore is not initialised
+/// (`(uint32_t)-ENOTSUP` in the KVM guest env).
 ///
 /// # Safety
 /// `freqs` is NULL or valid for writing `num` `uint32_t`s.
 #[no_mangle]
 pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
     ffi_guard(|| {
-        if freqs.is_null() {
-            return 0;
-        }
-        // SAFETY: non-NULL, and the caller guarantees room for `num` values
-        // for the duration of this call.
-        let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
-        match with_lcore(lcore_id, |l| l.freqs_into(out)) {
+        let r = power().host_lcore(lcore_id, "the frequency table").and_then(|l| {
+            if freqs.is_null() {
+                return Ok(0);
+            }
+            // SAFETY: non-NULL, and the caller guarantees room for `num`
+            // values for the duration of this call.
+            let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
+            l.freqs_into(out)
+        });
+        match r {
             Ok(n) => n as u32,
             // the KVM env answers -ENOTSUP (as a uint32_t, like DPDK)
             Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
@@ -112,10 +127,11 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
     })
 }
 
-/// The current frequency index, `RTE_POWER_INVALID_FREQ_INDEX` on error.
+/// The current frequency index, `RTE_POWER_INVALID_FREQ_INDEX` on error
+/// (`(uint32_t)-ENOTSUP` in the KVM guest env).
 #[no_mangle]
 pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
-    ffi_guard(|| match with_lcore(lcore_id, |l| l.index()) {
+    ffi_guard(|| match power().host_lcore(lcore_id, "get_freq").and_then(|l| l.index()) {
         Ok(i) => i,
         Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
         Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
@@ -126,7 +142,7 @@ pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
 /// `uint32_t`, DPDK 24.11's prototype).
 #[no_mangle]
 pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
-    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.set_index(index))) as u32)
+    ffi_guard(|| changed(power().host_lcore(lcore_id, "set_freq").and_then(|l| l.set_index(index))) as u32)
 }
 
 /// One frequency step up: 1 changed, 0 unchanged, -1 error.
@@ -157,20 +173,23 @@ pub extern "C" fn rte_power_freq_min(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_turbo_status(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        with_lcore(lcore_id, |l| l.turbo_enabled()).map_or_else(|e| quiet(&e), c_int::from)
+        power()
+            .host_lcore(lcore_id, "turbo_status")
+            .and_then(|l| l.turbo_enabled())
+            .map_or_else(|e| quiet(&e), c_int::from)
     })
 }
 
 /// Enables turbo: 0, or negative on error (no turbo on this CPU).
 #[no_mangle]
 pub extern "C" fn rte_power_freq_enable_turbo(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| with_lcore(lcore_id, |l| l.enable_turbo()).map_or_else(|e| quiet(&e), |()| 0))
+    ffi_guard(|| turbo(with_lcore(lcore_id, |l| l.enable_turbo())))
 }
 
 /// Disables turbo: 0, or negative on error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_disable_turbo(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| with_lcore(lcore_id, |l| l.disable_turbo()).map_or_else(|e| quiet(&e), |()| 0))
+    ffi_guard(|| turbo(with_lcore(lcore_id, |l| l.disable_turbo())))
 }
 
 /// Fills `caps`: 0, or negative (NULL `caps`, lcore not initialised).
@@ -183,10 +202,14 @@ pub unsafe extern "C" fn rte_power_get_capabilities(
     caps: *mut rte_power_core_capabilities,
 ) -> c_int {
     ffi_guard(|| {
+        let l = match power().host_lcore(lcore_id, "get_capabilities") {
+            Ok(l) => l,
+            Err(e) => return quiet(&e),
+        };
         if caps.is_null() {
             return -1;
         }
-        match with_lcore(lcore_id, |l| l.capabilities()) {
+        match l.capabilities() {
             Ok(c) => {
                 // SAFETY: non-NULL, and the caller guarantees it is writable.
                 unsafe {

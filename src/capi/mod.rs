@@ -7,5 +7,6 @@
 
 mod boundary;
 pub mod cpufreq;
+pub mod guest_channel;
 mod errors;
 pub mod pmd_mgmt;

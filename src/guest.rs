@@ -1,0 +1,344 @@
+//! KVM guest env: frequency requests forwarded to the host monitor over the
+//! lcore's own virtio-serial port, byte-compatible with DPDK.
+//!
+//! Facts of the real port that shape this module: a write blocks (EAGAIN
+//! with O_NONBLOCK) until the host has connected, reads return 0 while no
+//! host is there, and bytes the host sent early arrive late. So: no fixed
+//! sleep at init but a bounded wait for the port to take the CONNECT probe;
+//! host replies to the library's own requests are drained now and then so
+//! the port never fills; an opt-in confirmed mode waits for each ACK/NACK.
+//!
+//! A request is one `writev` of a 16-byte header (built on the stack) and a
+//! static block of zeros: no allocation, no formatting, one syscall.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{PowerError, Result};
+use crate::wire::{self, ChannelPacket, PACKET_SIZE};
+
+/// Environment variable: ms to wait at init for the host to take the
+/// CONNECT probe (default [`DEFAULT_CONNECT_TIMEOUT_MS`]).
+pub const CONNECT_TIMEOUT_ENV: &str = "RTE_POWER_GUEST_CONNECT_TIMEOUT_MS";
+/// Default of [`CONNECT_TIMEOUT_ENV`].
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// Environment variable: when set to a number of ms > 0, every request waits
+/// that long for the host's ACK/NACK (confirmed mode).
+pub const CONFIRM_ENV: &str = "RTE_POWER_GUEST_CONFIRM_MS";
+/// Environment variable: where to look up port names when the
+/// `/dev/virtio-ports` links are missing (no udev).
+pub const CLASS_DIR_ENV: &str = "RTE_POWER_VIRTIO_CLASS_DIR";
+/// Default of [`CLASS_DIR_ENV`].
+pub const DEFAULT_CLASS_DIR: &str = "/sys/class/virtio-ports";
+/// Library requests between two drains of pending host replies.
+pub const DRAIN_EVERY: u32 = 16;
+/// DPDK's receive timeout.
+pub const RECEIVE_TIMEOUT_MS: i32 = 10;
+
+/// The bytes after the 16-byte request header: always zero.
+static ZERO_TAIL: [u8; PACKET_SIZE - 16] = [0; PACKET_SIZE - 16];
+
+/// How the guest env behaves (from the environment by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestConfig {
+    /// Directory of the `virtio.serial.port.poweragent.N` ports.
+    pub ports_dir: PathBuf,
+    /// `/sys/class/virtio-ports`: port names, when `ports_dir` lacks them.
+    pub class_dir: PathBuf,
+    /// Bounded wait for the host at init.
+    pub connect_timeout: Duration,
+    /// Confirmed mode: wait this long for each reply.
+    pub confirm: Option<Duration>,
+}
+
+impl Default for GuestConfig {
+    fn default() -> Self {
+        Self {
+            ports_dir: PathBuf::from(crate::power::DEFAULT_PORTS_DIR),
+            class_dir: PathBuf::from(DEFAULT_CLASS_DIR),
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            confirm: None,
+        }
+    }
+}
+
+fn env_ms(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl GuestConfig {
+    /// Defaults overridden by the documented environment variables.
+    pub fn from_env() -> Self {
+        let d = Self::default();
+        Self {
+            ports_dir: std::env::var_os(crate::power::PORTS_DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map_or(d.ports_dir, PathBuf::from),
+            class_dir: std::env::var_os(CLASS_DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map_or(d.class_dir, PathBuf::from),
+            connect_timeout: env_ms(CONNECT_TIMEOUT_ENV).map_or(d.connect_timeout, Duration::from_millis),
+            confirm: env_ms(CONFIRM_ENV).filter(|ms| *ms > 0).map(Duration::from_millis),
+        }
+    }
+
+    /// The port of `lcore`: `<ports_dir>/virtio.serial.port.poweragent.<lcore>`,
+    /// else the `/dev/vportNpM` whose sysfs name matches.
+    pub fn port_path(&self, lcore: u32) -> Option<PathBuf> {
+        let name = format!("{}{lcore}", crate::power::PORT_PREFIX);
+        let direct = self.ports_dir.join(&name);
+        if direct.exists() {
+            return Some(direct);
+        }
+        let dev_dir = self.ports_dir.parent().unwrap_or(Path::new("/dev"));
+        std::fs::read_dir(&self.class_dir).ok()?.flatten().find_map(|e| {
+            let n = std::fs::read_to_string(e.path().join("name")).ok()?;
+            (n.trim() == name).then(|| dev_dir.join(e.file_name()))
+        })
+    }
+
+    /// Is there any guest port?
+    pub fn any_port(&self) -> bool {
+        let has = |dir: &Path, by_name: bool| {
+            std::fs::read_dir(dir).is_ok_and(|d| {
+                d.flatten().any(|e| {
+                    if by_name {
+                        std::fs::read_to_string(e.path().join("name"))
+                            .is_ok_and(|n| n.trim().starts_with(crate::power::PORT_PREFIX))
+                    } else {
+                        e.file_name().to_string_lossy().starts_with(crate::power::PORT_PREFIX)
+                    }
+                })
+            })
+        };
+        has(&self.ports_dir, false) || has(&self.class_dir, true)
+    }
+}
+
+fn chan_err(lcore: u32, path: &Path, source: io::Error) -> PowerError {
+    PowerError::Channel {
+        lcore,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Waits until `fd` is ready for `events`, at most `timeout`.
+fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd { fd, events, revents: 0 };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        match r {
+            r if r > 0 => return Ok(p.revents & (events | libc::POLLERR | libc::POLLHUP) != 0),
+            0 => return Ok(false),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Opens the lcore's port and sends the (fully zeroed) CONNECT probe,
+/// waiting at most `connect_timeout` for the host to take it.
+pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
+    let path = cfg.port_path(lcore).ok_or_else(|| {
+        chan_err(
+            lcore,
+            &cfg.ports_dir.join(format!("{}{lcore}", crate::power::PORT_PREFIX)),
+            io::Error::from_raw_os_error(libc::ENOENT),
+        )
+    })?;
+    let port = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| chan_err(lcore, &path, e))?;
+    let probe = ChannelPacket::connect().encode();
+    let deadline = Instant::now() + cfg.connect_timeout;
+    loop {
+        match write_packet(port.as_raw_fd(), &probe) {
+            Ok(()) => return Ok(port),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !wait(port.as_raw_fd(), libc::POLLOUT, left).map_err(|e| chan_err(lcore, &path, e))? {
+                    return Err(chan_err(lcore, &path, io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+                }
+            }
+            Err(e) => return Err(chan_err(lcore, &path, e)),
+        }
+    }
+}
+
+/// Writes one whole packet; EINTR retried, partial writes continued.
+pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
+    let mut off = 0;
+    while off < pkt.len() {
+        // SAFETY: `pkt[off..]` is valid for reading for the call.
+        let n = unsafe { libc::write(fd, pkt[off..].as_ptr().cast(), pkt.len() - off) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        off += n as usize;
+    }
+    Ok(())
+}
+
+/// The library's request for `lcore`: DPDK's per-lcore CPU_POWER packet
+/// (resource_id = lcore, unit, command = CPU_POWER, all else zero) in one
+/// `writev`.
+#[inline]
+pub(crate) fn send_request(fd: RawFd, lcore: u32, unit: u32) -> io::Result<()> {
+    let mut head = [0u8; 16];
+    head[..8].copy_from_slice(&u64::from(lcore).to_le_bytes());
+    head[8..12].copy_from_slice(&unit.to_le_bytes());
+    head[12..].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: ZERO_TAIL.as_ptr() as *mut libc::c_void,
+            iov_len: ZERO_TAIL.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs point to live, readable buffers of the given
+        // lengths; writev does not write through them.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+        if n == PACKET_SIZE as isize {
+            return Ok(());
+        }
+        if n >= 0 {
+            // a partial write on a char device: finish it the slow way
+            let mut pkt = [0u8; PACKET_SIZE];
+            pkt[..16].copy_from_slice(&head);
+            return write_packet(fd, &pkt[n as usize..]);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reads and drops whatever the host has sent; never blocks.
+pub(crate) fn drain(fd: RawFd) {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is valid for writing buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, waiting at most `timeout` for the first
+/// and each further chunk. `Ok(false)` on timeout or end of stream.
+pub(crate) fn read_exact_timeout(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    let mut off = 0;
+    while off < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !wait(fd, libc::POLLIN, left)? {
+            return Ok(false);
+        }
+        // SAFETY: `buf[off..]` is valid for writing.
+        let n = unsafe { libc::read(fd, buf[off..].as_mut_ptr().cast(), buf.len() - off) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            // no host connected: not EOF on a virtio port, but nothing to wait for
+            return Ok(false);
+        }
+        off += n as usize;
+    }
+    Ok(true)
+}
+
+/// Waits for the host's answer to a request: ACK -> Ok, NACK or silence -> Err.
+pub(crate) fn await_reply(fd: RawFd, lcore: u32, timeout: Duration) -> Result<()> {
+    let mut buf = [0u8; PACKET_SIZE];
+    let got = read_exact_timeout(fd, &mut buf, timeout).map_err(|source| PowerError::Channel {
+        lcore,
+        path: PathBuf::from("(port)"),
+        source,
+    })?;
+    if !got {
+        return Err(PowerError::GuestReply {
+            lcore,
+            reply: "no reply before the timeout",
+        });
+    }
+    match u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]) {
+        wire::CMD_ACK => Ok(()),
+        wire::CMD_NACK => Err(PowerError::GuestReply { lcore, reply: "NACK" }),
+        _ => Err(PowerError::GuestReply {
+            lcore,
+            reply: "unexpected reply",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn request_bytes_match_dpdk() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        send_request(a.as_raw_fd(), 3, wire::SCALE_UP).expect("send");
+        let mut got = [0u8; PACKET_SIZE];
+        std::io::Read::read_exact(&mut &b, &mut got).expect("read");
+        let want = ChannelPacket::cpu_power(3, wire::Unit::ScaleUp).encode();
+        assert_eq!(got, want);
+        assert_eq!(&got[..16], &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn replies_are_classified() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nb");
+        let mut ack = ChannelPacket::cpu_power(1, wire::Unit::ScaleDown);
+        ack.command = wire::CMD_ACK;
+        write_packet(a.as_raw_fd(), &ack.encode()).expect("write");
+        await_reply(b.as_raw_fd(), 1, Duration::from_millis(500)).expect("ack");
+        ack.command = wire::CMD_NACK;
+        write_packet(a.as_raw_fd(), &ack.encode()).expect("write");
+        assert!(matches!(
+            await_reply(b.as_raw_fd(), 1, Duration::from_millis(500)),
+            Err(PowerError::GuestReply { reply: "NACK", .. })
+        ));
+        assert!(await_reply(b.as_raw_fd(), 1, Duration::from_millis(20)).is_err(), "timeout");
+        write_packet(a.as_raw_fd(), &[1u8; 1000]).expect("write");
+        drain(b.as_raw_fd());
+        let mut one = [0u8; 1];
+        assert!(!read_exact_timeout(b.as_raw_fd(), &mut one, Duration::from_millis(10)).expect("read"));
+    }
+}
