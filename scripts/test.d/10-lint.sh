@@ -1,0 +1,5 @@
+#!/bin/bash
+# Formatting and lints: rustfmt, clippy with warnings as errors.
+set -euo pipefail
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings

@@ -1,0 +1,6 @@
+#!/bin/bash
+# Unit, integration and doc tests of the crate.
+set -euo pipefail
+cargo build --locked --release
+cargo test --locked --all-targets
+cargo test --locked --doc
