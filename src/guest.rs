@@ -81,8 +81,11 @@ impl GuestConfig {
             class_dir: std::env::var_os(CLASS_DIR_ENV)
                 .filter(|v| !v.is_empty())
                 .map_or(d.class_dir, PathBuf::from),
-            connect_timeout: env_ms(CONNECT_TIMEOUT_ENV).map_or(d.connect_timeout, Duration::from_millis),
-            confirm: env_ms(CONFIRM_ENV).filter(|ms| *ms > 0).map(Duration::from_millis),
+            connect_timeout: env_ms(CONNECT_TIMEOUT_ENV)
+                .map_or(d.connect_timeout, Duration::from_millis),
+            confirm: env_ms(CONFIRM_ENV)
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
         }
     }
 
@@ -95,10 +98,13 @@ impl GuestConfig {
             return Some(direct);
         }
         let dev_dir = self.ports_dir.parent().unwrap_or(Path::new("/dev"));
-        std::fs::read_dir(&self.class_dir).ok()?.flatten().find_map(|e| {
-            let n = std::fs::read_to_string(e.path().join("name")).ok()?;
-            (n.trim() == name).then(|| dev_dir.join(e.file_name()))
-        })
+        std::fs::read_dir(&self.class_dir)
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let n = std::fs::read_to_string(e.path().join("name")).ok()?;
+                (n.trim() == name).then(|| dev_dir.join(e.file_name()))
+            })
     }
 
     /// Is there any guest port?
@@ -110,7 +116,9 @@ impl GuestConfig {
                         std::fs::read_to_string(e.path().join("name"))
                             .is_ok_and(|n| n.trim().starts_with(crate::power::PORT_PREFIX))
                     } else {
-                        e.file_name().to_string_lossy().starts_with(crate::power::PORT_PREFIX)
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(crate::power::PORT_PREFIX)
                     }
                 })
             })
@@ -132,7 +140,11 @@ fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut p = libc::pollfd { fd, events, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd for the duration of the call.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
@@ -155,7 +167,8 @@ pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
     let path = cfg.port_path(lcore).ok_or_else(|| {
         chan_err(
             lcore,
-            &cfg.ports_dir.join(format!("{}{lcore}", crate::power::PORT_PREFIX)),
+            &cfg.ports_dir
+                .join(format!("{}{lcore}", crate::power::PORT_PREFIX)),
             io::Error::from_raw_os_error(libc::ENOENT),
         )
     })?;
@@ -172,8 +185,15 @@ pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
             Ok(()) => return Ok(port),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || !wait(port.as_raw_fd(), libc::POLLOUT, left).map_err(|e| chan_err(lcore, &path, e))? {
-                    return Err(chan_err(lcore, &path, io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+                if left.is_zero()
+                    || !wait(port.as_raw_fd(), libc::POLLOUT, left)
+                        .map_err(|e| chan_err(lcore, &path, e))?
+                {
+                    return Err(chan_err(
+                        lcore,
+                        &path,
+                        io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                    ));
                 }
             }
             Err(e) => return Err(chan_err(lcore, &path, e)),
@@ -297,7 +317,10 @@ pub(crate) fn await_reply(fd: RawFd, lcore: u32, timeout: Duration) -> Result<()
     }
     match u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]) {
         wire::CMD_ACK => Ok(()),
-        wire::CMD_NACK => Err(PowerError::GuestReply { lcore, reply: "NACK" }),
+        wire::CMD_NACK => Err(PowerError::GuestReply {
+            lcore,
+            reply: "NACK",
+        }),
         _ => Err(PowerError::GuestReply {
             lcore,
             reply: "unexpected reply",
@@ -318,7 +341,10 @@ mod tests {
         std::io::Read::read_exact(&mut &b, &mut got).expect("read");
         let want = ChannelPacket::cpu_power(3, wire::Unit::ScaleUp).encode();
         assert_eq!(got, want);
-        assert_eq!(&got[..16], &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            &got[..16],
+            &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -335,10 +361,15 @@ mod tests {
             await_reply(b.as_raw_fd(), 1, Duration::from_millis(500)),
             Err(PowerError::GuestReply { reply: "NACK", .. })
         ));
-        assert!(await_reply(b.as_raw_fd(), 1, Duration::from_millis(20)).is_err(), "timeout");
+        assert!(
+            await_reply(b.as_raw_fd(), 1, Duration::from_millis(20)).is_err(),
+            "timeout"
+        );
         write_packet(a.as_raw_fd(), &[1u8; 1000]).expect("write");
         drain(b.as_raw_fd());
         let mut one = [0u8; 1];
-        assert!(!read_exact_timeout(b.as_raw_fd(), &mut one, Duration::from_millis(10)).expect("read"));
+        assert!(
+            !read_exact_timeout(b.as_raw_fd(), &mut one, Duration::from_millis(10)).expect("read")
+        );
     }
 }

@@ -90,6 +90,33 @@ enum Held {
     Port(std::fs::File),
 }
 
+/// The library's own P-state statistics for one lcore session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PstateStats {
+    /// The frequency table (kHz), index 0 = highest.
+    pub freqs_khz: Vec<u32>,
+    /// Nanoseconds spent at each index since init (the current one included).
+    pub residency_ns: Vec<u64>,
+    /// Frequency changes since init.
+    pub transitions: u64,
+    /// Current index.
+    pub current: u32,
+    /// Nanoseconds since init.
+    pub elapsed_ns: u64,
+}
+
+/// CLOCK_MONOTONIC in ns (vDSO: no system call).
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 /// What init opened and what exit must undo; only touched by the slot owner.
 #[derive(Debug)]
 struct Owned {
@@ -114,6 +141,12 @@ pub(crate) struct Slot {
     sends: AtomicU32,
     freqs: [AtomicU32; MAX_FREQS],
     text: [[AtomicU64; 2]; MAX_FREQS],
+    /// P-state statistics kept by the library: ns spent at each index
+    /// (closed intervals), the start of the current interval, transitions.
+    residency: [AtomicU64; MAX_FREQS],
+    since: AtomicU64,
+    started: AtomicU64,
+    transitions: AtomicU64,
     owned: Mutex<Option<Owned>>,
 }
 
@@ -133,6 +166,10 @@ impl Default for Slot {
             sends: AtomicU32::new(0),
             freqs: std::array::from_fn(|_| AtomicU32::new(0)),
             text: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
+            residency: std::array::from_fn(|_| AtomicU64::new(0)),
+            since: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
             owned: Mutex::new(None),
         }
     }
@@ -274,18 +311,52 @@ impl Slot {
         let cur = self.cur.load(Relaxed);
         self.program(lcore, start, cur)?;
         self.cur.store(start, Relaxed);
+        self.reset_stats();
         Ok(())
     }
 
+    /// Starts the statistics of a new session at the current index.
+    fn reset_stats(&self) {
+        for r in &self.residency {
+            r.store(0, Relaxed);
+        }
+        self.transitions.store(0, Relaxed);
+        let now = monotonic_ns();
+        self.started.store(now, Relaxed);
+        self.since.store(now, Relaxed);
+    }
+
+    /// Books the time spent at `from` and counts a transition. Only the
+    /// lcore's own thread changes its frequency, so plain load/store pairs
+    /// suffice (no read-modify-write on the fast path).
+    #[inline]
+    fn account(&self, from: u32) {
+        let now = monotonic_ns();
+        let since = self.since.load(Relaxed);
+        self.since.store(now, Relaxed);
+        if let Some(r) = self.residency.get(from as usize) {
+            r.store(r.load(Relaxed) + now.saturating_sub(since), Relaxed);
+        }
+        self.transitions
+            .store(self.transitions.load(Relaxed) + 1, Relaxed);
+    }
+
     /// Installs a connected guest port (slot owned through a [`Claim`]).
-    pub fn install_guest(&self, lcore: u32, port: std::fs::File, confirm: Option<std::time::Duration>) {
+    pub fn install_guest(
+        &self,
+        lcore: u32,
+        port: std::fs::File,
+        confirm: Option<std::time::Duration>,
+    ) {
         self.len.store(0, Relaxed);
         self.flags.store(0, Relaxed);
         self.env.store(Env::KvmVm.raw(), Relaxed);
         self.cpu.store(lcore, Relaxed);
         self.cur.store(UNKNOWN_INDEX, Relaxed);
         self.sends.store(0, Relaxed);
-        let ms = confirm.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1));
+        let ms = confirm.map_or(0, |d| {
+            u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+        });
         self.confirm_ms.store(ms, Relaxed);
         self.fds[FD_PORT].store(raw_fd(&port), Relaxed);
         self.backend.store(BACKEND_GUEST, Relaxed);
@@ -312,7 +383,11 @@ impl Slot {
             fd.store(-1, Relaxed);
         }
         let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(Owned { _files: Held::Port(port), .. }) = &owned {
+        if let Some(Owned {
+            _files: Held::Port(port),
+            ..
+        }) = &owned
+        {
             // leave nothing of ours queued for the next user of the port
             guest::drain(raw_fd(port));
         }
@@ -467,7 +542,11 @@ impl<'a> Lcore<'a> {
             source,
         })?;
         if confirm > 0 {
-            guest::await_reply(fd, self.id, std::time::Duration::from_millis(u64::from(confirm)))?;
+            guest::await_reply(
+                fd,
+                self.id,
+                std::time::Duration::from_millis(u64::from(confirm)),
+            )?;
         }
         Ok(Changed::Sent)
     }
@@ -530,6 +609,7 @@ impl<'a> Lcore<'a> {
         }
         s.program(self.id, idx, cur)?;
         s.cur.store(idx, Relaxed);
+        s.account(cur);
         Ok(Changed::Yes)
     }
 
@@ -636,6 +716,34 @@ impl<'a> Lcore<'a> {
             return self.max();
         }
         Ok(Changed::No)
+    }
+
+    /// P-state statistics of this session, kept by the library on every
+    /// change: time at each table index and the number of transitions.
+    pub fn stats(&self) -> Result<PstateStats> {
+        self.host_only("P-state statistics")?;
+        let s = self.slot;
+        let n = s.len.load(Relaxed) as usize;
+        let cur = s.cur.load(Relaxed) as usize;
+        let now = monotonic_ns();
+        let since = s.since.load(Relaxed);
+        let residency_ns = (0..n)
+            .map(|i| {
+                let closed = s.residency[i].load(Relaxed);
+                if i == cur {
+                    closed + now.saturating_sub(since)
+                } else {
+                    closed
+                }
+            })
+            .collect();
+        Ok(PstateStats {
+            freqs_khz: self.freqs()?,
+            residency_ns,
+            transitions: s.transitions.load(Relaxed),
+            current: cur as u32,
+            elapsed_ns: now.saturating_sub(s.started.load(Relaxed)),
+        })
     }
 
     /// Turbo and SST-BF capabilities.

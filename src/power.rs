@@ -243,7 +243,10 @@ impl Power {
             let _ = slot.uninstall(root);
             return Err(e);
         }
-        crate::log!(Level::Info, "lcore {lcore}: initialised on cpu {cpu} ({env})");
+        crate::log!(
+            Level::Info,
+            "lcore {lcore}: initialised on cpu {cpu} ({env})"
+        );
         Ok(env)
     }
 

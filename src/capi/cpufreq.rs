@@ -109,15 +109,17 @@ pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
     ffi_guard(|| {
-        let r = power().host_lcore(lcore_id, "the frequency table").and_then(|l| {
-            if freqs.is_null() {
-                return Ok(0);
-            }
-            // SAFETY: non-NULL, and the caller guarantees room for `num`
-            // values for the duration of this call.
-            let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
-            l.freqs_into(out)
-        });
+        let r = power()
+            .host_lcore(lcore_id, "the frequency table")
+            .and_then(|l| {
+                if freqs.is_null() {
+                    return Ok(0);
+                }
+                // SAFETY: non-NULL, and the caller guarantees room for `num`
+                // values for the duration of this call.
+                let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
+                l.freqs_into(out)
+            });
         match r {
             Ok(n) => n as u32,
             // the KVM env answers -ENOTSUP (as a uint32_t, like DPDK)
@@ -131,10 +133,15 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
 /// (`(uint32_t)-ENOTSUP` in the KVM guest env).
 #[no_mangle]
 pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
-    ffi_guard(|| match power().host_lcore(lcore_id, "get_freq").and_then(|l| l.index()) {
-        Ok(i) => i,
-        Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
-        Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
+    ffi_guard(|| {
+        match power()
+            .host_lcore(lcore_id, "get_freq")
+            .and_then(|l| l.index())
+        {
+            Ok(i) => i,
+            Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
+            Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
+        }
     })
 }
 
@@ -142,7 +149,13 @@ pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
 /// `uint32_t`, DPDK 24.11's prototype).
 #[no_mangle]
 pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
-    ffi_guard(|| changed(power().host_lcore(lcore_id, "set_freq").and_then(|l| l.set_index(index))) as u32)
+    ffi_guard(|| {
+        changed(
+            power()
+                .host_lcore(lcore_id, "set_freq")
+                .and_then(|l| l.set_index(index)),
+        ) as u32
+    })
 }
 
 /// One frequency step up: 1 changed, 0 unchanged, -1 error.

@@ -21,13 +21,19 @@ pub struct rte_power_channel_packet {
 /// # Safety
 /// `pkt` is NULL or points to a readable `struct rte_power_channel_packet`.
 #[no_mangle]
-pub unsafe extern "C" fn rte_power_guest_channel_send_msg(pkt: *mut rte_power_channel_packet, lcore_id: c_uint) -> c_int {
+pub unsafe extern "C" fn rte_power_guest_channel_send_msg(
+    pkt: *mut rte_power_channel_packet,
+    lcore_id: c_uint,
+) -> c_int {
     ffi_guard(|| {
         if pkt.is_null() {
             return -1;
         }
         let Ok(fd) = Power::global().guest_port(lcore_id) else {
-            crate::log!(crate::log::Level::Error, "guest channel: lcore {lcore_id} is not connected");
+            crate::log!(
+                crate::log::Level::Error,
+                "guest channel: lcore {lcore_id} is not connected"
+            );
             return -1;
         };
         // SAFETY: non-NULL and, by the caller's contract, PACKET_SIZE readable bytes.
@@ -45,7 +51,11 @@ pub unsafe extern "C" fn rte_power_guest_channel_send_msg(pkt: *mut rte_power_ch
 /// # Safety
 /// `pkt` is NULL or valid for writing `pkt_len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn rte_power_guest_channel_receive_msg(pkt: *mut c_void, pkt_len: usize, lcore_id: c_uint) -> c_int {
+pub unsafe extern "C" fn rte_power_guest_channel_receive_msg(
+    pkt: *mut c_void,
+    pkt_len: usize,
+    lcore_id: c_uint,
+) -> c_int {
     ffi_guard(|| {
         if pkt.is_null() || pkt_len == 0 {
             return -1;

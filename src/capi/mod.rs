@@ -7,6 +7,7 @@
 
 mod boundary;
 pub mod cpufreq;
-pub mod guest_channel;
 mod errors;
+pub mod ext;
+pub mod guest_channel;
 pub mod pmd_mgmt;
