@@ -9,17 +9,24 @@
 //! The Rust API: a [`Power`] context (the C API uses [`Power::global`]),
 //! [`Env`] selection, and [`Lcore`] handles for the frequency operations.
 //!
-//! ```no_run
-//! use rte_power::{Changed, Config, Power};
+//! ```
+//! use rte_power::simulate::{FakeSysfs, Flavour};
+//! use rte_power::{Changed, Config, Env, Power};
 //!
-//! // a generated tree instead of /sys/devices/system/cpu
-//! let power = Power::new(Config::with_sysfs("/tmp/fake-sys"));
-//! let lcore = power.init(0)?;
-//! let table = lcore.freqs()?;                 // kHz, index 0 = highest
-//! assert_eq!(lcore.down()?, Changed::Yes);    // one P-state lower
-//! println!("{} kHz of {:?}", lcore.frequency()?, table);
-//! power.exit(0)?;
-//! # Ok::<(), rte_power::PowerError>(())
+//! // a generated acpi-cpufreq tree instead of /sys/devices/system/cpu
+//! let dir = tempfile::tempdir()?;
+//! FakeSysfs::new(Flavour::Acpi, 2).create(dir.path())?;
+//! let power = Power::new(Config::with_sysfs(dir.path()));
+//!
+//! let lcore = power.init(1)?;                  // detects acpi-cpufreq
+//! assert_eq!(power.env(), Some(Env::AcpiCpufreq));
+//! let table = lcore.freqs()?;                  // kHz, index 0 = highest
+//! assert_eq!(lcore.down()?, Changed::Yes);     // one P-state lower
+//! assert_eq!(lcore.frequency()?, table[1]);
+//! assert_eq!(lcore.max()?, Changed::Yes);      // back to the top
+//! assert_eq!(lcore.max()?, Changed::No);       // nothing to do: no write
+//! power.exit(1)?;                              // governor restored
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]

@@ -82,15 +82,21 @@ impl Config {
 
 /// The power library: env selection, lcores, tunables.
 ///
-/// ```no_run
-/// use rte_power::{Env, Power};
+/// ```
+/// use rte_power::simulate::{FakeSysfs, Flavour};
+/// use rte_power::{Config, Env, Power, PowerError};
 ///
-/// let power = Power::global();           // real sysfs, or RTE_POWER_SYSFS_CPU_DIR
-/// let lcore = power.init(2)?;            // detects the cpufreq driver
-/// println!("{:?} at {} kHz", power.env(), lcore.frequency()?);
-/// lcore.min()?;                          // lowest P-state
-/// power.exit(2)?;                        // governor and limits restored
-/// # Ok::<(), rte_power::PowerError>(())
+/// let dir = tempfile::tempdir()?;
+/// FakeSysfs::new(Flavour::Pstate, 4).create(dir.path())?;
+/// // Power::global() is the context of the C API (real sysfs, or
+/// // RTE_POWER_SYSFS_CPU_DIR); tests and tools may make their own:
+/// let power = Power::new(Config::with_sysfs(dir.path()));
+/// power.set_env(Env::PstateCpufreq)?;
+/// let lcore = power.init(2)?;
+/// lcore.min()?;                                   // pins min = max = lowest
+/// assert!(matches!(power.init(2), Err(PowerError::InUse { lcore: 2 })));
+/// power.exit(2)?;                                 // governor and limits restored
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Power {
     config: Config,
