@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+bash scripts/install-deps.sh
 pass=0; fail=0; failed=()
 for step in scripts/test.d/*.sh; do
   name=$(basename "$step" .sh)
