@@ -16,6 +16,7 @@
 #include <rte_power_cpufreq.h>
 #include <rte_power_guest_channel.h>
 #include <rte_power_pmd_mgmt.h>
+#include <rte_power_ext.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -58,6 +59,7 @@ static void unusable(unsigned int l)
 	CHECK(rte_power_get_capabilities(l, &caps) < 0, "get_caps(%u)", l);
 	CHECK_EQ(caps.capabilities, 0xa5a5a5a5a5a5a5a5ull);
 	CHECK(rte_power_get_capabilities(l, NULL) < 0, "get_caps(%u, NULL)", l);
+	CHECK_EQ(rte_power_ext_get_pstate_stats(l, NULL), -1);
 	CHECK_EQ(rte_power_exit(l), -1);
 	memset(&pkt, 0, sizeof(pkt));
 	CHECK_EQ(rte_power_guest_channel_send_msg(&pkt, l), -1);
@@ -141,6 +143,27 @@ static void host_lcore(void)
 	memset(&caps, 0xa5, sizeof(caps));
 	CHECK_EQ(rte_power_get_capabilities(HOST_LCORE, &caps), 0);
 	CHECK_EQ(caps.capabilities, 1);
+
+	/* rte-power's own statistics (extension API) */
+	{
+		struct rte_power_ext_pstate_stats st;
+		uint64_t sum = 0;
+		uint32_t i;
+
+		CHECK_EQ(rte_power_ext_get_pstate_stats(HOST_LCORE, NULL), -1);
+		memset(&st, 0xa5, sizeof(st));
+		CHECK_EQ(rte_power_ext_get_pstate_stats(HOST_LCORE, &st), 0);
+		CHECK_EQ(st.num, rte_power_freqs(HOST_LCORE, buf, RTE_POWER_MAX_FREQS));
+		CHECK_EQ(st.current, rte_power_get_freq(HOST_LCORE));
+		CHECK(st.transitions > 0, "transitions counted (%llu)",
+		      (unsigned long long)st.transitions);
+		CHECK_EQ(st.freqs_khz[0], buf[0]);
+		for (i = 0; i < st.num; i++)
+			sum += st.residency_ns[i];
+		CHECK(sum <= st.elapsed_ns + 1000000, "residency %llu <= elapsed %llu",
+		      (unsigned long long)sum, (unsigned long long)st.elapsed_ns);
+		CHECK_EQ(st.residency_ns[st.num], 0);
+	}
 
 	/* a host lcore has no guest channel */
 	memset(&pkt, 0, sizeof(pkt));
@@ -227,6 +250,11 @@ static void kvm_guest(void)
 	CHECK(rte_power_turbo_status(KVM_LCORE) < 0, "turbo_status in KVM");
 	CHECK(rte_power_get_capabilities(KVM_LCORE, &caps) < 0,
 	      "get_caps in KVM");
+	{
+		struct rte_power_ext_pstate_stats st;
+
+		CHECK_EQ(rte_power_ext_get_pstate_stats(KVM_LCORE, &st), -ENOTSUP);
+	}
 
 	CHECK_EQ(rte_power_freq_up(KVM_LCORE), 1);
 	CHECK_EQ(rte_power_freq_down(KVM_LCORE), 1);

@@ -32,8 +32,10 @@ extern "C" {
 #define RTE_POWER_MAX_FREQS 64
 
 #ifndef RTE_POWER_INVALID_FREQ_INDEX
-/** rte_power_get_freq() result for an invalid or uninitialised lcore. */
-#define RTE_POWER_INVALID_FREQ_INDEX (~0)
+/** rte_power_get_freq() result for an invalid or uninitialised lcore
+ * (DPDK's value, ~0, typed so that comparing it with the uint32_t result
+ * does not warn). */
+#define RTE_POWER_INVALID_FREQ_INDEX ((uint32_t)~0u)
 #endif
 
 /** Power management environment (values are DPDK's). */

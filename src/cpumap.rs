@@ -70,10 +70,7 @@ impl CpuMap {
                 // returns -1 beyond EAL's RTE_MAX_LCORE; it only reads EAL's
                 // lcore table.
                 if unsafe { to_cpu_id(id) } < 0 {
-                    return Err(PowerError::InvalidLcore {
-                        lcore,
-                        max: crate::lcore::MAX_LCORE,
-                    });
+                    return Err(PowerError::NotEalLcore { lcore });
                 }
                 // SAFETY: the lcore is below EAL's RTE_MAX_LCORE (checked just
                 // above), which is what rte_lcore_cpuset requires.

@@ -14,6 +14,10 @@ pub enum PowerError {
     /// The lcore id is beyond what the library (or DPDK's EAL) supports.
     #[error("lcore {lcore} is out of range (supported: 0..{max})")]
     InvalidLcore { lcore: u32, max: u32 },
+    /// DPDK's EAL in this process does not know the lcore (beyond its
+    /// `RTE_MAX_LCORE`).
+    #[error("lcore {lcore} is beyond DPDK EAL's RTE_MAX_LCORE")]
+    NotEalLcore { lcore: u32 },
     /// The lcore was never initialised, or was exited.
     #[error("lcore {lcore} is not initialised")]
     NotInitialised { lcore: u32 },
