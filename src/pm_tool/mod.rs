@@ -234,7 +234,10 @@ pub(crate) fn report_writes(out: &mut Output, what: &str, results: &[WriteResult
                 r.cpu,
                 r.wrote,
                 r.file,
-                r.read_back.as_deref().unwrap_or("?")
+                r.read_back
+                    .as_deref()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or("nothing")
             )),
             Status::Refused => out.fail(format!(
                 "[CPU{}] failed to {what}: {}",
