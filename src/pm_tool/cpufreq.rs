@@ -323,6 +323,7 @@ fn render_para(p: &Para) -> String {
                 "  {} specific",
                 p.governor.as_deref().unwrap_or("governor")
             ))
+            .trim_end()
         ));
         for (k, v) in &p.governor_tunables {
             let unit = match k.as_str() {
