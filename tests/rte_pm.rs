@@ -130,6 +130,28 @@ fn cpufreq_states_from_kernel_stats() {
 }
 
 #[test]
+fn cpufreq_states_from_the_library() {
+    // a process that manages lcores renders the library's own statistics
+    // in the same layout (the host monitor does this for its CPUs)
+    let h = Host::new(Flavour::Pstate, 2, |f| f.cpufreq_stats = false);
+    let power = rte_power::Power::new(rte_power::Config::with_sysfs(h.path("")));
+    let l = power.init(1).expect("init");
+    l.set_index(3).expect("set");
+    l.set_index(5).expect("set");
+    let st = l.stats().expect("stats");
+    let r = rte_power::stats::library_report(l.cpu(), Some("intel_pstate".into()), &st);
+    assert_eq!(r.source, rte_power::stats::PstateSource::Library);
+    assert_eq!((r.current_index, r.total_transitions), (Some(5), Some(2)));
+    let text = rte_power::pm_tool::render_pstates(&[r]);
+    assert!(text.contains("cpu id               : 1\n"), "{text}");
+    assert!(text.contains("statistics source    : rte_power library (since lcore init)"));
+    assert!(text.contains("total transitions    : 2\n"));
+    assert!(text.contains("*P5 "), "{text}");
+    assert_eq!(text.matches("residency  [").count(), st.freqs_khz.len());
+    power.exit(1).expect("exit");
+}
+
+#[test]
 fn cpufreq_states_without_kernel_stats() {
     let h = Host::new(Flavour::Pstate, 1, |_| {});
     let (code, out, _) = h.run("get-cpufreq-states");
@@ -334,6 +356,14 @@ fn turbo_knobs_per_driver() {
     assert_eq!(code, 0);
     assert_eq!(v["results"][0]["file"], "cpufreq/boost");
     assert_eq!(h.read("cpufreq/boost"), "1");
+    let (code, v) = h.json("disable-turbo-mode");
+    assert_eq!(
+        (code, v["command"].clone()),
+        (0, "disable-turbo-mode".into())
+    );
+    assert_eq!(v["results"].as_array().expect("results").len(), 2);
+    assert_eq!(v["results"][1]["read_back"], "0");
+    assert_eq!(h.read("cpufreq/boost"), "0");
 
     // intel_pstate: no_turbo, inverted
     let p = Host::new(Flavour::Pstate, 2, |_| {});

@@ -26,6 +26,8 @@ mod cpuidle;
 mod sample;
 
 use args::{Args, CpuSel, Parsed};
+pub use cpufreq::render_states as render_pstates;
+pub use cpuidle::{idle_report, render_states as render_cstates, IdleReport};
 
 /// Where `rte-pm` reads and writes.
 #[derive(Debug, Clone)]
