@@ -34,7 +34,6 @@ pub mod idle;
 pub mod lcore;
 #[doc(hidden)]
 pub mod log;
-#[doc(hidden)]
 pub mod pm_tool;
 pub mod pmd_mgmt;
 mod power;

@@ -202,8 +202,8 @@ pub(crate) fn write_verify(
         Ok(back) => {
             let same = match cmp {
                 Compare::Number => {
-                    back.parse::<u64>().ok().is_some()
-                        && back.parse::<u64>().ok() == value.parse().ok()
+                    let n = back.parse::<u64>().ok();
+                    n.is_some() && n == value.parse().ok()
                 }
                 Compare::Text => back.trim() == value.trim(),
             };
