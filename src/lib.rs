@@ -37,13 +37,18 @@ pub mod env;
 pub mod error;
 pub mod guest;
 mod host;
+pub mod idle;
 pub mod lcore;
 #[doc(hidden)]
 pub mod log;
+pub mod pm_tool;
 pub mod pmd_mgmt;
 mod power;
+pub mod qos;
 pub mod simulate;
+pub mod stats;
 pub mod sysfs;
+pub mod topology;
 pub mod wire;
 
 pub use cpumap::CpuMap;

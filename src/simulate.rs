@@ -60,6 +60,20 @@ pub struct FakeSysfs {
     pub turbo: bool,
     /// intel_pstate: SST-BF high-priority CPUs (base_frequency 2.7 GHz).
     pub prio_cpus: Vec<u32>,
+    /// acpi: `cpufreq/stats/{time_in_state,total_trans,trans_table,reset}`
+    /// (the kernel keeps them only for drivers with a frequency table).
+    pub cpufreq_stats: bool,
+    /// Number of `cpuN/cpuidle/stateK` directories (0: no cpuidle files).
+    pub idle_states: u32,
+    /// SMT threads per core (1: no SMT); siblings are consecutive CPU ids.
+    pub threads_per_core: u32,
+    /// Cores per socket (0: every core on socket 0); one NUMA node per socket.
+    pub cores_per_socket: u32,
+    /// `cpufreq/ondemand/` and `cpufreq/conservative/` tunables (global, as
+    /// for drivers without per-policy governors).
+    pub governor_tunables: bool,
+    /// Per-policy `boost` files (amd-pstate, cppc, recent acpi-cpufreq).
+    pub policy_boost: bool,
 }
 
 impl FakeSysfs {
@@ -73,6 +87,73 @@ impl FakeSysfs {
             nfreqs: 15,
             turbo: true,
             prio_cpus: Vec::new(),
+            cpufreq_stats: false,
+            idle_states: 0,
+            threads_per_core: 1,
+            cores_per_socket: 0,
+            governor_tunables: false,
+            policy_boost: false,
+        }
+    }
+
+    /// `(core_id, physical_package_id)` of a CPU in this tree.
+    pub fn core_socket(&self, cpu: u32) -> (u32, u32) {
+        let core = cpu / self.threads_per_core.max(1);
+        match self.cores_per_socket {
+            0 => (core, 0),
+            n => (core % n, core / n),
+        }
+    }
+
+    /// The SMT siblings of a CPU (itself included), ascending.
+    pub fn siblings(&self, cpu: u32) -> Vec<u32> {
+        let t = self.threads_per_core.max(1);
+        let first = cpu / t * t;
+        (first..(first + t).min(self.ncpus)).collect()
+    }
+
+    /// The cpuidle states this tree lists: `(name, desc, latency us,
+    /// target residency us)`, shaped like intel_idle's.
+    pub fn idle_table(&self) -> Vec<(String, String, u32, u32)> {
+        let known = [
+            ("POLL", "CPUIDLE CORE POLL IDLE", 0, 0),
+            ("C1", "MWAIT 0x00", 2, 2),
+            ("C1E", "MWAIT 0x01", 10, 20),
+            ("C6", "MWAIT 0x20", 133, 400),
+        ];
+        (0..self.idle_states as usize)
+            .map(|k| match known.get(k) {
+                Some(&(n, d, l, r)) => (n.to_string(), d.to_string(), l, r),
+                None => {
+                    let l = 133 * (k as u32 - 2);
+                    (
+                        format!("C{}", 3 * k),
+                        format!("MWAIT 0x{:02x}", 0x10 * k),
+                        l,
+                        3 * l,
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// Starting `(usage, time us)` of cpuidle state `k` on `cpu`.
+    pub fn idle_counters(cpu: u32, k: u32) -> (u64, u64) {
+        let usage = 1000 * u64::from(k + 1) + u64::from(cpu);
+        (usage, usage * 50 * u64::from(k + 1))
+    }
+
+    /// Starting `cpufreq/stats/time_in_state` ticks at table index `i` of `cpu`.
+    pub fn stats_ticks(cpu: u32, i: usize) -> u64 {
+        100 * (i as u64 + 1) + u64::from(cpu)
+    }
+
+    /// Starting `cpufreq/stats/trans_table` count from index `i` to `j`.
+    pub fn stats_trans(i: usize, j: usize) -> u64 {
+        if i == j {
+            0
+        } else {
+            ((i + 2 * j) % 4) as u64
         }
     }
 
@@ -103,20 +184,69 @@ impl FakeSysfs {
         w.put("isolated", "", false)?;
         w.put("kernel_max", "8191", false)?;
         for c in 0..self.ncpus {
-            w.put(&format!("cpu{c}/topology/core_id"), &c.to_string(), false)?;
-            w.put(&format!("cpu{c}/topology/physical_package_id"), "0", false)?;
+            let (core, socket) = self.core_socket(c);
+            let siblings = self.siblings(c);
+            let sib_list = match siblings.as_slice() {
+                [one] => one.to_string(),
+                [first, .., last] => format!("{first}-{last}"),
+                [] => c.to_string(),
+            };
+            let package: Vec<u32> = (0..self.ncpus)
+                .filter(|&o| self.core_socket(o).1 == socket)
+                .collect();
+            let pkg_list = match package.as_slice() {
+                [one] => one.to_string(),
+                [first, .., last] => format!("{first}-{last}"),
+                [] => c.to_string(),
+            };
+            w.put(
+                &format!("cpu{c}/topology/core_id"),
+                &core.to_string(),
+                false,
+            )?;
+            w.put(
+                &format!("cpu{c}/topology/physical_package_id"),
+                &socket.to_string(),
+                false,
+            )?;
             w.put(&format!("cpu{c}/topology/die_id"), "0", false)?;
             w.put(
                 &format!("cpu{c}/topology/thread_siblings_list"),
-                &c.to_string(),
+                &sib_list,
                 false,
             )?;
             w.put(
                 &format!("cpu{c}/topology/core_siblings_list"),
-                &range,
+                &pkg_list,
                 false,
             )?;
+            // the kernel has a `nodeN` link here; a directory reads the same
+            fs::create_dir_all(dir.join(format!("cpu{c}/node{socket}")))?;
             w.put(&format!("cpu{c}/power/pm_qos_resume_latency_us"), "0", true)?;
+            for (k, (name, desc, latency, residency)) in self.idle_table().iter().enumerate() {
+                let (usage, time) = Self::idle_counters(c, k as u32);
+                let st = |f: &str, v: &str, rw: bool| {
+                    w.put(&format!("cpu{c}/cpuidle/state{k}/{f}"), v, rw)
+                };
+                st("name", name, false)?;
+                st("desc", desc, false)?;
+                st("latency", &latency.to_string(), false)?;
+                st("residency", &residency.to_string(), false)?;
+                st("power", "0", false)?;
+                st("usage", &usage.to_string(), false)?;
+                st("time", &time.to_string(), false)?;
+                st("above", &(usage / 100).to_string(), false)?;
+                st("below", &(usage / 50).to_string(), false)?;
+                st("rejected", &(k as u64).to_string(), false)?;
+                st("disable", "0", true)?;
+                st("default_status", "enabled", false)?;
+            }
+        }
+        if self.idle_states > 0 {
+            w.put("cpuidle/current_driver", "intel_idle", false)?;
+            w.put("cpuidle/current_governor_ro", "menu", false)?;
+            w.put("cpuidle/current_governor", "menu", true)?;
+            w.put("cpuidle/available_governors", "ladder menu teo", false)?;
         }
         if self.flavour == Flavour::None {
             return Ok(());
@@ -152,6 +282,9 @@ impl FakeSysfs {
                     p("scaling_max_freq", &max.to_string(), true)?;
                     p("scaling_min_freq", "1200000", true)?;
                     p("scaling_setspeed", &cur, true)?;
+                    if self.cpufreq_stats {
+                        self.put_stats(&w, c, &table, cur.parse().unwrap_or(0))?;
+                    }
                 }
                 Flavour::Pstate | Flavour::IntelCpufreq => {
                     let passive = self.flavour == Flavour::IntelCpufreq;
@@ -275,6 +408,9 @@ impl FakeSysfs {
                 }
                 Flavour::None => unreachable!("handled above"),
             }
+            if self.policy_boost {
+                p("boost", if self.turbo { "1" } else { "0" }, true)?;
+            }
             let link = dir.join(format!("cpu{c}/cpufreq"));
             let _ = fs::remove_file(&link);
             std::os::unix::fs::symlink(format!("../cpufreq/policy{c}"), link)?;
@@ -306,8 +442,113 @@ impl FakeSysfs {
             }
             _ => {}
         }
+        if self.governor_tunables {
+            for (gov, files) in [
+                (
+                    "ondemand",
+                    &[
+                        ("sampling_rate", "10000"),
+                        ("up_threshold", "80"),
+                        ("sampling_down_factor", "1"),
+                        ("ignore_nice_load", "0"),
+                        ("powersave_bias", "0"),
+                    ][..],
+                ),
+                (
+                    "conservative",
+                    &[
+                        ("sampling_rate", "10000"),
+                        ("up_threshold", "80"),
+                        ("down_threshold", "20"),
+                        ("freq_step", "5"),
+                        ("sampling_down_factor", "1"),
+                        ("ignore_nice_load", "0"),
+                    ][..],
+                ),
+            ] {
+                for (f, v) in files {
+                    w.put(&format!("cpufreq/{gov}/{f}"), v, true)?;
+                }
+            }
+        }
         Ok(())
     }
+
+    /// `cpufreq/stats/*` of one policy, in the kernel's formats.
+    fn put_stats(&self, w: &Writer<'_>, c: u32, table: &[u32], cur: u32) -> io::Result<()> {
+        let rel = |f: &str| format!("cpufreq/policy{c}/stats/{f}");
+        let tis: String = table
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{f} {}\n", Self::stats_ticks(c, i)))
+            .collect();
+        w.put(&rel("time_in_state"), tis.trim_end(), false)?;
+        let n = table.len();
+        let total: u64 = (0..n)
+            .flat_map(|i| (0..n).map(move |j| Self::stats_trans(i, j)))
+            .sum();
+        w.put(&rel("total_trans"), &total.to_string(), false)?;
+        let mut tt = String::from("   From  :    To\n         : ");
+        for f in table {
+            tt.push_str(&format!("{f:9} "));
+        }
+        tt.push('\n');
+        for (i, f) in table.iter().enumerate() {
+            tt.push_str(if *f == cur { "*" } else { " " });
+            tt.push_str(&format!("{f:8}: "));
+            for j in 0..n {
+                tt.push_str(&format!("{:9} ", Self::stats_trans(i, j)));
+            }
+            tt.push('\n');
+        }
+        w.put(&rel("trans_table"), tt.trim_end_matches('\n'), false)?;
+        w.put(&rel("reset"), "", true)
+    }
+}
+
+/// One CPU's line of `/proc/stat`, in USER_HZ ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // the kernel's column names
+pub struct ProcStatCpu {
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    pub steal: u64,
+}
+
+/// Writes a `/proc/stat`-shaped file: the `cpu` total line, one `cpuN` line
+/// per entry, and the usual trailing lines.
+pub fn write_proc_stat(path: &Path, cpus: &[ProcStatCpu]) -> io::Result<()> {
+    let line = |name: &str, c: &ProcStatCpu| {
+        format!(
+            "{name} {} {} {} {} {} {} {} {} 0 0\n",
+            c.user, c.nice, c.system, c.idle, c.iowait, c.irq, c.softirq, c.steal
+        )
+    };
+    let mut total = ProcStatCpu::default();
+    for c in cpus {
+        total.user += c.user;
+        total.nice += c.nice;
+        total.system += c.system;
+        total.idle += c.idle;
+        total.iowait += c.iowait;
+        total.irq += c.irq;
+        total.softirq += c.softirq;
+        total.steal += c.steal;
+    }
+    let mut s = line("cpu ", &total);
+    for (i, c) in cpus.iter().enumerate() {
+        s.push_str(&line(&format!("cpu{i}"), c));
+    }
+    s.push_str("intr 0\nctxt 0\nbtime 0\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n");
+    // a rename makes the update atomic for readers
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, s)?;
+    fs::rename(&tmp, path)
 }
 
 struct Writer<'a> {
