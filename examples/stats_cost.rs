@@ -13,9 +13,9 @@
 //!    bookkeeping). A plain file is the cheapest write there is; on a real
 //!    `scaling_setspeed` the kernel also changes the frequency, so the
 //!    share measured here is an upper bound.
-//! 2. The bookkeeping alone: a replica of what `Slot::account` does on
-//!    every change (one `clock_gettime(CLOCK_MONOTONIC)`, two relaxed
-//!    loads and two relaxed stores), timed in a loop.
+//! 2. The bookkeeping alone: the library's own per-change code (one TSC
+//!    read, relaxed loads and stores; `rte_power::lcore::time_stats_bookkeeping`)
+//!    run on a scratch slot in a loop.
 //! 3. A no-change call (`set_index` to the current index): the fast path
 //!    returns before any statistics code. Shown two ways: its time is below
 //!    the cost of the one clock read the bookkeeping needs, and after a
@@ -33,7 +33,6 @@
 //! ```
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use rte_power::simulate::{FakeSysfs, Flavour};
@@ -51,26 +50,6 @@ fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
-}
-
-/// The same shape as the library's per-lcore counters.
-struct Counters {
-    residency: [AtomicU64; 64],
-    since: AtomicU64,
-    transitions: AtomicU64,
-}
-
-/// A copy of the bookkeeping done on every change.
-#[inline(never)]
-fn account(c: &Counters, from: u32) {
-    let now = monotonic_ns();
-    let since = c.since.load(Relaxed);
-    c.since.store(now, Relaxed);
-    if let Some(r) = c.residency.get(from as usize) {
-        r.store(r.load(Relaxed) + now.saturating_sub(since), Relaxed);
-    }
-    c.transitions
-        .store(c.transitions.load(Relaxed) + 1, Relaxed);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -127,11 +106,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     l.set_index(0)?;
 
-    let counters = Counters {
-        residency: std::array::from_fn(|_| AtomicU64::new(0)),
-        since: AtomicU64::new(monotonic_ns()),
-        transitions: AtomicU64::new(0),
-    };
     let (mut changing, mut stats, mut nochange, mut clock) = (vec![], vec![], vec![], vec![]);
     let mut coarse = vec![];
     let mut idx = 0;
@@ -140,7 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             idx = 1 - idx;
             black_box(l.set_index(idx)).expect("changing call");
         }));
-        stats.push(per_call(CHEAP, || account(&counters, black_box(5))));
+        stats.push(
+            rte_power::lcore::time_stats_bookkeeping(CHEAP).as_nanos() as f64 / f64::from(CHEAP),
+        );
         let before = l.stats()?.transitions;
         nochange.push(per_call(CHEAP, || {
             black_box(l.set_index(idx)).expect("no-change call");
@@ -165,7 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let share = 100.0 * stats / (changing - stats);
     let within = share <= 5.0;
     println!("changing call (set_index; {what}): {changing:.1} ns");
-    println!("  of which statistics (clock read + 4 atomics):      {stats:9.1} ns");
+    println!("  of which statistics (TSC read + relaxed stores):   {stats:9.1} ns");
     println!(
         "  statistics add {share:.2}% to the call without them: {} the 5% limit",
         if within { "within" } else { "OVER" }
