@@ -37,6 +37,7 @@ pub mod pmd_mgmt;
 mod power;
 pub mod simulate;
 pub mod sysfs;
+pub mod uncore;
 pub mod wire;
 
 pub use cpumap::CpuMap;

@@ -11,3 +11,4 @@ mod errors;
 pub mod ext;
 pub mod guest_channel;
 pub mod pmd_mgmt;
+pub mod uncore;
