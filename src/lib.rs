@@ -26,6 +26,7 @@
 
 pub mod capi;
 pub mod cpumap;
+pub mod dpdk_sym;
 pub mod env;
 pub mod error;
 pub mod guest;
