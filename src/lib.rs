@@ -27,6 +27,7 @@
 pub mod capi;
 pub mod cpumap;
 pub mod dpdk_sym;
+pub mod empty_poll;
 pub mod env;
 pub mod error;
 pub mod guest;

@@ -7,6 +7,7 @@
 
 mod boundary;
 pub mod cpufreq;
+pub mod empty_poll;
 mod errors;
 pub mod ext;
 pub mod guest_channel;
