@@ -135,10 +135,17 @@ make_host_tree() {
   chmod 0444 "$u"/initial_* "$u/current_freq_khz"
 }
 
-# First line of every writable attribute: what a run may change and must restore.
+# First line of every writable attribute: what a run may change and must
+# restore. scaling_setspeed shows "<unsupported>" unless the governor is
+# userspace, as the kernel shows it (its value means nothing then).
 state() {
   (cd "$1" && find . -type f -perm -u+w | sort | while read -r f; do
-    printf '%s=%s\n' "$f" "$(head -n1 "$f")"; done)
+    v=$(head -n1 "$f")
+    if [ "$(basename "$f")" = scaling_setspeed ] &&
+       [ "$(head -n1 "$(dirname "$f")/scaling_governor")" != userspace ]; then
+      v="<unsupported>"
+    fi
+    printf '%s=%s\n' "$f" "$v"; done)
 }
 
 val() { head -n1 "$1" 2>/dev/null || true; }
@@ -160,7 +167,7 @@ start() {
   local tree=$1 log=$2; shift 2
   # shellcheck disable=SC2016
   unshare -m -- bash -c 'mount --make-rprivate / && mount --bind "$0" /sys/devices/system/cpu && exec "$@"' \
-    "$tree" "$BIN" -l 0-1 --no-huge --no-pci --in-memory -m 256 \
+    "$tree" "$BIN" -l 0-1 --no-huge --no-pci --no-shconf --file-prefix="l3fwd-rs-$$" -m 256 \
     --log-level=lib.eal:warning "$@" >"$log" 2>&1 &
   PID=$!
 }
