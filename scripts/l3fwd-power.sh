@@ -12,6 +12,8 @@
 #   run     run the scenarios (all, or those named); each prints PASS/FAIL
 #   all     build, then run (default)
 #
+# Before the scenarios: api-2411 (a DPDK 24.11-style source on a generated
+# tree) and pmd-ethdev (enable/disable return values through DPDK's ethdev).
 # Scenarios (host = generated acpi-cpufreq tree with Intel uncore, bind-mounted
 # over /sys/devices/system/cpu in a private mount namespace):
 #   legacy-busy    --legacy -U, net_null (always traffic): frequency up to the
@@ -72,7 +74,10 @@ build() {
   # shellcheck disable=SC2086
   cc -std=gnu11 -Wall -Wextra -Werror -I"$REPO/include" $(pkg-config --cflags libdpdk) \
     "$HERE/l3fwd/api-2411.c" -o "$OUT/api-2411" "$LIB" -Wl,-rpath,"$LIBDIR"
-  echo "headers: layout.c and api-2411.c compile with include/ before DPDK's headers"
+  # shellcheck disable=SC2086
+  cc -std=gnu11 -Wall -Wextra -Werror $cflags "$HERE/l3fwd/pmd-ethdev.c" -o "$OUT/pmd-ethdev" \
+    "$LIB" -Wl,-rpath,"$LIBDIR" $dpdk_libs
+  echo "headers: layout.c, api-2411.c and pmd-ethdev.c compile with include/ before DPDK's headers"
 
   check_link
 }
@@ -370,6 +375,14 @@ run() {
     echo "PASS api-2411 ($(grep -c '^ok' "$WORK/api/out") checks)"; PASSED+=(api-2411)
   else
     echo "FAIL api-2411"; FAILED+=(api-2411); grep -v '^ok' "$WORK/api/out" | sed 's/^/  | /'
+  fi
+
+  # PMD management argument checks through DPDK's real ethdev
+  if "$OUT/pmd-ethdev" -l 0-1 --no-huge --no-pci --no-shconf --file-prefix="l3fwd-rs-$$" -m 128 \
+      --log-level=lib.eal:error --vdev=net_null0 > "$WORK/pmd-ethdev.out" 2>&1; then
+    echo "PASS pmd-ethdev ($(grep -c '^ok' "$WORK/pmd-ethdev.out") checks through DPDK's ethdev)"; PASSED+=(pmd-ethdev)
+  else
+    echo "FAIL pmd-ethdev"; FAILED+=(pmd-ethdev); grep -v '^ok' "$WORK/pmd-ethdev.out" | sed 's/^/  | /'
   fi
 
   for s in "${list[@]}"; do
