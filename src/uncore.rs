@@ -275,17 +275,43 @@ impl Ctl {
         self.dir.join("max_freq_khz")
     }
 
-    /// Sets min and max to `min`/`max` in an order the kernel accepts at
-    /// every step (it refuses min above max): lowering writes min first.
     fn set_limits(&self, min: u32, max: u32) -> Result<()> {
-        let cur_max = read_u32(&self.max_path())?;
-        if min <= cur_max {
-            write_u32(&self.min_path(), min)?;
-            write_u32(&self.max_path(), max)
-        } else {
-            write_u32(&self.max_path(), max)?;
-            write_u32(&self.min_path(), min)
-        }
+        set_limits(self, min, max)
+    }
+}
+
+/// The two limits of a control directory (a trait so the write order can
+/// be tested against a strict fake kernel).
+trait Limits {
+    fn max(&self) -> Result<u32>;
+    fn write_min(&self, v: u32) -> Result<()>;
+    fn write_max(&self, v: u32) -> Result<()>;
+}
+
+impl Limits for Ctl {
+    fn max(&self) -> Result<u32> {
+        read_u32(&self.max_path())
+    }
+
+    fn write_min(&self, v: u32) -> Result<()> {
+        write_u32(&self.min_path(), v)
+    }
+
+    fn write_max(&self, v: u32) -> Result<()> {
+        write_u32(&self.max_path(), v)
+    }
+}
+
+/// Sets min and max (`min <= max`) in an order the kernel accepts at every
+/// step (it refuses a min above the max and a max below the min): when the
+/// new min is not above the current max, min first, else max first.
+fn set_limits(l: &impl Limits, min: u32, max: u32) -> Result<()> {
+    if min <= l.max()? {
+        l.write_min(min)?;
+        l.write_max(max)
+    } else {
+        l.write_max(max)?;
+        l.write_min(min)
     }
 }
 
@@ -557,6 +583,56 @@ mod tests {
         // 63 entries fit, 64 do not (DPDK's limit)
         assert_eq!(build_table(7_000_000, 800_000).expect("63").len(), 63);
         assert!(build_table(7_100_000, 800_000).is_err());
+    }
+
+    /// A kernel that refuses min > max at every write.
+    struct Strict(std::cell::Cell<(u32, u32)>);
+
+    impl Limits for Strict {
+        fn max(&self) -> Result<u32> {
+            Ok(self.0.get().1)
+        }
+
+        fn write_min(&self, v: u32) -> Result<()> {
+            let (_, max) = self.0.get();
+            if v > max {
+                return Err(UncoreError::Parse {
+                    path: "min_freq_khz".into(),
+                    text: format!("refused {v} > max {max}"),
+                });
+            }
+            self.0.set((v, max));
+            Ok(())
+        }
+
+        fn write_max(&self, v: u32) -> Result<()> {
+            let (min, _) = self.0.get();
+            if v < min {
+                return Err(UncoreError::Parse {
+                    path: "max_freq_khz".into(),
+                    text: format!("refused {v} < min {min}"),
+                });
+            }
+            self.0.set((min, v));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn limits_are_written_in_an_order_the_kernel_accepts() {
+        let values = [800_000, 1_200_000, 1_600_000, 2_000_000, 2_400_000];
+        for &a in &values {
+            for &b in values.iter().filter(|b| **b >= a) {
+                for &c in &values {
+                    for &d in values.iter().filter(|d| **d >= c) {
+                        let k = Strict(std::cell::Cell::new((a, b)));
+                        set_limits(&k, c, d)
+                            .unwrap_or_else(|e| panic!("({a}, {b}) -> ({c}, {d}): {e}"));
+                        assert_eq!(k.0.get(), (c, d));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
