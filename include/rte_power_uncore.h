@@ -18,6 +18,8 @@
 #define RTE_POWER_UNCORE_H
 
 #include <stdint.h>
+/* DPDK 23.11's version included the cpufreq API (<rte_power.h>) */
+#include <rte_power_cpufreq.h>
 
 #ifdef __cplusplus
 extern "C" {
