@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * rte-power: PMD power management tunables (DPDK's rte_power_pmd_mgmt.h).
+ * rte-power: PMD power management (DPDK's rte_power_pmd_mgmt.h).
+ *
+ * Power-manages the Rx queues a DPDK lcore polls: after emptypoll_max
+ * empty polls in a row on all its queues, the lcore sleeps on the Rx ring
+ * (MONITOR), pauses (PAUSE) or drops to its lowest frequency (SCALE, back
+ * to the highest on the next packet). The library finds DPDK's ethdev and
+ * EAL in the process at run time; it does not link them.
  */
 #ifndef _RTE_POWER_PMD_MGMT_H
 #define _RTE_POWER_PMD_MGMT_H
@@ -16,6 +22,24 @@ enum rte_power_pmd_mgmt_type {
 	RTE_POWER_MGMT_TYPE_PAUSE = 2,   /**< pause between empty polls */
 	RTE_POWER_MGMT_TYPE_SCALE = 3,   /**< scale the lcore's frequency */
 };
+
+/** Starts power-managing Rx queue @p queue_id of @p port_id, polled by
+ * @p lcore_id. The queue and every queue already managed on the lcore must
+ * be stopped; all queues of an lcore use one mode. SCALE initialises the
+ * lcore (rte_power_init) with its first queue. Not thread-safe.
+ * Returns 0, or -EINVAL (bad port/queue/lcore/mode, another mode on this
+ * lcore, SCALE could not initialise the lcore), -EBUSY (a queue is not
+ * stopped), -EEXIST (already managed), -ENOTSUP (no DPDK ethdev in the
+ * process, no monitor support in the CPU or the driver, no cpufreq). */
+int rte_power_ethdev_pmgmt_queue_enable(unsigned int lcore_id, uint16_t port_id,
+		uint16_t queue_id, enum rte_power_pmd_mgmt_type mode);
+
+/** Stops power-managing a queue (queues stopped, as for enable). The last
+ * SCALE queue of an lcore puts it to its highest frequency and exits it.
+ * Returns 0, or -EINVAL, -EBUSY, -ENOENT (not managed on this lcore),
+ * -ENOTSUP (no DPDK ethdev in the process). */
+int rte_power_ethdev_pmgmt_queue_disable(unsigned int lcore_id,
+		uint16_t port_id, uint16_t queue_id);
 
 /** Empty polls before an lcore sleeps or scales down (default 512). */
 void rte_power_pmd_mgmt_set_emptypoll_max(unsigned int max);

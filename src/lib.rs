@@ -33,6 +33,8 @@
 
 pub mod capi;
 pub mod cpumap;
+pub mod dpdk_sym;
+pub mod empty_poll;
 pub mod env;
 pub mod error;
 pub mod guest;
@@ -49,6 +51,7 @@ pub mod simulate;
 pub mod stats;
 pub mod sysfs;
 pub mod topology;
+pub mod uncore;
 pub mod wire;
 
 pub use cpumap::CpuMap;

@@ -571,3 +571,135 @@ impl Writer<'_> {
         )
     }
 }
+
+/// Which sysfs layout a generated uncore tree has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UncoreLayout {
+    /// `package_PP_die_DD/` directories only.
+    PackageDie,
+    /// `uncoreNN/` directories (TPMI) only, one per fabric cluster.
+    Instances,
+    /// Both, as TPMI kernels show them.
+    Both,
+}
+
+/// In which order the uncore directories are created (the order `readdir`
+/// returns them in depends on it and on the file system).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOrder {
+    /// Package 0 die 0 first.
+    Ascending,
+    /// Last package, last die first.
+    Descending,
+    /// Odd positions first, then even ones.
+    Interleaved,
+}
+
+/// An `intel_uncore_frequency/` tree (written below a CPU sysfs root).
+#[derive(Debug, Clone)]
+pub struct FakeUncore {
+    /// Layout.
+    pub layout: UncoreLayout,
+    /// Packages.
+    pub packages: u32,
+    /// Dies (package_die layout) or power domains (instances) per package.
+    pub dies: u32,
+    /// Fabric clusters per domain (instances layout).
+    pub clusters: u32,
+    /// `initial_max_freq_khz` (also the initial `max_freq_khz`).
+    pub initial_max: u32,
+    /// `initial_min_freq_khz` (also the initial `min_freq_khz`).
+    pub initial_min: u32,
+    /// Creation order of the directories.
+    pub order: CreateOrder,
+}
+
+impl FakeUncore {
+    /// A tree with 2.4 GHz .. 0.8 GHz domains (17 table entries).
+    pub fn new(layout: UncoreLayout, packages: u32, dies: u32) -> Self {
+        Self {
+            layout,
+            packages,
+            dies,
+            clusters: 1,
+            initial_max: 2_400_000,
+            initial_min: 800_000,
+            order: CreateOrder::Ascending,
+        }
+    }
+
+    fn ordered(&self) -> Vec<(u32, u32)> {
+        let mut all: Vec<(u32, u32)> = (0..self.packages)
+            .flat_map(|p| (0..self.dies).map(move |d| (p, d)))
+            .collect();
+        match self.order {
+            CreateOrder::Ascending => {}
+            CreateOrder::Descending => all.reverse(),
+            CreateOrder::Interleaved => {
+                let (odd, even): (Vec<_>, Vec<_>) =
+                    all.iter().enumerate().partition(|(i, _)| i % 2 == 1);
+                all = odd.into_iter().chain(even).map(|(_, v)| *v).collect();
+            }
+        }
+        all
+    }
+
+    /// The `package_PP_die_DD` directory of a domain, relative to the root.
+    pub fn package_die_dir(pkg: u32, die: u32) -> String {
+        format!("intel_uncore_frequency/package_{pkg:02}_die_{die:02}")
+    }
+
+    /// Writes the tree below `root` (a CPU sysfs root). Returns the
+    /// `uncoreNN` directories created, with their (package, domain, cluster).
+    pub fn create(&self, root: &Path) -> io::Result<Vec<(String, u32, u32, u32)>> {
+        let w = Writer { dir: root };
+        let limits = |w: &Writer<'_>, d: &str| -> io::Result<()> {
+            w.put(
+                &format!("{d}/initial_max_freq_khz"),
+                &self.initial_max.to_string(),
+                false,
+            )?;
+            w.put(
+                &format!("{d}/initial_min_freq_khz"),
+                &self.initial_min.to_string(),
+                false,
+            )?;
+            w.put(
+                &format!("{d}/max_freq_khz"),
+                &self.initial_max.to_string(),
+                true,
+            )?;
+            w.put(
+                &format!("{d}/min_freq_khz"),
+                &self.initial_min.to_string(),
+                true,
+            )?;
+            w.put(
+                &format!("{d}/current_freq_khz"),
+                &self.initial_max.to_string(),
+                false,
+            )
+        };
+        fs::create_dir_all(root.join("intel_uncore_frequency"))?;
+        let mut instances = Vec::new();
+        let mut next = 0;
+        for (p, d) in self.ordered() {
+            if self.layout != UncoreLayout::Instances {
+                limits(&w, &Self::package_die_dir(p, d))?;
+            }
+            if self.layout != UncoreLayout::PackageDie {
+                for c in 0..self.clusters.max(1) {
+                    let name = format!("uncore{next:02}");
+                    next += 1;
+                    let dir = format!("intel_uncore_frequency/{name}");
+                    limits(&w, &dir)?;
+                    w.put(&format!("{dir}/package_id"), &p.to_string(), false)?;
+                    w.put(&format!("{dir}/domain_id"), &d.to_string(), false)?;
+                    w.put(&format!("{dir}/fabric_cluster_id"), &c.to_string(), false)?;
+                    instances.push((dir, p, d, c));
+                }
+            }
+        }
+        Ok(instances)
+    }
+}

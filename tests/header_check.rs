@@ -20,7 +20,7 @@ use std::process::Command;
 use clib::{declared, headers, include_dir, lib, prototypes, repo, run, text, Proto};
 
 /// Compiles a translation unit (text) with -fsyntax-only.
-fn syntax_check(cc: &str, std_flags: &[&str], unit: &str) -> Result<(), String> {
+fn syntax_check(cc: &str, std_flags: &[&str], unit: &str, extra: &[String]) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("unit.c");
     std::fs::write(&src, unit).expect("write unit");
@@ -29,6 +29,7 @@ fn syntax_check(cc: &str, std_flags: &[&str], unit: &str) -> Result<(), String> 
         .args(["-Wall", "-Wextra", "-Werror", "-Wpedantic", "-fsyntax-only"])
         .arg("-I")
         .arg(include_dir())
+        .args(extra)
         .arg(&src);
     let out = run(&mut cmd);
     if out.status.success() {
@@ -56,8 +57,13 @@ fn every_header_compiles_alone() {
         let name = clib::file_name(&h);
         // twice: the include guard must make the second one a no-op
         let unit = format!("#include <{name}>\n#include <{name}>\n");
+        let extra = if clib::needs_dpdk(&name) {
+            clib::dpdk_cflags()
+        } else {
+            Vec::new()
+        };
         for (cc, flags) in LANGS {
-            if let Err(e) = syntax_check(cc, flags, &unit) {
+            if let Err(e) = syntax_check(cc, flags, &unit, &extra) {
                 errors.push(e);
             }
         }
@@ -71,8 +77,13 @@ fn all_headers_together_in_any_order() {
     let mut errors = Vec::new();
     for order in [names.clone(), names.iter().rev().cloned().collect()] {
         let unit: String = order.iter().map(|n| format!("#include <{n}>\n")).collect();
+        let extra = if order.iter().any(|n| clib::needs_dpdk(n)) {
+            clib::dpdk_cflags()
+        } else {
+            Vec::new()
+        };
         for (cc, flags) in LANGS {
-            if let Err(e) = syntax_check(cc, flags, &unit) {
+            if let Err(e) = syntax_check(cc, flags, &unit, &extra) {
                 errors.push(e);
             }
         }
@@ -102,10 +113,7 @@ fn cbindgen_view() -> BTreeMap<String, Proto> {
     assert!(out.status.success(), "cbindgen failed: {}", text(&out));
     let generated = std::fs::read_to_string(&out_h).expect("read cbindgen output");
     let all = prototypes(&generated, "");
-    let foreign: Vec<&String> = all
-        .keys()
-        .filter(|n| !n.starts_with("rte_power_"))
-        .collect();
+    let foreign: Vec<&String> = all.keys().filter(|n| !clib::is_api_name(n)).collect();
     assert!(
         foreign.is_empty(),
         "src/capi exports functions outside the rte_power_ namespace: {foreign:?}"

@@ -7,8 +7,10 @@
 
 mod boundary;
 pub mod cpufreq;
+pub mod empty_poll;
 mod errors;
 pub mod ext;
 pub mod guest_channel;
 pub mod pmd_mgmt;
 pub mod qos;
+pub mod uncore;

@@ -1,11 +1,64 @@
-//! `rte_power_pmd_mgmt.h`: the tunables (the queue enable/disable calls
-//! need DPDK's ethdev and come with the PMD-management work).
+//! `rte_power_pmd_mgmt.h`: queue enable/disable (DPDK's ethdev found in
+//! the process at run time) and the tunables.
 
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
 use crate::error::PowerError;
+use crate::pmd_mgmt::{PmdError, PmdMgmt};
 use crate::Power;
+
+/// `enum rte_power_pmd_mgmt_type` as it crosses the ABI.
+pub type rte_power_pmd_mgmt_type = c_uint;
+
+fn pmd_fail(what: &str, e: &PmdError) -> c_int {
+    // a missing ethdev or CPU feature is worth a line; refusals the caller
+    // can expect (busy, duplicate) are not
+    let lvl = match e {
+        PmdError::NotSupported(_) | PmdError::Invalid(_) => crate::log::Level::Error,
+        _ => crate::log::Level::Debug,
+    };
+    crate::log!(lvl, "{what}: {e}");
+    e.errno()
+}
+
+/// Starts power-managing an Rx queue polled by `lcore_id`: 0, or -EINVAL,
+/// -EBUSY (a queue is not stopped), -EEXIST, -ENOTSUP (no ethdev in the
+/// process, no CPU/driver support).
+#[no_mangle]
+pub extern "C" fn rte_power_ethdev_pmgmt_queue_enable(
+    lcore_id: c_uint,
+    port_id: u16,
+    queue_id: u16,
+    mode: rte_power_pmd_mgmt_type,
+) -> c_int {
+    ffi_guard(|| {
+        PmdMgmt::global()
+            .enable_raw(lcore_id, port_id, queue_id, mode)
+            .map_or_else(
+                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_enable", &e),
+                |()| 0,
+            )
+    })
+}
+
+/// Stops power-managing an Rx queue: 0, or -EINVAL, -EBUSY, -ENOENT (not
+/// managed on this lcore), -ENOTSUP (no ethdev in the process).
+#[no_mangle]
+pub extern "C" fn rte_power_ethdev_pmgmt_queue_disable(
+    lcore_id: c_uint,
+    port_id: u16,
+    queue_id: u16,
+) -> c_int {
+    ffi_guard(|| {
+        PmdMgmt::global()
+            .disable(lcore_id, port_id, queue_id)
+            .map_or_else(
+                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_disable", &e),
+                |()| 0,
+            )
+    })
+}
 
 fn einval(e: &PowerError) -> c_int {
     crate::log!(crate::log::Level::Error, "{e}");

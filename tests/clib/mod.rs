@@ -398,6 +398,38 @@ pub fn headers() -> Vec<PathBuf> {
     v
 }
 
+/// Is `name` a function of our C API? DPDK's names: the `rte_power_`
+/// namespace plus the 22.11 empty-poll timer callback.
+pub fn is_api_name(name: &str) -> bool {
+    name.starts_with("rte_power_") || name == "rte_empty_poll_detection"
+}
+
+/// Does this header include DPDK's own headers by design? Only the 22.11
+/// empty-poll API does (its `struct ep_params` embeds DPDK's `struct
+/// rte_timer`); every other header must compile without DPDK.
+pub fn needs_dpdk(name: &str) -> bool {
+    name == "rte_power_empty_poll.h"
+}
+
+/// DPDK's compiler flags (`pkg-config --cflags libdpdk`), its include
+/// directories turned into system directories searched after ours, so that
+/// warnings in DPDK's headers are not ours to fix.
+pub fn dpdk_cflags() -> Vec<String> {
+    let out = run(Command::new("pkg-config").args(["--cflags", "libdpdk"]));
+    assert!(
+        out.status.success(),
+        "pkg-config --cflags libdpdk failed (apt-get install libdpdk-dev): {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .flat_map(|f| match f.strip_prefix("-I") {
+            Some(dir) => vec!["-idirafter".to_string(), dir.to_string()],
+            None => vec![f.to_string()],
+        })
+        .collect()
+}
+
 /// The last component of `p`.
 pub fn file_name(p: &Path) -> String {
     p.file_name()
@@ -412,9 +444,15 @@ pub fn file_name(p: &Path) -> String {
 pub fn declared() -> std::collections::BTreeMap<String, Proto> {
     let mut all = std::collections::BTreeMap::new();
     for h in headers() {
+        let extra = if needs_dpdk(&file_name(&h)) {
+            dpdk_cflags()
+        } else {
+            Vec::new()
+        };
         let out = run(Command::new("gcc")
             .args(["-std=c11", "-E", "-P", "-I"])
             .arg(include_dir())
+            .args(&extra)
             .arg(&h));
         assert!(
             out.status.success(),
@@ -422,7 +460,10 @@ pub fn declared() -> std::collections::BTreeMap<String, Proto> {
             h.display(),
             text(&out)
         );
-        for (name, proto) in prototypes(&String::from_utf8_lossy(&out.stdout), "rte_power_") {
+        for (name, proto) in prototypes(&String::from_utf8_lossy(&out.stdout), "rte_")
+            .into_iter()
+            .filter(|(n, _)| is_api_name(n))
+        {
             if let Some(prev) = all.insert(name.clone(), proto.clone()) {
                 assert_eq!(prev, proto, "{name} is declared differently in two headers");
             }
