@@ -16,9 +16,18 @@
 
 #![warn(missing_docs)]
 
+pub mod controller;
 pub mod cpuset;
+pub mod host;
 pub mod hv;
 pub mod libvirt;
+pub mod log;
+pub mod monitor;
+pub mod simulate;
+pub mod standin;
+pub mod sys;
 
+pub use controller::Controller;
 pub use cpuset::CpuSet;
 pub use hv::{HvError, Hypervisor, VmInfo};
+pub use monitor::{ChanList, MonCmd, Monitor, MonitorConfig, MonitorHandle, Outcome};
