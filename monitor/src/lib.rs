@@ -16,8 +16,10 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod controller;
 pub mod cpuset;
+pub mod ctl;
 pub mod host;
 pub mod hv;
 pub mod libvirt;

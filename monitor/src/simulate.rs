@@ -77,3 +77,108 @@ impl SimHost {
         format!("test://{}", self.node_xml.display())
     }
 }
+
+/// One guest-side operation of [`guest_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOp {
+    /// CPU_POWER with this unit.
+    Power(rte_power::wire::Unit),
+    /// QUERY_FREQ_LIST.
+    QueryFreq,
+    /// QUERY_CAPS_LIST.
+    QueryCaps,
+}
+
+impl GuestOp {
+    /// Parses `up`, `down`, `min`, `max`, `enable_turbo`, `disable_turbo`,
+    /// `query_freq`, `query_caps`.
+    pub fn parse(s: &str) -> Option<Self> {
+        use rte_power::wire::Unit;
+        Some(match s {
+            "up" => GuestOp::Power(Unit::ScaleUp),
+            "down" => GuestOp::Power(Unit::ScaleDown),
+            "max" => GuestOp::Power(Unit::ScaleMax),
+            "min" => GuestOp::Power(Unit::ScaleMin),
+            "enable_turbo" => GuestOp::Power(Unit::EnableTurbo),
+            "disable_turbo" => GuestOp::Power(Unit::DisableTurbo),
+            "query_freq" => GuestOp::QueryFreq,
+            "query_caps" => GuestOp::QueryCaps,
+            _ => return None,
+        })
+    }
+}
+
+/// Plays QEMU and the guest for channel `<vm>.<chan>`: binds the socket,
+/// waits for the monitor to attach, sends `ops` for vCPU `vcpu` (the guest
+/// convention: lcore = channel = vCPU) and describes each reply. The socket
+/// is removed at the end, as when the VM stops.
+pub fn guest_session(
+    sockets: &Path,
+    vm: &str,
+    chan: u32,
+    vcpu: u64,
+    ops: &[GuestOp],
+    attach_timeout: std::time::Duration,
+) -> io::Result<Vec<String>> {
+    use crate::standin::Qemu;
+    use rte_power::wire::{self, ChannelPacket};
+    let reply_timeout = std::time::Duration::from_secs(2);
+    let mut q = Qemu::bind(sockets, vm, chan)?;
+    let mut g = q.accept(attach_timeout)?;
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            GuestOp::Power(unit) => {
+                let p = ChannelPacket::cpu_power(vcpu, *unit);
+                g.send(&p)?;
+                let r = g.recv_reply(reply_timeout)?;
+                let verdict = if r.command == wire::CMD_ACK {
+                    "ACK"
+                } else {
+                    "NACK"
+                };
+                out.push(format!("{vm} vCPU {vcpu}: {unit:?} -> {verdict}"));
+            }
+            GuestOp::QueryFreq | GuestOp::QueryCaps => {
+                let mut p = ChannelPacket::ZEROED;
+                p.resource_id = vcpu;
+                p.command = if *op == GuestOp::QueryFreq {
+                    wire::QUERY_FREQ_LIST
+                } else {
+                    wire::QUERY_CAPS_LIST
+                };
+                g.send(&p)?;
+                // a NACK is 464 bytes, a list 88/184: read the header first
+                let mut head = g.recv_raw(wire::HEADER_SIZE, reply_timeout)?;
+                let cmd = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
+                let total = match cmd {
+                    wire::FREQ_LIST => wire::FREQ_LIST_SIZE,
+                    wire::CAPS_LIST => wire::CAPS_LIST_SIZE,
+                    _ => wire::PACKET_SIZE,
+                };
+                head.extend(g.recv_raw(total - wire::HEADER_SIZE, reply_timeout)?);
+                out.push(match cmd {
+                    wire::FREQ_LIST => {
+                        let f = wire::FreqListPacket::decode(&head)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        let n = usize::from(f.num_vcpu);
+                        format!("{vm}: vCPU frequencies (kHz) {:?}", &f.freq_list[..n])
+                    }
+                    wire::CAPS_LIST => {
+                        let c = wire::CapsListPacket::decode(&head)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        let n = usize::from(c.num_vcpu);
+                        format!(
+                            "{vm}: turbo {:?}, priority {:?}",
+                            &c.turbo[..n],
+                            &c.priority[..n]
+                        )
+                    }
+                    _ => format!("{vm}: query refused (NACK)"),
+                });
+            }
+        }
+    }
+    q.shut_down();
+    Ok(out)
+}

@@ -374,3 +374,36 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) })?;
     Ok(r.rlim_cur)
 }
+
+/// Is `fd` a terminal?
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: plain query on a descriptor number; no memory is passed.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The terminal settings of stdin, put back on drop (a signal may end the
+/// process while the line editor has the terminal in raw mode).
+pub struct TermGuard(Option<libc::termios>);
+
+impl TermGuard {
+    /// Saves stdin's settings if it is a terminal.
+    pub fn save() -> Self {
+        if !isatty(0) {
+            return Self(None);
+        }
+        // SAFETY: termios is plain data; tcgetattr fills it.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `t` is a valid termios to fill for descriptor 0.
+        let ok = unsafe { libc::tcgetattr(0, &mut t) } == 0;
+        Self(ok.then_some(t))
+    }
+}
+
+impl Drop for TermGuard {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: `t` holds settings tcgetattr returned for descriptor 0.
+            let _ = unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}
