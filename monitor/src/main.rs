@@ -237,7 +237,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
             ]
             .map(String::from),
         );
-        if !o.demo {
+        if !o.demo && !o.daemon {
             println!(
                 "simulated host in {}:\n  sysfs {}\n  libvirt {}\n  sockets {}\n\
                  demo VMs vm-a (vCPUs 0,1,2 on pCPUs 0,1,2-3), vm-b (4,5,6), vm-d (7), vm-c (off), vm-free (unpinned)\n\

@@ -18,6 +18,7 @@ pub const T: Duration = Duration::from_secs(5);
 pub struct Env {
     pub sim: SimHost,
     pub ctl: Controller,
+    pub hv: vm_power_monitor::controller::SharedHv,
     pub logs: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     _tmp: tempfile::TempDir,
@@ -45,10 +46,12 @@ impl Env {
         tune(&mut cfg);
         let (handle, thread) = Monitor::spawn(cfg).expect("monitor");
         let hv: Box<dyn Hypervisor> = Box::new(hv);
-        let ctl = Controller::new(handle, Arc::new(Mutex::new(hv)));
+        let hv = Arc::new(Mutex::new(hv));
+        let ctl = Controller::new(handle, Arc::clone(&hv));
         Self {
             sim,
             ctl,
+            hv,
             logs,
             thread: Some(thread),
             _tmp: tmp,
