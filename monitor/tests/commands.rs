@@ -341,9 +341,10 @@ fn daemon_binary_ctl_and_sigterm_restore() {
     );
 
     // SIGTERM: governors back, clean exit
-    // SAFETY: sending a signal to our own child process.
     let pid = i32::try_from(child.id()).expect("pid");
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // SAFETY: kill(2) on our own, not yet reaped child; no memory involved.
+    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(r, 0);
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     assert_eq!(
