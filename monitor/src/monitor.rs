@@ -297,6 +297,8 @@ pub struct Monitor {
     gens: Vec<u32>,
     free: Vec<usize>,
     scratch: Box<[u8]>,
+    /// `command` of the packet being handled (sizes refusal replies).
+    cur_cmd: u32,
     stop: bool,
 }
 
@@ -365,6 +367,7 @@ impl Monitor {
             gens: Vec::new(),
             free: Vec::new(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            cur_cmd: 0,
             stop: false,
         };
         Ok((handle, mon))
@@ -788,8 +791,28 @@ impl Monitor {
             }
         }
         self.guest_log(idx, Level::Warn, &format!("refused {what}: {why}"));
-        if let Some(p) = reply {
-            self.enqueue(idx, &p.encode());
+        let Some(p) = reply else { return };
+        // a refused query gets a NACK of the size the guest reads for that
+        // query (88 or 184 bytes) so its stream stays framed; DPDK's host
+        // sent nothing and the guest timed out
+        match self.cur_cmd {
+            wire::QUERY_FREQ | wire::QUERY_FREQ_LIST => {
+                let mut r = FreqListPacket::new();
+                r.command = wire::CMD_NACK;
+                r.resource_id = p.resource_id;
+                r.unit = p.unit;
+                r.vm_name = p.vm_name.to_wire();
+                self.enqueue(idx, &r.encode());
+            }
+            wire::QUERY_CAPS | wire::QUERY_CAPS_LIST => {
+                let mut r = CapsListPacket::new();
+                r.command = wire::CMD_NACK;
+                r.resource_id = p.resource_id;
+                r.unit = p.unit;
+                r.vm_name = p.vm_name.to_wire();
+                self.enqueue(idx, &r.encode());
+            }
+            _ => self.enqueue(idx, &p.encode()),
         }
     }
 
@@ -815,6 +838,7 @@ impl Monitor {
             Ok(h) => h,
             Err(_) => return,
         };
+        self.cur_cmd = hdr.command;
         let what = command_name(hdr.command, hdr.resource_id);
         let pkt = match ChannelPacket::decode(bytes) {
             Ok(p) => p,

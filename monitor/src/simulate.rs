@@ -148,15 +148,14 @@ pub fn guest_session(
                     wire::QUERY_CAPS_LIST
                 };
                 g.send(&p)?;
-                // a NACK is 464 bytes, a list 88/184: read the header first
-                let mut head = g.recv_raw(wire::HEADER_SIZE, reply_timeout)?;
-                let cmd = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-                let total = match cmd {
-                    wire::FREQ_LIST => wire::FREQ_LIST_SIZE,
-                    wire::CAPS_LIST => wire::CAPS_LIST_SIZE,
-                    _ => wire::PACKET_SIZE,
+                // the reply (list or NACK) has the size of the list
+                let total = if *op == GuestOp::QueryFreq {
+                    wire::FREQ_LIST_SIZE
+                } else {
+                    wire::CAPS_LIST_SIZE
                 };
-                head.extend(g.recv_raw(total - wire::HEADER_SIZE, reply_timeout)?);
+                let head = g.recv_raw(total, reply_timeout)?;
+                let cmd = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
                 out.push(match cmd {
                     wire::FREQ_LIST => {
                         let f = wire::FreqListPacket::decode(&head)

@@ -32,6 +32,27 @@ fn expect_ack(g: &mut Guest, sent: &ChannelPacket) {
     assert_eq!(r, sent.reply(Response::Ack), "expected the ACK echo");
 }
 
+/// A refused query: NACK in the size of the reply the guest waits for.
+#[track_caller]
+fn expect_query_nack(g: &mut Guest, cmd: u32) {
+    let size = if cmd == QUERY_FREQ || cmd == QUERY_FREQ_LIST {
+        88
+    } else {
+        184
+    };
+    let r = g.recv_raw(size, T).expect("reply");
+    assert_eq!(
+        &r[12..16],
+        &CMD_NACK.to_le_bytes(),
+        "expected a {size}-byte NACK"
+    );
+    assert!(r[48..].iter().all(|b| *b == 0), "body zero");
+    assert!(
+        g.silent_for(Duration::from_millis(20)),
+        "nothing more than {size} bytes"
+    );
+}
+
 #[track_caller]
 fn expect_nack(g: &mut Guest) -> ChannelPacket {
     let r = g.recv_reply(T).expect("reply");
@@ -218,7 +239,7 @@ fn two_vms_cannot_reach_each_others_cpus() {
         let mut p = query(cmd, 0);
         p.vm_name = VmName::new("vm-a").expect("name");
         b.send(&p).expect("send");
-        expect_nack(&mut b);
+        expect_query_nack(&mut b, cmd);
     }
     let mut p = req(0, Unit::ScaleMin);
     p.vm_name = VmName::new("vm-a").expect("name");
@@ -245,7 +266,7 @@ fn queries_need_permission_and_carry_no_stale_bytes() {
     let (_q, mut g) = env.attach("vm-a", 0);
     for cmd in [QUERY_FREQ_LIST, QUERY_FREQ, QUERY_CAPS_LIST, QUERY_CAPS] {
         g.send(&query(cmd, 0)).expect("send");
-        expect_nack(&mut g);
+        expect_query_nack(&mut g, cmd);
     }
     env.assert_log("queries are not enabled for this VM (set_query)");
     env.ok("set_query vm-a enable");
@@ -273,7 +294,7 @@ fn queries_need_permission_and_carry_no_stale_bytes() {
     assert_eq!(f.freq_list, [0, min, 0, 0, 0, 0, 0, 0]);
     assert_eq!(f.resource_id, 1);
     g.send(&query(QUERY_FREQ, 3)).expect("send");
-    expect_nack(&mut g);
+    expect_query_nack(&mut g, QUERY_FREQ);
 
     g.send(&query(QUERY_CAPS_LIST, 0)).expect("send");
     let raw = g.recv_raw(184, T).expect("184 bytes");
@@ -289,7 +310,7 @@ fn queries_need_permission_and_carry_no_stale_bytes() {
 
     env.ok("set_query vm-a disable");
     g.send(&query(QUERY_FREQ_LIST, 0)).expect("send");
-    expect_nack(&mut g);
+    expect_query_nack(&mut g, QUERY_FREQ_LIST);
 }
 
 #[test]
