@@ -15,7 +15,7 @@
 //! alternate SCALE_DOWN/SCALE_UP per channel. The fake sysfs lives on
 //! tmpfs (/dev/shm) when there is one.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -185,8 +185,9 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
         let g = q
             .accept(Duration::from_secs(10))
             .map_err(|e| e.to_string())?;
+        // blocking writes (the monitor never blocks, so this is plain
+        // back-pressure); reads use MSG_DONTWAIT
         let s = g.into_stream();
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
         streams.push(s);
         vcpu_of.push(u64::from(*n));
     }
@@ -277,7 +278,7 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
             let s = &mut streams[i];
             let mut got = 0u32;
             loop {
-                match s.read(&mut buf) {
+                match recv_nowait(s, &mut buf) {
                     Ok(0) => return Err(format!("channel {i} closed by the monitor")),
                     Ok(m) => {
                         // replies are whole 464-byte packets, possibly split
@@ -338,6 +339,20 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
         cpu_pct,
         nacks,
     })
+}
+
+/// recv(2) with MSG_DONTWAIT on a blocking stream.
+fn recv_nowait(s: &UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
 fn pin_to_all() {
