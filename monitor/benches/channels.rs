@@ -273,6 +273,16 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
         let n = ep
             .wait(&mut events, Some(wait))
             .map_err(|e| e.to_string())?;
+        let n = if paced && n == 0 {
+            // nothing to read: wait for a reply or the next send, whichever
+            // comes first (no spinning)
+            let next = due.iter().min().copied().unwrap_or(now);
+            let left = next.saturating_duration_since(Instant::now());
+            ep.wait_precise(&mut events, left.min(Duration::from_millis(1)))
+                .map_err(|e| e.to_string())?
+        } else {
+            n
+        };
         for ev in &events[..n] {
             let i = ev.u64 as usize;
             let s = &mut streams[i];

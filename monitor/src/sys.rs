@@ -93,6 +93,38 @@ impl Epoll {
     }
 }
 
+impl Epoll {
+    /// Like [`Epoll::wait`] with a nanosecond timeout (epoll_pwait2, Linux
+    /// 5.11+; falls back to millisecond rounding up on older kernels).
+    pub fn wait_precise(&self, events: &mut [Event], timeout: Duration) -> io::Result<usize> {
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+        };
+        let max = i32::try_from(events.len()).unwrap_or(i32::MAX);
+        let r = retry(|| {
+            // SAFETY: `events` is writable for `max` entries; `ts` is a valid
+            // timespec; a NULL sigmask leaves the mask alone.
+            let n = unsafe {
+                libc::epoll_pwait2(
+                    self.0.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    max,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            cvt(n).map(|n| usize::try_from(n).unwrap_or(0))
+        });
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                self.wait(events, Some(timeout.max(Duration::from_millis(1))))
+            }
+            r => r,
+        }
+    }
+}
+
 /// A new zeroed event buffer of `n` entries.
 pub fn events(n: usize) -> Vec<Event> {
     vec![libc::epoll_event { events: 0, u64: 0 }; n]
