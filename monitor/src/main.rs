@@ -171,13 +171,12 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         None
     };
 
+    // before any thread exists (libvirt may start some): every thread
+    // inherits the mask, so only the loop's signalfd sees SIGINT/SIGTERM
+    sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).map_err(|e| format!("signals: {e}"))?;
     let uri = o.uri.clone().unwrap_or_else(|| DEFAULT_URI.to_string());
     let mut hv = Libvirt::open(&uri).map_err(|e| e.to_string())?;
     let host_cpus = hv.host_cpus().map_err(|e| e.to_string())?;
-
-    // every thread started from here on inherits the mask: only the loop's
-    // signalfd sees SIGINT/SIGTERM
-    sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).map_err(|e| format!("signals: {e}"))?;
     let socket_dir = o
         .socket_dir
         .clone()
@@ -289,6 +288,10 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     }
     let r = loop_thread.join();
     drop(ctl);
+    if let Some(p) = &ctl_path {
+        // the control thread may still sit in accept(): remove its socket
+        let _ = std::fs::remove_file(p);
+    }
     match r {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => Err(format!("event loop: {e}")),

@@ -351,7 +351,8 @@ fn daemon_binary_ctl_and_sigterm_restore() {
         std::fs::read_to_string(&gov).expect("gov").trim(),
         "schedutil"
     );
-    // nobody listening any more
+    // nobody listening any more, socket file gone
+    assert!(!sock.exists(), "control socket removed at exit");
     let out = ctl(&["list_vms"]);
     assert_eq!(out.status.code(), Some(2));
 }
