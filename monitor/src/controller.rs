@@ -1,0 +1,440 @@
+//! The command layer shared by the interactive CLI and the control socket:
+//! parses a command line, makes the hypervisor calls it needs on the
+//! caller's thread (never on the event loop) and hands the rest to the loop.
+//! Also the pinning refresher thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use crate::cpuset::CpuSet;
+use crate::host::FreqOp;
+use crate::hv::{HvError, Hypervisor, VmInfo};
+use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
+
+/// One CLI command: name, arguments, help.
+pub struct CommandSpec {
+    /// The command word.
+    pub name: &'static str,
+    /// Argument synopsis.
+    pub args: &'static str,
+    /// One-line help.
+    pub help: &'static str,
+}
+
+/// Every command, in help order.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "add_vm",
+        args: "<vm>",
+        help: "look a VM up in libvirt and start managing it (it need not be running)",
+    },
+    CommandSpec {
+        name: "rm_vm",
+        args: "<vm> [--force]",
+        help: "stop managing a VM (refused while it has channels, unless --force)",
+    },
+    CommandSpec {
+        name: "add_channels",
+        args: "<vm> <list>|all",
+        help: "connect to the VM's channel sockets <dir>/<vm>.<N> (list: 0,2-3)",
+    },
+    CommandSpec {
+        name: "set_channel_status",
+        args: "<vm> <list>|all enabled|disabled",
+        help: "disabled channels are still read; their requests are refused (NACK)",
+    },
+    CommandSpec {
+        name: "show_vm",
+        args: "<vm>",
+        help:
+            "status, channels, vCPU pinning (list and mask), query permission, policy, SMT warnings",
+    },
+    CommandSpec {
+        name: "list_vms",
+        args: "",
+        help: "one line per managed VM",
+    },
+    CommandSpec {
+        name: "show_channels",
+        args: "",
+        help: "one line per channel with counters",
+    },
+    CommandSpec {
+        name: "set_pcpu",
+        args: "<vm> <vcpu> <pcpu> [--config]",
+        help: "pin a vCPU to one host CPU (live; --config also changes the saved domain)",
+    },
+    CommandSpec {
+        name: "set_pcpu_mask",
+        args: "<vm> <vcpu> <mask> [--config]",
+        help: "pin a vCPU to the host CPUs of a hex mask",
+    },
+    CommandSpec {
+        name: "show_cpu_freq",
+        args: "<core>",
+        help: "current frequency of a host CPU (kHz)",
+    },
+    CommandSpec {
+        name: "show_cpu_freq_mask",
+        args: "<mask>",
+        help: "current frequency of the host CPUs of a hex mask",
+    },
+    CommandSpec {
+        name: "set_cpu_freq",
+        args: "<core> up|down|min|max|enable_turbo|disable_turbo",
+        help: "scale a host CPU directly",
+    },
+    CommandSpec {
+        name: "set_cpu_freq_mask",
+        args: "<mask> up|down|min|max|enable_turbo|disable_turbo",
+        help: "scale the host CPUs of a hex mask",
+    },
+    CommandSpec {
+        name: "set_query",
+        args: "<vm> enable|disable",
+        help: "allow the VM's frequency/capability queries (default: disabled)",
+    },
+    CommandSpec {
+        name: "refresh",
+        args: "[<vm>]",
+        help: "re-read vCPU count and pinning from libvirt now",
+    },
+    CommandSpec {
+        name: "help",
+        args: "",
+        help: "this list",
+    },
+    CommandSpec {
+        name: "quit",
+        args: "",
+        help: "restore every host CPU changed and exit",
+    },
+];
+
+/// The hypervisor shared by the CLI, control and refresher threads.
+pub type SharedHv = Arc<Mutex<Box<dyn Hypervisor>>>;
+
+/// Executes command lines.
+#[derive(Clone)]
+pub struct Controller {
+    mon: MonitorHandle,
+    hv: SharedHv,
+    /// Names of managed VMs, for the refresher and completion.
+    watched: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Controller")
+    }
+}
+
+fn usage(name: &str) -> Outcome {
+    let spec = COMMANDS.iter().find(|c| c.name == name);
+    Outcome::err(match spec {
+        Some(c) => format!("usage: {} {}", c.name, c.args),
+        None => format!("unknown command '{name}' (try help)"),
+    })
+}
+
+fn parse_u32(what: &str, s: &str) -> Result<u32, Outcome> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Outcome::err(format!(
+            "bad {what} '{s}': expected a decimal number"
+        )));
+    }
+    s.parse()
+        .map_err(|_| Outcome::err(format!("bad {what} '{s}': too large")))
+}
+
+fn parse_list(s: &str) -> Result<ChanList, Outcome> {
+    if s == "all" {
+        return Ok(ChanList::All);
+    }
+    CpuSet::parse_list(s)
+        .map(ChanList::List)
+        .map_err(|e| Outcome::err(format!("bad channel list '{s}': {e}")))
+}
+
+fn parse_op(s: &str) -> Result<FreqOp, Outcome> {
+    FreqOp::parse(s).ok_or_else(|| {
+        Outcome::err(format!(
+            "bad verb '{s}': expected up, down, min, max, enable_turbo or disable_turbo"
+        ))
+    })
+}
+
+fn parse_mask(s: &str) -> Result<CpuSet, Outcome> {
+    CpuSet::parse_mask(s).map_err(|e| Outcome::err(format!("bad mask: {e}")))
+}
+
+impl Controller {
+    /// A controller over a running loop and a hypervisor.
+    pub fn new(mon: MonitorHandle, hv: SharedHv) -> Self {
+        Self {
+            mon,
+            hv,
+            watched: Arc::default(),
+        }
+    }
+
+    /// The loop handle.
+    pub fn monitor(&self) -> &MonitorHandle {
+        &self.mon
+    }
+
+    fn hv(&self) -> std::sync::MutexGuard<'_, Box<dyn Hypervisor>> {
+        self.hv.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names of the managed VMs (for completion).
+    pub fn vm_names(&self) -> Vec<String> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Runs one command line. Empty lines and `#` comments succeed silently.
+    pub fn execute(&self, line: &str) -> Outcome {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&cmd, args)) = words.split_first() else {
+            return Outcome::ok("");
+        };
+        if cmd.starts_with('#') {
+            return Outcome::ok("");
+        }
+        self.run(cmd, args).unwrap_or_else(|e| e)
+    }
+
+    fn run(&self, cmd: &str, a: &[&str]) -> Result<Outcome, Outcome> {
+        let hv_err = |e: HvError| Outcome::err(e.to_string());
+        Ok(match (cmd, a) {
+            ("help", []) => Outcome::ok(help_text()),
+            ("quit", []) => self.mon.call(MonCmd::Quit),
+            ("add_vm", [name]) => {
+                let info = self
+                    .hv()
+                    .lookup(name)
+                    .map_err(|e| Outcome::err(format!("Unable to add VM '{name}': {e}")))?;
+                let out = self.mon.call(MonCmd::AddVm(info));
+                if out.ok {
+                    self.watched
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((*name).to_string());
+                }
+                out
+            }
+            ("rm_vm", [name]) | ("rm_vm", [name, "--force"]) => {
+                let force = a.len() == 2;
+                let out = self.mon.call(MonCmd::RmVm {
+                    name: (*name).to_string(),
+                    force,
+                });
+                if out.ok {
+                    self.watched
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(*name);
+                }
+                out
+            }
+            ("add_channels", [vm, list]) => self.mon.call(MonCmd::AddChannels {
+                vm: (*vm).to_string(),
+                list: parse_list(list)?,
+            }),
+            ("set_channel_status", [vm, list, status]) => {
+                let enabled = match *status {
+                    "enabled" | "enable" => true,
+                    "disabled" | "disable" => false,
+                    other => {
+                        return Err(Outcome::err(format!(
+                            "bad status '{other}': expected enabled or disabled"
+                        )))
+                    }
+                };
+                self.mon.call(MonCmd::SetChannelStatus {
+                    vm: (*vm).to_string(),
+                    list: parse_list(list)?,
+                    enabled,
+                })
+            }
+            ("show_vm", [vm]) => self.mon.call(MonCmd::ShowVm((*vm).to_string())),
+            ("list_vms", []) => self.mon.call(MonCmd::ListVms),
+            ("show_channels", []) => self.mon.call(MonCmd::ShowChannels),
+            ("set_pcpu", [vm, vcpu, pcpu, rest @ ..])
+                if rest.is_empty() || rest == ["--config"] =>
+            {
+                let vcpu = parse_u32("vCPU", vcpu)?;
+                let cpus = CpuSet::single(parse_u32("pCPU", pcpu)?);
+                self.pin(vm, vcpu, &cpus, !rest.is_empty())?
+            }
+            ("set_pcpu_mask", [vm, vcpu, mask, rest @ ..])
+                if rest.is_empty() || rest == ["--config"] =>
+            {
+                let vcpu = parse_u32("vCPU", vcpu)?;
+                let cpus = parse_mask(mask)?;
+                self.pin(vm, vcpu, &cpus, !rest.is_empty())?
+            }
+            ("show_cpu_freq", [core]) => self.mon.call(MonCmd::ShowCpuFreq {
+                cpus: CpuSet::single(parse_u32("core", core)?),
+                mask: false,
+            }),
+            ("show_cpu_freq_mask", [mask]) => self.mon.call(MonCmd::ShowCpuFreq {
+                cpus: parse_mask(mask)?,
+                mask: true,
+            }),
+            ("set_cpu_freq", [core, verb]) => self.mon.call(MonCmd::SetCpuFreq {
+                cpus: CpuSet::single(parse_u32("core", core)?),
+                op: parse_op(verb)?,
+            }),
+            ("set_cpu_freq_mask", [mask, verb]) => self.mon.call(MonCmd::SetCpuFreq {
+                cpus: parse_mask(mask)?,
+                op: parse_op(verb)?,
+            }),
+            ("set_query", [vm, what]) => {
+                let allow = match *what {
+                    "enable" | "enabled" => true,
+                    "disable" | "disabled" => false,
+                    other => {
+                        return Err(Outcome::err(format!(
+                            "bad value '{other}': expected enable or disable"
+                        )))
+                    }
+                };
+                self.mon.call(MonCmd::SetQuery {
+                    vm: (*vm).to_string(),
+                    allow,
+                })
+            }
+            ("refresh", []) => {
+                let names = self.vm_names();
+                let mut lines = Vec::new();
+                for n in &names {
+                    lines.push(self.refresh_one(n).map_err(hv_err)?);
+                }
+                Outcome::ok(lines.join("\n"))
+            }
+            ("refresh", [vm]) => Outcome::ok(self.refresh_one(vm).map_err(hv_err)?),
+            (name, _) => return Err(usage(name)),
+        })
+    }
+
+    fn pin(
+        &self,
+        vm: &str,
+        vcpu: u32,
+        cpus: &CpuSet,
+        persistent: bool,
+    ) -> Result<Outcome, Outcome> {
+        let fail = |e: HvError| {
+            Outcome::err(format!(
+                "Unable to pin vCPU({vcpu}) of VM '{vm}' to pCPU(s) {cpus} (mask {}): {e}",
+                cpus.to_mask()
+            ))
+        };
+        let info = {
+            let mut hv = self.hv();
+            let ncpus = hv.host_cpus().map_err(fail)?;
+            if let Some(bad) = cpus.iter().find(|c| *c >= ncpus) {
+                return Err(fail(HvError::Other(format!(
+                    "CPU {bad} does not exist (host has {ncpus})"
+                ))));
+            }
+            hv.pin(vm, vcpu, cpus, persistent).map_err(fail)?;
+            hv.lookup(vm).map_err(fail)?
+        };
+        // the loop only knows managed VMs; others are pinned all the same
+        let _ = self.mon.call(MonCmd::UpdateVm(info));
+        Ok(Outcome::ok(format!(
+            "Pinned vCPU({vcpu}) of VM '{vm}' to pCPU(s) {cpus} (mask {}){}",
+            cpus.to_mask(),
+            if persistent {
+                ", live and saved"
+            } else {
+                ", live only"
+            }
+        )))
+    }
+
+    /// Re-reads one VM and sends the result to the loop.
+    pub fn refresh_one(&self, vm: &str) -> Result<String, HvError> {
+        let r = self.hv().lookup(vm);
+        match r {
+            Ok(info) => {
+                let out = self.mon.call(MonCmd::UpdateVm(info));
+                Ok(format!("VM '{vm}': {}", out.text))
+            }
+            Err(HvError::NotFound(_)) => {
+                let _ = self.mon.call(MonCmd::VmGone(vm.to_string()));
+                Ok(format!("VM '{vm}': no longer known to the hypervisor"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the refresher: re-reads every managed VM each `every`, and at
+    /// once for names received on the returned sender (the loop sends a
+    /// VM's name when one of its channels hangs up). Only changes reach the
+    /// loop. Ends when every sender is dropped.
+    pub fn spawn_refresher(
+        &self,
+        every: Duration,
+    ) -> std::io::Result<(mpsc::Sender<String>, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel::<String>();
+        let me = self.clone();
+        let t = std::thread::Builder::new()
+            .name("vmpm-refresh".into())
+            .spawn(move || {
+                let mut last: BTreeMap<String, Option<VmInfo>> = BTreeMap::new();
+                loop {
+                    let names = match rx.recv_timeout(every) {
+                        Ok(name) => vec![name],
+                        Err(mpsc::RecvTimeoutError::Timeout) => me.vm_names(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    };
+                    for name in names {
+                        let now = me.hv().lookup(&name);
+                        let snapshot = now.as_ref().ok().cloned();
+                        if last.get(&name) == Some(&snapshot) {
+                            continue;
+                        }
+                        let cmd = match now {
+                            Ok(info) => MonCmd::UpdateVm(info),
+                            Err(HvError::NotFound(_)) => MonCmd::VmGone(name.clone()),
+                            Err(_) => continue, // hypervisor trouble: try next time
+                        };
+                        if !me.mon.call(cmd).ok {
+                            return; // the loop has stopped
+                        }
+                        last.insert(name, snapshot);
+                    }
+                }
+            })?;
+        Ok((tx, t))
+    }
+}
+
+/// The `help` text.
+pub fn help_text() -> String {
+    let w = COMMANDS
+        .iter()
+        .map(|c| c.name.len() + 1 + c.args.len())
+        .max()
+        .unwrap_or(0);
+    let mut s = String::from("Commands:\n");
+    for c in COMMANDS {
+        let head = if c.args.is_empty() {
+            c.name.to_string()
+        } else {
+            format!("{} {}", c.name, c.args)
+        };
+        s.push_str(&format!("  {head:<w$}  {}\n", c.help));
+    }
+    s.pop();
+    s
+}

@@ -1,0 +1,183 @@
+//! A simulated host: a generated sysfs tree, the libvirt test driver with
+//! demo VMs and a private socket directory, so that the monitor runs on any
+//! machine (`vm_power_mgr simulate`), and the helpers tests share.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rte_power::simulate::{FakeSysfs, Flavour};
+
+/// The demo/test node file: 8 host CPUs (4 cores x 2 threads) and the VMs
+/// described at its top.
+pub const NODE_XML: &str = include_str!("../tests/node.xml");
+
+/// Host CPUs in [`NODE_XML`].
+pub const HOST_CPUS: u32 = 8;
+
+/// Makes CPUs 2k and 2k+1 SMT siblings in a generated tree (the generator
+/// gives every CPU its own core).
+pub fn pair_siblings(sysfs: &Path, ncpus: u32) -> io::Result<()> {
+    for c in 0..ncpus {
+        let first = c & !1;
+        let list = if first + 1 < ncpus {
+            format!("{first}-{}", first + 1)
+        } else {
+            first.to_string()
+        };
+        let p = sysfs.join(format!("cpu{c}/topology/thread_siblings_list"));
+        let _ = std::fs::remove_file(&p);
+        std::fs::write(&p, format!("{list}\n"))?;
+        let p = sysfs.join(format!("cpu{c}/topology/core_id"));
+        let _ = std::fs::remove_file(&p);
+        std::fs::write(&p, format!("{}\n", c / 2))?;
+    }
+    Ok(())
+}
+
+/// Paths of a simulated host.
+#[derive(Debug, Clone)]
+pub struct SimHost {
+    /// Base directory.
+    pub base: PathBuf,
+    /// The generated `/sys/devices/system/cpu`.
+    pub sysfs: PathBuf,
+    /// The channel socket directory.
+    pub sockets: PathBuf,
+    /// The node file.
+    pub node_xml: PathBuf,
+}
+
+impl SimHost {
+    /// Creates (or re-creates) everything under `base`: an acpi-cpufreq
+    /// tree with 8 CPUs paired into SMT cores, the node file, the socket
+    /// directory.
+    pub fn create(base: &Path) -> io::Result<Self> {
+        let base = std::fs::canonicalize({
+            std::fs::create_dir_all(base)?;
+            base
+        })?;
+        let sysfs = base.join("sys-devices-system-cpu");
+        let sockets = base.join("powermonitor");
+        let node_xml = base.join("node.xml");
+        let _ = std::fs::remove_dir_all(&sysfs);
+        FakeSysfs::new(Flavour::Acpi, HOST_CPUS).create(&sysfs)?;
+        pair_siblings(&sysfs, HOST_CPUS)?;
+        let xml = NODE_XML.replace("/tmp/powermonitor", &sockets.display().to_string());
+        std::fs::write(&node_xml, xml)?;
+        Ok(Self {
+            base,
+            sysfs,
+            sockets,
+            node_xml,
+        })
+    }
+
+    /// The test-driver URI of the node file.
+    pub fn uri(&self) -> String {
+        format!("test://{}", self.node_xml.display())
+    }
+}
+
+/// One guest-side operation of [`guest_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOp {
+    /// CPU_POWER with this unit.
+    Power(rte_power::wire::Unit),
+    /// QUERY_FREQ_LIST.
+    QueryFreq,
+    /// QUERY_CAPS_LIST.
+    QueryCaps,
+}
+
+impl GuestOp {
+    /// Parses `up`, `down`, `min`, `max`, `enable_turbo`, `disable_turbo`,
+    /// `query_freq`, `query_caps`.
+    pub fn parse(s: &str) -> Option<Self> {
+        use rte_power::wire::Unit;
+        Some(match s {
+            "up" => GuestOp::Power(Unit::ScaleUp),
+            "down" => GuestOp::Power(Unit::ScaleDown),
+            "max" => GuestOp::Power(Unit::ScaleMax),
+            "min" => GuestOp::Power(Unit::ScaleMin),
+            "enable_turbo" => GuestOp::Power(Unit::EnableTurbo),
+            "disable_turbo" => GuestOp::Power(Unit::DisableTurbo),
+            "query_freq" => GuestOp::QueryFreq,
+            "query_caps" => GuestOp::QueryCaps,
+            _ => return None,
+        })
+    }
+}
+
+/// Plays QEMU and the guest for channel `<vm>.<chan>`: binds the socket,
+/// waits for the monitor to attach, sends `ops` for vCPU `vcpu` (the guest
+/// convention: lcore = channel = vCPU) and describes each reply. The socket
+/// is removed at the end, as when the VM stops.
+pub fn guest_session(
+    sockets: &Path,
+    vm: &str,
+    chan: u32,
+    vcpu: u64,
+    ops: &[GuestOp],
+    attach_timeout: std::time::Duration,
+) -> io::Result<Vec<String>> {
+    use crate::standin::Qemu;
+    use rte_power::wire::{self, ChannelPacket};
+    let reply_timeout = std::time::Duration::from_secs(2);
+    let mut q = Qemu::bind(sockets, vm, chan)?;
+    let mut g = q.accept(attach_timeout)?;
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            GuestOp::Power(unit) => {
+                let p = ChannelPacket::cpu_power(vcpu, *unit);
+                g.send(&p)?;
+                let r = g.recv_reply(reply_timeout)?;
+                let verdict = if r.command == wire::CMD_ACK {
+                    "ACK"
+                } else {
+                    "NACK"
+                };
+                out.push(format!("{vm} vCPU {vcpu}: {unit:?} -> {verdict}"));
+            }
+            GuestOp::QueryFreq | GuestOp::QueryCaps => {
+                let mut p = ChannelPacket::ZEROED;
+                p.resource_id = vcpu;
+                p.command = if *op == GuestOp::QueryFreq {
+                    wire::QUERY_FREQ_LIST
+                } else {
+                    wire::QUERY_CAPS_LIST
+                };
+                g.send(&p)?;
+                // the reply (list or NACK) has the size of the list
+                let total = if *op == GuestOp::QueryFreq {
+                    wire::FREQ_LIST_SIZE
+                } else {
+                    wire::CAPS_LIST_SIZE
+                };
+                let head = g.recv_raw(total, reply_timeout)?;
+                let cmd = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
+                out.push(match cmd {
+                    wire::FREQ_LIST => {
+                        let f = wire::FreqListPacket::decode(&head)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        let n = usize::from(f.num_vcpu);
+                        format!("{vm}: vCPU frequencies (kHz) {:?}", &f.freq_list[..n])
+                    }
+                    wire::CAPS_LIST => {
+                        let c = wire::CapsListPacket::decode(&head)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        let n = usize::from(c.num_vcpu);
+                        format!(
+                            "{vm}: turbo {:?}, priority {:?}",
+                            &c.turbo[..n],
+                            &c.priority[..n]
+                        )
+                    }
+                    _ => format!("{vm}: query refused (NACK)"),
+                });
+            }
+        }
+    }
+    q.shut_down();
+    Ok(out)
+}

@@ -1,0 +1,153 @@
+//! A running monitor on a simulated host (generated sysfs, libvirt test
+//! driver, private socket directory) with log capture, for the tests.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vm_power_monitor::libvirt::Libvirt;
+use vm_power_monitor::log::{Level, LogSink};
+use vm_power_monitor::simulate::SimHost;
+use vm_power_monitor::standin::{Guest, Qemu};
+use vm_power_monitor::{Controller, Hypervisor, Monitor, MonitorConfig, Outcome};
+
+pub const T: Duration = Duration::from_secs(5);
+
+pub struct Env {
+    pub sim: SimHost,
+    pub ctl: Controller,
+    pub hv: vm_power_monitor::controller::SharedHv,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tune: impl FnOnce(&mut MonitorConfig)) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sim = SimHost::create(tmp.path()).expect("sim host");
+        let mut hv = Libvirt::open(&sim.uri()).expect("test driver");
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l2 = Arc::clone(&logs);
+        let sink: LogSink = Arc::new(move |lvl: Level, msg: &str| {
+            l2.lock().expect("logs").push(format!("{lvl:?}: {msg}"));
+        });
+        let mut cfg =
+            MonitorConfig::new(&sim.sockets, rte_power::sysfs::SysfsRoot::new(&sim.sysfs));
+        cfg.host_cpus = hv.host_cpus().expect("cpus");
+        cfg.log = sink;
+        cfg.log_burst = 10_000;
+        tune(&mut cfg);
+        let (handle, thread) = Monitor::spawn(cfg).expect("monitor");
+        let hv: Box<dyn Hypervisor> = Box::new(hv);
+        let hv = Arc::new(Mutex::new(hv));
+        let ctl = Controller::new(handle, Arc::clone(&hv));
+        Self {
+            sim,
+            ctl,
+            hv,
+            logs,
+            thread: Some(thread),
+            _tmp: tmp,
+        }
+    }
+
+    pub fn run(&self, line: &str) -> Outcome {
+        self.ctl.execute(line)
+    }
+
+    #[track_caller]
+    pub fn ok(&self, line: &str) -> String {
+        let o = self.run(line);
+        assert!(o.ok, "`{line}` failed: {}", o.text);
+        o.text
+    }
+
+    #[track_caller]
+    pub fn err(&self, line: &str) -> String {
+        let o = self.run(line);
+        assert!(!o.ok, "`{line}` should fail, said: {}", o.text);
+        o.text
+    }
+
+    /// Binds QEMU's socket for `<vm>.<num>`, adds the channel, accepts.
+    pub fn attach(&self, vm: &str, num: u32) -> (Qemu, Guest) {
+        let mut q = Qemu::bind(&self.sim.sockets, vm, num).expect("bind");
+        let out = self.ok(&format!("add_channels {vm} {num}"));
+        assert!(out.contains(&format!("[{num}]: connected")), "{out}");
+        let g = q.accept(T).expect("monitor connects");
+        (q, g)
+    }
+
+    /// First line of a cpufreq attribute of the generated tree.
+    pub fn attr(&self, cpu: u32, name: &str) -> String {
+        let p = self.sim.sysfs.join(format!("cpu{cpu}/cpufreq/{name}"));
+        let s = std::fs::read_to_string(p).expect("attr");
+        s.lines().next().unwrap_or("").trim().to_string()
+    }
+
+    pub fn setspeed(&self, cpu: u32) -> u32 {
+        self.attr(cpu, "scaling_setspeed").parse().expect("kHz")
+    }
+
+    /// Everything the monitor could write for `cpus`, byte for byte.
+    pub fn snapshot(&self, cpus: &[u32]) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+        let mut v = Vec::new();
+        for &c in cpus {
+            for f in [
+                "scaling_setspeed",
+                "scaling_governor",
+                "scaling_min_freq",
+                "scaling_max_freq",
+            ] {
+                let p = self.sim.sysfs.join(format!("cpu{c}/cpufreq/{f}"));
+                let m = std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .expect("mtime");
+                v.push((format!("cpu{c}/{f}"), std::fs::read(&p).expect("read"), m));
+            }
+        }
+        v
+    }
+
+    pub fn log_has(&self, needle: &str) -> bool {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    #[track_caller]
+    pub fn assert_log(&self, needle: &str) {
+        assert!(
+            self.log_has(needle),
+            "no log line contains {needle:?}; log:\n{}",
+            self.logs.lock().expect("logs").join("\n")
+        );
+    }
+
+    /// Stops the monitor (restoring host CPUs) and waits for its thread.
+    pub fn quit(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let o = self.ctl.execute("quit");
+            assert!(o.ok, "quit: {}", o.text);
+            t.join().expect("join").expect("loop result");
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.ctl.execute("quit");
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Host monitor (vm_power_mgr, workspace member monitor/): libvirt stays out
+# of the C library, the monitor's tests (libvirt test driver + stand-in
+# QEMU sockets), the simulated end-to-end demo, a short benchmark run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --locked --release
+so=target/release/librte_power.so
+if ldd "$so" | grep -i libvirt; then
+  echo "FAIL: $so must not link libvirt"; exit 1
+fi
+if nm -u target/release/librte_power.a 2>/dev/null | grep -q ' vir[A-Z]'; then
+  echo "FAIL: librte_power.a refers to libvirt symbols"; exit 1
+fi
+ldd target/release/vm_power_mgr | grep -q libvirt.so || {
+  echo "FAIL: vm_power_mgr should use libvirt"; exit 1; }
+echo "ok: librte_power.so/.a free of libvirt; vm_power_mgr links it"
+cargo test --locked -p vm-power-mgr
+sim=$(mktemp -d)
+trap 'rm -rf "$sim"' EXIT
+target/release/vm_power_mgr --simulate --demo -q --sim-dir "$sim/demo" | tee "$sim/demo.txt"
+grep -q "after quit: cpu0 governor schedutil" "$sim/demo.txt"
+cargo bench --locked -p vm-power-mgr --bench channels -- --seconds 0.5 --cells 1x1,8x8 --windows 0,32
