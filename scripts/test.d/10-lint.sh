@@ -2,5 +2,5 @@
 # Formatting and lints: rustfmt, clippy with warnings as errors.
 set -euo pipefail
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib

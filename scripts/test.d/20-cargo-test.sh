@@ -2,5 +2,5 @@
 # Unit, integration and doc tests of the crate.
 set -euo pipefail
 cargo build --locked --release
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets
 cargo test --locked --doc
