@@ -133,7 +133,8 @@ fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut p = libc::pollfd { fd, events, revents: 0 };
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // rounded up: a truncated timeout would give up before the deadline
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd for the duration of the call.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
         match r {
@@ -151,6 +152,10 @@ fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
 
 /// Opens the lcore's port and sends the (fully zeroed) CONNECT probe,
 /// waiting at most `connect_timeout` for the host to take it.
+///
+/// `O_NOCTTY`: a port that is a terminal (a pty standing in for the host in
+/// tests, or a serial line) must never become the process's controlling
+/// terminal.
 pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
     let path = cfg.port_path(lcore).ok_or_else(|| {
         chan_err(
@@ -162,31 +167,36 @@ pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
     let port = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(&path)
         .map_err(|e| chan_err(lcore, &path, e))?;
     let probe = ChannelPacket::connect().encode();
-    let deadline = Instant::now() + cfg.connect_timeout;
-    loop {
-        match write_packet(port.as_raw_fd(), &probe) {
-            Ok(()) => return Ok(port),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || !wait(port.as_raw_fd(), libc::POLLOUT, left).map_err(|e| chan_err(lcore, &path, e))? {
-                    return Err(chan_err(lcore, &path, io::Error::from_raw_os_error(libc::ETIMEDOUT)));
-                }
-            }
-            Err(e) => return Err(chan_err(lcore, &path, e)),
-        }
-    }
+    // the probe is resumed where a partial write stopped, never restarted:
+    // a restart would put a torn packet on the stream
+    finish_write(port.as_raw_fd(), &probe, 0, cfg.connect_timeout).map_err(|e| {
+        let e = if e.kind() == io::ErrorKind::WouldBlock {
+            io::Error::from_raw_os_error(libc::ETIMEDOUT)
+        } else {
+            e
+        };
+        chan_err(lcore, &path, e)
+    })?;
+    Ok(port)
 }
 
-/// Writes one whole packet; EINTR retried, partial writes continued.
-pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
-    let mut off = 0;
-    while off < pkt.len() {
-        // SAFETY: `pkt[off..]` is valid for reading for the call.
-        let n = unsafe { libc::write(fd, pkt[off..].as_ptr().cast(), pkt.len() - off) };
+/// How long a packet whose first bytes are on the stream may wait for room
+/// for the rest. A virtio port takes a 464-byte write whole or not at all;
+/// a pty or a socket may take part of it, and giving up then would leave a
+/// torn packet that desynchronises the host's framing for good.
+pub const PARTIAL_WRITE_WAIT_MS: u64 = 100;
+
+/// Writes `pkt[*off..]` until done or the descriptor would block; EINTR
+/// retried; `off` tells how far it got.
+fn write_some(fd: RawFd, pkt: &[u8], off: &mut usize) -> io::Result<()> {
+    while *off < pkt.len() {
+        let rest = &pkt[*off..];
+        // SAFETY: `rest` is valid for reading for the call.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -194,9 +204,40 @@ pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
             }
             return Err(e);
         }
-        off += n as usize;
+        *off += n as usize;
     }
     Ok(())
+}
+
+/// Writes `pkt[off..]`, waiting for room (POLLOUT) at most `timeout` in
+/// all; `WouldBlock` when the time is up.
+fn finish_write(fd: RawFd, pkt: &[u8], mut off: usize, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match write_some(fd, pkt, &mut off) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !wait(fd, libc::POLLOUT, left)? {
+                    return Err(e);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Writes one whole packet: EINTR retried, partial writes continued. A
+/// port with no room at all fails at once (`WouldBlock`, as DPDK's EAGAIN);
+/// one that took part of the packet gets [`PARTIAL_WRITE_WAIT_MS`] to take
+/// the rest.
+pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
+    let mut off = 0;
+    match write_some(fd, pkt, &mut off) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && off > 0 => {
+            finish_write(fd, pkt, off, Duration::from_millis(PARTIAL_WRITE_WAIT_MS))
+        }
+        r => r,
+    }
 }
 
 /// The library's request for `lcore`: DPDK's per-lcore CPU_POWER packet
@@ -226,10 +267,11 @@ pub(crate) fn send_request(fd: RawFd, lcore: u32, unit: u32) -> io::Result<()> {
             return Ok(());
         }
         if n >= 0 {
-            // a partial write on a char device: finish it the slow way
+            // a partial write (pty, socket): finish the packet, see write_packet
             let mut pkt = [0u8; PACKET_SIZE];
             pkt[..16].copy_from_slice(&head);
-            return write_packet(fd, &pkt[n as usize..]);
+            let wait = Duration::from_millis(PARTIAL_WRITE_WAIT_MS);
+            return finish_write(fd, &pkt, n as usize, wait);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
