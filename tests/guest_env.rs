@@ -268,9 +268,12 @@ fn pending_replies_are_drained_so_the_host_never_blocks() {
     }
     // the last replies (fewer than DRAIN_EVERY requests' worth) wait for
     // the next request; stand in for it until the host is through
-    while done_rx.recv_timeout(Duration::from_millis(10)).is_err() {
-        l.discard_replies().expect("discard");
-        assert!(!host.is_finished(), "host thread died");
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => l.discard_replies().expect("discard"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break, // join reports the panic
+        }
     }
     host.join().expect("host");
 }
