@@ -29,6 +29,7 @@ pub mod cpumap;
 pub mod env;
 pub mod error;
 pub mod guest;
+pub mod guest_cli;
 mod host;
 pub mod lcore;
 #[doc(hidden)]
