@@ -465,9 +465,12 @@ impl Session {
             "max" => Unit::ScaleMax,
             "enable_turbo" => Unit::EnableTurbo,
             "disable_turbo" => Unit::DisableTurbo,
-            _ => return Err(CliError::usage(format!(
-                "set_cpu_freq: {verb:?} is none of up, down, min, max, enable_turbo, disable_turbo"
-            ))),
+            _ => {
+                let all = "up, down, min, max, enable_turbo, disable_turbo";
+                return Err(CliError::usage(format!(
+                    "set_cpu_freq: {verb:?} is none of {all}"
+                )));
+            }
         };
         let what = format!("lcore {n} {verb}");
         let timeout = self.timeout;
