@@ -8,8 +8,8 @@
 //! host replies to the library's own requests are drained now and then so
 //! the port never fills; an opt-in confirmed mode waits for each ACK/NACK.
 //!
-//! A request is one `writev` of a 16-byte header (built on the stack) and a
-//! static block of zeros: no allocation, no formatting, one syscall.
+//! A request is one `write` of a packet built on the stack: no allocation,
+//! no formatting, one syscall.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -39,8 +39,6 @@ pub const DRAIN_EVERY: u32 = 16;
 /// DPDK's receive timeout.
 pub const RECEIVE_TIMEOUT_MS: i32 = 10;
 
-/// The bytes after the 16-byte request header: always zero.
-static ZERO_TAIL: [u8; PACKET_SIZE - 16] = [0; PACKET_SIZE - 16];
 
 /// How the guest env behaves (from the environment by default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,34 +240,24 @@ pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
 
 /// The library's request for `lcore`: DPDK's per-lcore CPU_POWER packet
 /// (resource_id = lcore, unit, command = CPU_POWER, all else zero) in one
-/// `writev`.
+/// `write`. The packet is built on the stack: zeroing 464 bytes costs a
+/// few ns, while a `writev` of a header and a static zero tail (the first
+/// design) measured 25% slower than a plain write on a pty and 60 ns
+/// slower on a pipe (`benches/guest_send.rs`).
 #[inline]
 pub(crate) fn send_request(fd: RawFd, lcore: u32, unit: u32) -> io::Result<()> {
-    let mut head = [0u8; 16];
-    head[..8].copy_from_slice(&u64::from(lcore).to_le_bytes());
-    head[8..12].copy_from_slice(&unit.to_le_bytes());
-    head[12..].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
-    let iov = [
-        libc::iovec {
-            iov_base: head.as_ptr() as *mut libc::c_void,
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: ZERO_TAIL.as_ptr() as *mut libc::c_void,
-            iov_len: ZERO_TAIL.len(),
-        },
-    ];
+    let mut pkt = [0u8; PACKET_SIZE];
+    pkt[..8].copy_from_slice(&u64::from(lcore).to_le_bytes());
+    pkt[8..12].copy_from_slice(&unit.to_le_bytes());
+    pkt[12..16].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
     loop {
-        // SAFETY: both iovecs point to live, readable buffers of the given
-        // lengths; writev does not write through them.
-        let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+        // SAFETY: `pkt` is valid for reading PACKET_SIZE bytes.
+        let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), PACKET_SIZE) };
         if n == PACKET_SIZE as isize {
             return Ok(());
         }
         if n >= 0 {
             // a partial write (pty, socket): finish the packet, see write_packet
-            let mut pkt = [0u8; PACKET_SIZE];
-            pkt[..16].copy_from_slice(&head);
             let wait = Duration::from_millis(PARTIAL_WRITE_WAIT_MS);
             return finish_write(fd, &pkt, n as usize, wait);
         }
