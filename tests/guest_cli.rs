@@ -372,3 +372,44 @@ fn a_missing_port_fails() {
         "{err}"
     );
 }
+
+#[test]
+fn interactive_prompt_with_history() {
+    let g = Guest::new();
+    let term = Pty::open();
+    let io = |f: &std::fs::File| Stdio::from(f.try_clone().expect("pty slave"));
+    let mut child = Command::new(BIN)
+        .env("RTE_POWER_VIRTIO_PORTS_DIR", g.ports())
+        .env("RTE_POWER_VIRTIO_CLASS_DIR", g.dir.path().join("no-class"))
+        .env("TERM", "xterm")
+        .stdin(io(&term.slave))
+        .stdout(io(&term.slave))
+        .stderr(io(&term.slave))
+        .spawn()
+        .expect("spawn");
+    let mut screen = Vec::new();
+    let mut until = |what: &str, screen: &mut Vec<u8>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !text(screen).contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} on the terminal: {}",
+                text(screen)
+            );
+            screen.extend(term.read_all(Duration::from_millis(20)));
+        }
+    };
+    until("vmpower(guest)> ", &mut screen);
+    term.send(b"show_policy -n vm9\r");
+    until("vm name:        vm9", &mut screen);
+    // a failing command is reported and the prompt goes on
+    term.send(b"bogus\r");
+    until("unknown command", &mut screen);
+    // history: up twice brings back show_policy
+    screen.clear();
+    term.send(b"\x1b[A\x1b[A\r");
+    until("vm name:        vm9", &mut screen);
+    term.send(b"quit\r");
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "{st:?}");
+}
