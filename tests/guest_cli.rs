@@ -388,7 +388,7 @@ fn interactive_prompt_with_history() {
         .spawn()
         .expect("spawn");
     let mut screen = Vec::new();
-    let mut until = |what: &str, screen: &mut Vec<u8>| {
+    let until = |what: &str, screen: &mut Vec<u8>| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !text(screen).contains(what) {
             assert!(
