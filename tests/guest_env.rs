@@ -457,7 +457,19 @@ fn run_child(test: &str, g: &Guest, extra: &[(&str, &str)]) -> std::process::Chi
     for (k, v) in extra {
         c.env(k, v);
     }
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     c.spawn().expect("spawn child")
+}
+
+fn assert_child(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -469,7 +481,7 @@ fn c_api_in_kvm_env() {
     port.send(&early);
     let child = run_child("child_c_api", &g, &[]);
     let out = child.wait_with_output().expect("child");
-    assert!(out.status.success(), "child failed: {:?}", out.status);
+    assert_child(&out);
     // what the child sent: probe, the six operations, then its own
     // packets until the port was full
     let all = port.read_all(Duration::from_millis(100));
@@ -592,7 +604,7 @@ fn c_api_confirmed_mode() {
         &[("RTE_POWER_GUEST_CONFIRM_MS", "200")],
     );
     let out = child.wait_with_output().expect("child");
-    assert!(out.status.success(), "child failed: {:?}", out.status);
+    assert_child(&out);
     host.join().expect("host");
 }
 
