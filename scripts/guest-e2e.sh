@@ -4,7 +4,8 @@
 # Boots Debian's kernel under qemu (TCG, no libvirt) with two virtio-serial
 # ports named virtio.serial.port.poweragent.0/1, each backed by a host unix
 # socket that qemu listens on, as ../shared/virt-lab/guest-roundtrip.sh
-# does. The initramfs holds busybox and two static programs of ours:
+# does (and two more: one whose host connects late, one never). The
+# initramfs holds busybox and two static programs of ours:
 #   power-guest          scripts/guest/power-guest.c linked with librte_power.a
 #   guest_vm_power_mgr   built with +crt-static
 # The VM has no udev, so no /dev/virtio-ports links: the library must find
@@ -93,6 +94,7 @@ KVER=$(ls "$KROOT/lib/modules" | head -n1)
 KERNEL=$KROOT/boot/vmlinuz-$KVER
 MODDIR=$KROOT/lib/modules/$KVER
 
+NPORTS=$(python3 "$HERE/host.py" nports)
 # ---- initramfs -------------------------------------------------------------------
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 QPID=""
@@ -131,7 +133,7 @@ mount -t devtmpfs dev /dev
 for m in $MODS; do [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko; done
 # the ports show up asynchronously once virtio_console is loaded
 for i in \$(seq 200); do
-  [ \$(cat /sys/class/virtio-ports/*/name 2>/dev/null | grep -c poweragent) -ge 2 ] && break
+  [ \$(cat /sys/class/virtio-ports/*/name 2>/dev/null | grep -c poweragent) -ge $NPORTS ] && break
   sleep 0.02
 done
 for p in /sys/class/virtio-ports/*; do echo "GUEST port \$(basename \$p) = \$(cat \$p/name)"; done
@@ -140,6 +142,8 @@ echo "GUEST userspace at uptime \$(cut -d' ' -f1 /proc/uptime)s"
 /bin/power-guest; echo "GUEST power-guest rc=\$?"
 RTE_POWER_GUEST_CONFIRM_MS=5000 /bin/power-guest; echo "GUEST power-guest rc=\$?"
 /bin/guest_vm_power_mgr $CLI_ARGS -c "$CLI_COMMANDS"; echo "GUEST guest_vm_power_mgr rc=\$?"
+RTE_POWER_GUEST_CONNECT_TIMEOUT_MS=20000 /bin/power-guest wait 3
+RTE_POWER_GUEST_CONNECT_TIMEOUT_MS=500 /bin/power-guest wait 2
 echo "GUEST done at uptime \$(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
 EOF
@@ -154,7 +158,7 @@ ARGS=(-name rte-power-e2e -accel tcg,thread=multi -smp 1 -m 256 -nodefaults -dis
       -append "console=ttyS0 panic=-1 quiet loglevel=3"
       -serial "file:$WORK/console.log" -monitor none
       -device virtio-serial-pci,id=vs0)
-for i in 0 1; do
+for ((i = 0; i < NPORTS; i++)); do
   ARGS+=(-chardev "socket,id=c$i,path=$SOCK/vm.$i,server=on,wait=off"
          -device "virtserialport,bus=vs0.0,chardev=c$i,name=virtio.serial.port.poweragent.$i")
 done
@@ -163,7 +167,7 @@ qemu-system-x86_64 "${ARGS[@]}" > "$WORK/qemu.log" 2>&1 &
 QPID=$!
 echo "== qemu started (kernel $KVER, TCG), host side:"
 HOST_RC=0
-python3 "$HERE/host.py" serve "$SOCK" --t0 "$QT0" --timeout 150 | sed 's/^/   /' || HOST_RC=$?
+python3 "$HERE/host.py" serve "$SOCK" --t0 "$QT0" --timeout 150 2>&1 | sed "s/^/   /" || HOST_RC=$?
 for _ in $(seq 100); do kill -0 "$QPID" 2>/dev/null || break; sleep 0.1; done
 OFF=1
 if kill -0 "$QPID" 2>/dev/null; then OFF=0; kill "$QPID"; fi

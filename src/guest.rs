@@ -125,8 +125,20 @@ fn chan_err(lcore: u32, path: &Path, source: io::Error) -> PowerError {
     }
 }
 
+/// What `poll` said about a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// One of the events asked for.
+    Yes,
+    /// Only POLLHUP/POLLERR/POLLNVAL: a virtio port reports POLLHUP while
+    /// no host is connected, and poll does not wake up when one connects.
+    Hangup,
+    /// Nothing before the timeout.
+    No,
+}
+
 /// Waits until `fd` is ready for `events`, at most `timeout`.
-fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
+fn poll_ready(fd: RawFd, events: i16, timeout: Duration) -> io::Result<Ready> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -136,8 +148,10 @@ fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
         // SAFETY: one valid pollfd for the duration of the call.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
         match r {
-            r if r > 0 => return Ok(p.revents & (events | libc::POLLERR | libc::POLLHUP) != 0),
-            0 => return Ok(false),
+            r if r > 0 && p.revents & events != 0 => return Ok(Ready::Yes),
+            // POLLHUP, POLLERR, POLLNVAL: the next read or write tells
+            r if r > 0 => return Ok(Ready::Hangup),
+            0 => return Ok(Ready::No),
             _ => {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -147,6 +161,16 @@ fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
         }
     }
 }
+
+/// Waits until `fd` is ready for `events` or hung up, at most `timeout`.
+fn wait(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
+    Ok(poll_ready(fd, events, timeout)? != Ready::No)
+}
+
+/// How often a write is retried while the port reports no host (POLLHUP):
+/// poll cannot wait for the host to connect, so the wait sleeps in steps
+/// instead of spinning on a poll that returns at once.
+pub const NO_HOST_RETRY_MS: u64 = 10;
 
 /// Opens the lcore's port and sends the (fully zeroed) CONNECT probe,
 /// waiting at most `connect_timeout` for the host to take it.
@@ -215,8 +239,15 @@ fn finish_write(fd: RawFd, pkt: &[u8], mut off: usize, timeout: Duration) -> io:
         match write_some(fd, pkt, &mut off) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || !wait(fd, libc::POLLOUT, left)? {
+                if left.is_zero() {
                     return Err(e);
+                }
+                match poll_ready(fd, libc::POLLOUT, left)? {
+                    Ready::Yes => {}
+                    Ready::Hangup => {
+                        std::thread::sleep(left.min(Duration::from_millis(NO_HOST_RETRY_MS)))
+                    }
+                    Ready::No => return Err(e),
                 }
             }
             r => return r,

@@ -18,6 +18,10 @@ The plan is what /init in the guest runs (see scripts/guest-e2e.sh):
   2. the same with RTE_POWER_GUEST_CONFIRM_MS: the returns show ACK/NACK
   3. guest_vm_power_mgr -c '...' (Rust, static): CPU requests, queries,
      a policy and its removal
+  4. power-guest wait 3: init of lcore 3, whose socket the host connects to
+     only LATE_S after the CLI is done: init must wait for it, asleep
+  5. power-guest wait 2: lcore 2's socket is never connected: init must
+     give up after its timeout, asleep as well
 Exit status 0 on success.
 """
 import argparse
@@ -38,6 +42,8 @@ NACKED = {(0, "disable_turbo"), (1, "min")}
 VM = b"e2e-vm"
 FREQS = [2000000, 1000000]
 TURBO, PRIO = [1, 0], [0, 1]
+LATE_S = 1.0      # lcore 3's host connects this long after the CLI is done
+NPORTS = 4        # lcore 2: never connected
 
 
 def packet(command, resource=0, unit=0, name=b""):
@@ -93,6 +99,9 @@ CLI_COMMANDS = ("set_cpu_freq 0 up; set_cpu_freq 1 max; query_cpu_freq all; quer
 
 def plan(lcore):
     """(what, bytes the guest must send, bytes the host answers or None)."""
+    if lcore == 3:
+        req = packet(CPU_POWER, 3, 1)
+        return [("late: CONNECT probe", packet(CONNECT), None), ("late: up", req, answer(req, ACK))]
     steps = []
     for phase in ("plain", "confirmed"):
         steps.append((f"{phase}: CONNECT probe", packet(CONNECT), None))
@@ -134,7 +143,11 @@ def expected_console():
               "vcpu 1: turbo no, priority core yes",
               "policy sent on lcore 0: ACK",
               'policy removal for "e2e-vm" sent on lcore 0',
-              "GUEST guest_vm_power_mgr rc=1"]     # the NACK fails the run
+              "GUEST guest_vm_power_mgr rc=1",     # the NACK fails the run
+              "GUEST wait lcore=3 ret=0", "GUEST wait lcore=3 within-timeout",
+              "GUEST wait lcore=3 cpu=low", "GUEST wait lcore=3 up ret=1",
+              "GUEST wait lcore=2 ret=-1", "GUEST wait lcore=2 within-timeout",
+              "GUEST wait lcore=2 cpu=low"]
     return lines
 
 
@@ -159,10 +172,15 @@ def connect(path, deadline):
 def serve(a):
     deadline = a.t0 + a.timeout
     ports = {}
-    for l in (0, 1):
+
+    def attach(l):
         s = connect(os.path.join(a.sock_dir, f"vm.{l}"), deadline)
         ports[s] = {"lcore": l, "buf": b"", "plan": plan(l), "eof": False}
-    print(f"host: connected {time.time() - a.t0:.2f}s after qemu start", flush=True)
+        print(f"host: +{time.time() - a.t0:5.2f}s connected to lcore {l}'s socket", flush=True)
+
+    attach(0)
+    attach(1)
+    late_at = None  # when to connect lcore 3
     ok = True
     while not all(p["eof"] for p in ports.values()):
         left = deadline - time.time()
@@ -170,10 +188,19 @@ def serve(a):
             print("host: FAILED: timeout; still expected: " +
                   "; ".join(f"lcore {p['lcore']}: {p['plan'][0][0]}" for p in ports.values() if p["plan"]))
             return False
-        ready, _, _ = select.select([s for s, p in ports.items() if not p["eof"]], [], [], min(left, 1.0))
+        if late_at is not None and time.time() >= late_at:
+            late_at = None
+            attach(3)
+        wait = min(left, 1.0) if late_at is None else max(0.0, min(left, late_at - time.time()))
+        ready, _, _ = select.select([s for s, p in ports.items() if not p["eof"]], [], [], wait)
         for s in ready:
             p = ports[s]
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                # qemu exited with an answer of ours still unread (the
+                # guest had closed the port): the same end as EOF
+                chunk = b""
             if not chunk:
                 p["eof"] = True
                 continue
@@ -196,6 +223,8 @@ def serve(a):
                           f"answered {kind}", flush=True)
                 if reply is not None:
                     s.sendall(reply)
+                if p["lcore"] == 0 and not p["plan"]:
+                    late_at = time.time() + LATE_S
     for p in ports.values():
         if p["plan"]:
             print(f"host: FAILED: lcore {p['lcore']}: qemu closed before: {p['plan'][0][0]}")
@@ -203,6 +232,9 @@ def serve(a):
         if p["buf"]:
             print(f"host: FAILED: lcore {p['lcore']}: {len(p['buf'])} stray bytes")
             ok = False
+    if all(p["lcore"] != 3 for p in ports.values()):
+        print("host: FAILED: never got to connect lcore 3")
+        ok = False
     print("host: all packets as planned" if ok else "host: FAILED", flush=True)
     return ok
 
@@ -233,12 +265,16 @@ def main():
     c.add_argument("console")
     sub.add_parser("cli-args")
     sub.add_parser("cli-commands")
+    sub.add_parser("nports")
     a = ap.parse_args()
     if a.cmd == "cli-args":
         print(CLI_ARGS)
         return 0
     if a.cmd == "cli-commands":
         print(CLI_COMMANDS)
+        return 0
+    if a.cmd == "nports":
+        print(NPORTS)
         return 0
     return 0 if (serve(a) if a.cmd == "serve" else check(a)) else 1
 
