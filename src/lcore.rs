@@ -589,6 +589,54 @@ impl<'a> Lcore<'a> {
         Ok(Changed::Sent)
     }
 
+    /// KVM guest: the port descriptor, or `Unsupported` on a host lcore.
+    #[inline]
+    fn port(&self, what: &'static str) -> Result<std::os::fd::RawFd> {
+        self.check()?;
+        if !self.is_guest() {
+            return Err(PowerError::Unsupported {
+                lcore: self.id,
+                env: self.env().unwrap_or(Env::KvmVm),
+                what,
+            });
+        }
+        Ok(self.slot.fds[FD_PORT].load(Relaxed))
+    }
+
+    fn channel_err(&self, source: std::io::Error) -> PowerError {
+        PowerError::Channel {
+            lcore: self.id,
+            path: std::path::PathBuf::from(format!("{}{}", crate::power::PORT_PREFIX, self.id)),
+            source,
+        }
+    }
+
+    /// KVM guest: sends the application's own 464-byte packet on the lcore's
+    /// port (`rte_power_guest_channel_send_msg`). A full port fails at once
+    /// with EAGAIN in [`PowerError::os_error`], as DPDK's does.
+    pub fn send_msg(&self, pkt: &[u8; crate::wire::PACKET_SIZE]) -> Result<()> {
+        let fd = self.port("the guest channel")?;
+        guest::write_packet(fd, pkt).map_err(|e| self.channel_err(e))
+    }
+
+    /// KVM guest: reads exactly `buf.len()` bytes of host reply, waiting at
+    /// most `timeout` (`rte_power_guest_channel_receive_msg` waits 10 ms).
+    /// `Ok(false)`: nothing (or not all of it) arrived in time, or no host
+    /// is connected to the port.
+    pub fn receive_msg(&self, buf: &mut [u8], timeout: std::time::Duration) -> Result<bool> {
+        let fd = self.port("the guest channel")?;
+        guest::read_exact_timeout(fd, buf, timeout).map_err(|e| self.channel_err(e))
+    }
+
+    /// KVM guest: drops whatever the host has sent and nobody read (late or
+    /// stale replies), so that the next reply read belongs to the next
+    /// request. Never blocks.
+    pub fn discard_replies(&self) -> Result<()> {
+        let fd = self.port("the guest channel")?;
+        guest::drain(fd);
+        Ok(())
+    }
+
     /// Number of entries in the frequency table.
     pub fn num_freqs(&self) -> Result<u32> {
         self.host_only("the frequency table")?;

@@ -38,6 +38,7 @@ pub mod empty_poll;
 pub mod env;
 pub mod error;
 pub mod guest;
+pub mod guest_cli;
 mod host;
 pub mod idle;
 pub mod lcore;
