@@ -1,9 +1,13 @@
 #!/bin/bash
-# The main job on a simulated host: builds the library, installs it into a
-# staging prefix, generates a /sys/devices/system/cpu tree and runs a C
-# program built purely with `pkg-config --cflags --libs rte_power` (an
-# lcore busy loop that scales its frequency with simulated load), then the
-# Rust API example. Nothing on the real host is touched.
+# The main job on a simulated host (nothing on the real host is touched):
+# 1. the host monitor: vm_power_mgr --simulate --demo runs on a generated
+#    sysfs tree and the libvirt test driver with demo VMs; scripted guests
+#    send requests over the channel sockets and show_cpu_freq shows the
+#    host CPUs moving (and refusals for foreign CPUs);
+# 2. the library: a C program built purely with `pkg-config --cflags --libs
+#    rte_power` against a staging install (an lcore busy loop that scales
+#    its frequency with simulated load) on a generated tree;
+# 3. the Rust API example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
@@ -11,7 +15,12 @@ FLAVOUR=${1:-acpi}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rte-power-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-echo "== building and installing into a staging prefix"
+echo "== building"
+cargo build -q --release --workspace
+echo "== the host monitor on a simulated host: guests' requests move host CPUs"
+target/release/vm_power_mgr --simulate --demo -q --sim-dir "$WORK/monitor"
+
+echo "== installing the library into a staging prefix"
 make -s >/dev/null
 make -s install PREFIX="$WORK/prefix" LDCONFIG=true >/dev/null
 export PKG_CONFIG_PATH="$WORK/prefix/lib/pkgconfig"
