@@ -11,7 +11,9 @@
  * Runs on an acpi-cpufreq tree (RTE_POWER_SYSFS_CPU_DIR) with a ports folder
  * (RTE_POWER_VIRTIO_PORTS_DIR) in which the runner made a FIFO standing in
  * for lcore KVM_LCORE's virtio-serial port and nothing else.
- * tests/c_api.rs checks that every declared function is named here.
+ * The other areas (uncore, PM QoS, PMD queue management without ethdev,
+ * empty poll) have their own programs; tests/c_api.rs checks that every
+ * declared function is called by one of the programs of c-tests/.
  */
 #include <rte_power_cpufreq.h>
 #include <rte_power_guest_channel.h>

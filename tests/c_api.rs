@@ -7,7 +7,14 @@
 //! is rebuilt for the profile under test first (`clib::lib()`), so a run
 //! never tests a stale `.so`.
 //!
-//! Most programs run on a generated tree named by `RTE_POWER_SYSFS_CPU_DIR`.
+//! One program per API area; every function the headers declare must be
+//! called by at least one of them (`every_declared_function_is_called_by_a_c_test`).
+//! A program that includes a header built on DPDK's (`rte_power_empty_poll.h`)
+//! gets DPDK's cflags after `include/` and still links our library alone.
+//!
+//! Most programs run on a generated tree named by `RTE_POWER_SYSFS_CPU_DIR`
+//! (`uncore_api` also with an `intel_uncore_frequency/` tree in it, once per
+//! kernel layout, the layout given as its argument).
 //! `power_cpufreq_autotest` instead runs with the library's real default
 //! paths: in a private mount namespace (`unshare -m`) DPDK-ref's sysfsemu
 //! (FUSE; `scaling_cur_freq` follows the writes as on a real kernel) serves
@@ -22,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use clib::{build, declared, lib, run, text, Lang, Link};
-use rte_power::simulate::{FakeSysfs, Flavour};
+use clib::{build, build_with, declared, lib, run, text, Lang, Link};
+use rte_power::simulate::{CreateOrder, FakeSysfs, FakeUncore, Flavour, UncoreLayout};
 
 /// Every program is built these ways.
 const BUILDS: [(Lang, Link); 3] = [
@@ -101,10 +108,11 @@ fn ports(lcores: &[u32]) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `exe` with the library pointed at `sysfs` and `ports`, asserts it
-/// printed PASS and exited 0.
-fn run_on_tree(exe: &Path, sysfs: &Path, ports: &Path) -> Output {
+/// Runs `exe` with `args` and the library pointed at `sysfs` and `ports`,
+/// asserts it printed PASS and exited 0.
+fn run_on_tree(exe: &Path, args: &[&str], sysfs: &Path, ports: &Path) -> Output {
     let mut cmd = Command::new(exe);
+    cmd.args(args);
     for v in LIB_ENV {
         cmd.env_remove(v);
     }
@@ -129,12 +137,69 @@ fn assert_passed(exe: &Path, out: &Output) {
 
 /// Builds `name` every way and runs each build on a fresh tree.
 fn build_and_run(name: &str, flavour: Flavour, ncpus: u32, fifo_lcores: &[u32], extra: &[&str]) {
-    for (lang, link) in BUILDS {
-        let exe = build(name, lang, link, extra);
-        assert_links_ours(&exe, link);
-        let sysfs = tree(flavour, ncpus);
-        let ports = ports(fifo_lcores);
-        run_on_tree(&exe, sysfs.path(), ports.path());
+    Program {
+        link_extra: extra,
+        fifo_lcores,
+        ..Program::new(name, flavour, ncpus)
+    }
+    .build_and_run();
+}
+
+/// One run of a program: its arguments and, if any, the
+/// `intel_uncore_frequency/` tree generated into its cpufreq tree.
+struct Run<'a> {
+    args: &'a [&'a str],
+    uncore: Option<FakeUncore>,
+}
+
+/// A program of `c-tests/`, how it is built and where it runs.
+struct Program<'a> {
+    name: &'a str,
+    /// The cpufreq tree every run gets (a fresh one each time).
+    flavour: Flavour,
+    ncpus: u32,
+    /// Lcores with a virtio-serial port (a FIFO).
+    fifo_lcores: &'a [u32],
+    /// Compile flags after `-I include/` (e.g. DPDK's, see
+    /// [`clib::dpdk_cflags`]).
+    cflags: Vec<String>,
+    /// Link flags.
+    link_extra: &'a [&'a str],
+    /// Each build runs once per entry.
+    runs: Vec<Run<'a>>,
+}
+
+impl<'a> Program<'a> {
+    /// Built the [`BUILDS`] ways, run once without arguments.
+    fn new(name: &'a str, flavour: Flavour, ncpus: u32) -> Self {
+        Program {
+            name,
+            flavour,
+            ncpus,
+            fifo_lcores: &[],
+            cflags: Vec::new(),
+            link_extra: &[],
+            runs: vec![Run {
+                args: &[],
+                uncore: None,
+            }],
+        }
+    }
+
+    /// Builds every way; runs each build on fresh trees, once per [`Run`].
+    fn build_and_run(&self) {
+        for (lang, link) in BUILDS {
+            let exe = build_with(self.name, lang, link, &self.cflags, self.link_extra);
+            assert_links_ours(&exe, link);
+            for r in &self.runs {
+                let sysfs = tree(self.flavour, self.ncpus);
+                if let Some(u) = &r.uncore {
+                    u.create(sysfs.path()).expect("generate uncore tree");
+                }
+                let ports = ports(self.fifo_lcores);
+                run_on_tree(&exe, r.args, sysfs.path(), ports.path());
+            }
+        }
     }
 }
 
@@ -192,18 +257,88 @@ fn every_export_with_bad_arguments() {
     build_and_run("every_export", Flavour::Acpi, 5, &[4], &[]);
 }
 
+/// The coverage rule: every function the headers declare is called by at
+/// least one program of `c-tests/` (in code, not in a comment), and every
+/// program is built and run by a test of this file. One program per API
+/// area, each checking its area's documented behaviour.
 #[test]
-fn every_export_calls_every_declared_function() {
-    let src = std::fs::read_to_string(clib::ctests_dir().join("every_export.c"))
-        .expect("read every_export.c");
+fn every_declared_function_is_called_by_a_c_test() {
+    let this = include_str!("c_api.rs");
+    let mut callers: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let programs = clib::ctest_sources();
+    assert!(!programs.is_empty(), "no c-tests/*.c");
+    for p in &programs {
+        let stem = p
+            .file_stem()
+            .expect("file stem")
+            .to_string_lossy()
+            .into_owned();
+        // `Program::new("x", ..)`, `build_and_run("x", ..)`, `build("x", ..)`
+        assert!(
+            this.contains(&format!("(\"{stem}\",")),
+            "c-tests/{stem}.c is run by no test of tests/c_api.rs: its calls would not count"
+        );
+        let src = std::fs::read_to_string(p).expect("read a C test");
+        for name in clib::called_names(&src) {
+            callers.entry(name).or_default().push(stem.clone());
+        }
+    }
     let missing: Vec<String> = declared()
         .into_keys()
-        .filter(|name| !src.contains(&format!("{name}(")))
+        .filter(|name| !callers.contains_key(name))
         .collect();
     assert!(
         missing.is_empty(),
-        "c-tests/every_export.c never calls {missing:?}"
+        "no program of c-tests/ calls {missing:?}"
     );
+}
+
+#[test]
+fn uncore_api_on_every_layout() {
+    let uncore = |layout, clusters, order| FakeUncore {
+        clusters,
+        order,
+        ..FakeUncore::new(layout, 2, 2)
+    };
+    Program {
+        runs: vec![
+            Run {
+                args: &["package_die"],
+                uncore: Some(uncore(UncoreLayout::PackageDie, 1, CreateOrder::Descending)),
+            },
+            Run {
+                args: &["instances"],
+                uncore: Some(uncore(UncoreLayout::Instances, 2, CreateOrder::Interleaved)),
+            },
+            Run {
+                args: &["both"],
+                uncore: Some(uncore(UncoreLayout::Both, 1, CreateOrder::Ascending)),
+            },
+            Run {
+                args: &["none"],
+                uncore: None,
+            },
+        ],
+        ..Program::new("uncore_api", Flavour::Acpi, 4)
+    }
+    .build_and_run();
+}
+
+#[test]
+fn qos_and_pmd_without_dpdk() {
+    build_and_run("qos_pmd_api", Flavour::Acpi, 4, &[], &[]);
+}
+
+/// `rte_power_empty_poll.h` includes DPDK's `<rte_timer.h>`: DPDK's flags
+/// after our include dir, linked against our library alone (the program
+/// uses DPDK's structure definitions, no DPDK function).
+#[test]
+fn empty_poll_api_with_dpdk_headers() {
+    Program {
+        cflags: clib::dpdk_cflags(),
+        ..Program::new("empty_poll_api", Flavour::Acpi, 4)
+    }
+    .build_and_run();
 }
 
 #[test]

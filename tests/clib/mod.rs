@@ -164,6 +164,18 @@ pub fn text(out: &Output) -> String {
 /// Compiles `c-tests/<name>.c` into `target/<profile>/c-tests/<name>-<lang>-<link>`
 /// with warnings as errors; `extra` goes to the link line (e.g. `-rdynamic`).
 pub fn build(name: &str, lang: Lang, link: Link, extra: &[&str]) -> PathBuf {
+    build_with(name, lang, link, &[], extra)
+}
+
+/// [`build`] with compile flags `cflags` placed after `-I include/` (so
+/// e.g. [`dpdk_cflags`] come after our headers) and before the source.
+pub fn build_with(
+    name: &str,
+    lang: Lang,
+    link: Link,
+    cflags: &[String],
+    extra: &[&str],
+) -> PathBuf {
     let lib = lib();
     let out_dir = lib.dir.join("c-tests");
     std::fs::create_dir_all(&out_dir).expect("create target/<profile>/c-tests");
@@ -190,6 +202,7 @@ pub fn build(name: &str, lang: Lang, link: Link, extra: &[&str]) -> PathBuf {
     cmd.args(["-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O1", "-g"])
         .arg("-I")
         .arg(include_dir())
+        .args(cflags)
         .arg(&src)
         // the rest are object files and libraries, whatever -x said
         .args(["-x", "none", "-o"])
@@ -214,6 +227,29 @@ pub fn build(name: &str, lang: Lang, link: Link, extra: &[&str]) -> PathBuf {
         text(&out)
     );
     exe
+}
+
+/// The C programs `c-tests/*.c`, sorted.
+pub fn ctest_sources() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ctests_dir())
+        .expect("read c-tests/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The names `src` calls: identifiers followed by `(` in its code
+/// (comments, string literals and preprocessor lines do not count).
+pub fn called_names(src: &str) -> std::collections::BTreeSet<String> {
+    let toks = tokenize(src);
+    toks.windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (Tok::Ident(name), Tok::Punct('(')) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A C function prototype reduced to types: no parameter names, no
