@@ -15,7 +15,9 @@
 # The bare figure is bench/bare_pwrite.c on a tree made the same way: the
 # writes freq_up/freq_down make (acpi/cppc: one pwrite of "VALUE\n" to
 # scaling_setspeed per call; pstate: two, scaling_max_freq and
-# scaling_min_freq) and nothing else. R repetitions (default 3) run
+# scaling_min_freq) and nothing else, as bare pwrite64 system calls, in a
+# process that ran rte_eal_init() with trace.c's arguments (the same kind of
+# process as the library under test). R repetitions (default 3) run
 # interleaved; the table shows medians (ratios: median of the per-run
 # ratios, whose two figures were taken back to back).
 #
@@ -52,7 +54,8 @@ if [ "$BUILD" = 1 ]; then
   cargo build --locked --release --quiet
   bash "$REF/build.sh" >/dev/null
   bash "$REF/build.sh" --lib target/release/librte_power.so --include include --name rs >/dev/null
-  cc -O2 -Wall -Wextra -o "$BARE" bench/bare_pwrite.c
+  # shellcheck disable=SC2046  # pkg-config output is a list of flags
+  cc -O2 -Wall -Wextra $(pkg-config --cflags libdpdk) -o "$BARE" bench/bare_pwrite.c -pthread -lrte_eal
 fi
 for f in "$DPDKREF_BUILD/trace" "$DPDKREF_BUILD/trace-rs" "$BARE"; do
   [ -x "$f" ] || { echo "bench: $f missing (run without --no-build)" >&2; exit 1; }
