@@ -214,25 +214,32 @@ impl Default for Slot {
 
 /// The slots of one [`crate::Power`].
 pub(crate) struct Table {
-    slots: Box<[Slot]>,
+    // a fixed-size array: the bound check compares with a constant
+    slots: Box<[Slot; MAX_LCORE as usize]>,
 }
 
 impl Table {
     pub fn new() -> Self {
+        let slots: Box<[Slot]> = (0..MAX_LCORE).map(|_| Slot::default()).collect();
         Self {
-            slots: (0..MAX_LCORE).map(|_| Slot::default()).collect(),
+            slots: slots
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("exactly MAX_LCORE slots")),
         }
     }
 
-    /// The slot of `lcore`, or `InvalidLcore`.
+    /// The slot of `lcore`, or `InvalidLcore`. The error is built only on
+    /// failure: an eagerly built `PowerError` costs every fast-path call a
+    /// call to its drop glue.
     #[inline]
     pub fn slot(&self, lcore: u32) -> Result<&Slot> {
-        self.slots
-            .get(lcore as usize)
-            .ok_or(PowerError::InvalidLcore {
+        match self.slots.get(lcore as usize) {
+            Some(slot) => Ok(slot),
+            None => Err(PowerError::InvalidLcore {
                 lcore,
                 max: MAX_LCORE,
-            })
+            }),
+        }
     }
 }
 
@@ -564,8 +571,10 @@ impl<'a> Lcore<'a> {
 
     /// KVM guest: sends one request to the host (one `writev`); host replies
     /// are drained every [`guest::DRAIN_EVERY`] requests, or awaited in
-    /// confirmed mode.
-    fn request(&self, unit: u32) -> Result<Changed> {
+    /// confirmed mode. Out of line and by value, to keep the host paths
+    /// of the callers small.
+    #[inline(never)]
+    fn request(self, unit: u32) -> Result<Changed> {
         let s = self.slot;
         let fd = s.fds[FD_PORT].load(Relaxed);
         let confirm = s.confirm_ms.load(Relaxed);
@@ -678,14 +687,22 @@ impl<'a> Lcore<'a> {
         Ok(self.slot.freqs[i as usize % MAX_FREQS].load(Relaxed))
     }
 
-    /// Moves to `idx`.
+    /// Moves to `idx`. The no-change test is inlined into every caller; the
+    /// change itself is out of line, so that the no-change path needs no
+    /// stack frame of its own (it is the hot path of a polling PMD).
     #[inline]
     fn go(&self, idx: u32) -> Result<Changed> {
-        let s = self.slot;
-        let cur = s.cur.load(Relaxed);
+        let cur = self.slot.cur.load(Relaxed);
         if idx == cur {
             return Ok(Changed::No);
         }
+        self.change(idx, cur)
+    }
+
+    /// Programs `idx` (not the current index `cur`).
+    #[inline(never)]
+    fn change(self, idx: u32, cur: u32) -> Result<Changed> {
+        let s = self.slot;
         if idx == 0 {
             let f = s.flags();
             let need = F_TURBO_AVAILABLE | F_INDEX0_NEEDS_ENABLE;

@@ -259,18 +259,20 @@ impl Power {
     /// A handle for an operation the KVM guest env does not have (table,
     /// index, turbo status, capabilities): like DPDK's kvm-vm driver, such
     /// calls answer `Unsupported` for every lcore while the env is KVM.
+    #[inline]
     pub fn host_lcore(&self, lcore: u32, what: &'static str) -> Result<Lcore<'_>> {
-        let unsupported = PowerError::Unsupported {
+        // built only when needed: this is on the fast path (get_freq, set_freq)
+        let unsupported = || PowerError::Unsupported {
             lcore,
             env: Env::KvmVm,
             what,
         };
         match self.lcore(lcore) {
-            Ok(l) if l.is_guest() => Err(unsupported),
+            Ok(l) if l.is_guest() => Err(unsupported()),
             Err(PowerError::NotInitialised { .. } | PowerError::InvalidLcore { .. })
                 if self.env() == Some(Env::KvmVm) =>
             {
-                Err(unsupported)
+                Err(unsupported())
             }
             r => r,
         }

@@ -155,10 +155,29 @@ pub fn first_line(s: &str) -> &str {
 /// One positioned write of the whole buffer at offset 0: sysfs hands it to
 /// the attribute's store() in one piece. A short write is reported as an
 /// error rather than retried (sysfs never writes part of a value).
+///
+/// On 64-bit targets this is the bare system call rather than glibc's
+/// `pwrite`, which is a thread cancellation point: in a multi-threaded
+/// process (every DPDK application) glibc brackets it with two atomic
+/// updates of the thread's cancellation state, measurably slower on the
+/// fast path, and a cancellation there would unwind through Rust frames.
 pub fn pwrite_all(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+    #[cfg(target_pointer_width = "64")]
     // SAFETY: `buf` is a valid, initialised slice for `buf.len()` bytes for
-    // the duration of the call; pwrite(2) does not keep the pointer. An
-    // invalid `fd` only makes the call fail with EBADF.
+    // the duration of the call; pwrite64(2) does not keep the pointer. On
+    // 64-bit Linux its arguments are (int, const void *, size_t, off_t),
+    // each one register. An invalid `fd` only makes the call fail (EBADF).
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_pwrite64,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            0 as libc::off_t,
+        )
+    };
+    #[cfg(not(target_pointer_width = "64"))]
+    // SAFETY: as above; pwrite(2) does not keep the pointer.
     let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());
