@@ -24,6 +24,9 @@ pub const MAX_LCORE: u32 = 1024;
 const IDLE: u32 = 0;
 const ONGOING: u32 = 1;
 const USED: u32 = 2;
+/// USED by the KVM guest env: the one state load of every call also tells
+/// host from guest.
+const USED_GUEST: u32 = 3;
 
 /// How a slot programs a frequency.
 const BACKEND_NONE: u32 = 0;
@@ -44,6 +47,42 @@ const FD_SETSPEED: usize = 0;
 const FD_MIN: usize = 0;
 const FD_MAX: usize = 1;
 const FD_PORT: usize = 0;
+
+/// A relative frequency step (DPDK's up/down/max/min).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Up,
+    Down,
+    Max,
+    Min,
+}
+
+impl Step {
+    /// The guest request that carries this step.
+    #[inline]
+    fn unit(self) -> u32 {
+        match self {
+            Step::Up => crate::wire::SCALE_UP,
+            Step::Down => crate::wire::SCALE_DOWN,
+            Step::Max => crate::wire::SCALE_MAX,
+            Step::Min => crate::wire::SCALE_MIN,
+        }
+    }
+}
+
+/// What a step will do: small and `Copy`, so that deciding it needs no
+/// stack frame (the no-change call of a polling lcore is the hot path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Nothing to change: no write.
+    Stay,
+    /// Program index `idx`, the lcore being at `cur`.
+    Go { idx: u32, cur: u32 },
+    /// KVM guest: send this request unit to the host.
+    Send(u32),
+    /// The lcore is not initialised.
+    NotInitialised,
+}
 
 /// Did a call change the frequency? (DPDK: 1 changed, 0 unchanged.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +167,7 @@ pub(crate) fn stamp() -> u64 {
 /// the library's own code, for the `stats_cost` benchmark.
 #[doc(hidden)]
 pub fn time_stats_bookkeeping(iters: u32) -> std::time::Duration {
-    let s = Slot::default();
+    let s = Slot::new();
     s.reset_stats();
     let t = std::time::Instant::now();
     for i in 0..iters {
@@ -183,26 +222,28 @@ pub(crate) struct Slot {
     /// CLOCK_MONOTONIC at the start of the session, to convert ticks to ns.
     started_ns: AtomicU64,
     transitions: AtomicU64,
-    owned: Mutex<Option<Owned>>,
+    owned: Mutex<Option<Box<Owned>>>,
 }
 
-impl Default for Slot {
-    fn default() -> Self {
+impl Slot {
+    /// An IDLE slot. All zero, so that the global table is `.bss`: the
+    /// descriptors and indexes mean something only once `install` set them.
+    const fn new() -> Self {
         Self {
             state: AtomicU32::new(IDLE),
             backend: AtomicU32::new(BACKEND_NONE),
             env: AtomicU32::new(0),
             cpu: AtomicU32::new(0),
-            cur: AtomicU32::new(UNKNOWN_INDEX),
+            cur: AtomicU32::new(0),
             len: AtomicU32::new(0),
             nominal: AtomicU32::new(0),
             flags: AtomicU32::new(0),
-            fds: [AtomicI32::new(-1), AtomicI32::new(-1)],
+            fds: [AtomicI32::new(0), AtomicI32::new(0)],
             confirm_ms: AtomicU32::new(0),
             sends: AtomicU32::new(0),
-            freqs: std::array::from_fn(|_| AtomicU32::new(0)),
-            text: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
-            residency: std::array::from_fn(|_| AtomicU64::new(0)),
+            freqs: [const { AtomicU32::new(0) }; MAX_FREQS],
+            text: [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_FREQS],
+            residency: [const { AtomicU64::new(0) }; MAX_FREQS],
             since: AtomicU64::new(0),
             started: AtomicU64::new(0),
             started_ns: AtomicU64::new(0),
@@ -212,33 +253,65 @@ impl Default for Slot {
     }
 }
 
-/// The slots of one [`crate::Power`].
-pub(crate) struct Table {
-    // a fixed-size array: the bound check compares with a constant
-    slots: Box<[Slot; MAX_LCORE as usize]>,
+type Slots = [Slot; MAX_LCORE as usize];
+
+/// The lcore table of the C API's global context: a plain static array, so
+/// that a C call reaches its slot without any pointer chasing.
+static GLOBAL_SLOTS: Slots = [const { Slot::new() }; MAX_LCORE as usize];
+
+/// The slot of `lcore`, or `InvalidLcore`. The error is built only on
+/// failure: an eagerly built `PowerError` costs every fast-path call a call
+/// to its drop glue.
+#[inline]
+fn slot_in(slots: &Slots, lcore: u32) -> Result<&Slot> {
+    match slots.get(lcore as usize) {
+        Some(slot) => Ok(slot),
+        None => Err(PowerError::InvalidLcore {
+            lcore,
+            max: MAX_LCORE,
+        }),
+    }
+}
+
+/// A handle on an lcore of the global context (`Power::global()`) whose
+/// state the operation checks: the C entry points' fast path.
+#[inline]
+pub(crate) fn global_lcore(lcore: u32) -> Result<Lcore<'static>> {
+    Ok(Lcore::unchecked(slot_in(&GLOBAL_SLOTS, lcore)?, lcore))
+}
+
+/// [`global_lcore`] without an error value: `None` beyond the table.
+#[inline]
+pub(crate) fn global_lcore_opt(lcore: u32) -> Option<Lcore<'static>> {
+    GLOBAL_SLOTS
+        .get(lcore as usize)
+        .map(|slot| Lcore::unchecked(slot, lcore))
+}
+
+/// The slots of one [`crate::Power`]: the global static array, or a
+/// context's own.
+pub(crate) enum Table {
+    Global,
+    Owned(Box<Slots>),
 }
 
 impl Table {
+    /// A table of its own, built on the heap (it is about 2 MB).
     pub fn new() -> Self {
-        let slots: Box<[Slot]> = (0..MAX_LCORE).map(|_| Slot::default()).collect();
-        Self {
-            slots: slots
+        let slots: Box<[Slot]> = (0..MAX_LCORE).map(|_| Slot::new()).collect();
+        Self::Owned(
+            slots
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("exactly MAX_LCORE slots")),
-        }
+        )
     }
 
-    /// The slot of `lcore`, or `InvalidLcore`. The error is built only on
-    /// failure: an eagerly built `PowerError` costs every fast-path call a
-    /// call to its drop glue.
+    /// The slot of `lcore`, or `InvalidLcore`.
     #[inline]
     pub fn slot(&self, lcore: u32) -> Result<&Slot> {
-        match self.slots.get(lcore as usize) {
-            Some(slot) => Ok(slot),
-            None => Err(PowerError::InvalidLcore {
-                lcore,
-                max: MAX_LCORE,
-            }),
+        match self {
+            Table::Global => slot_in(&GLOBAL_SLOTS, lcore),
+            Table::Owned(slots) => slot_in(slots, lcore),
         }
     }
 }
@@ -259,11 +332,16 @@ impl<'a> Claim<'a> {
         Ok(Self { slot, done: false })
     }
 
-    /// USED -> ONGOING, or `NotInitialised`.
+    /// USED (host or guest) -> ONGOING, or `NotInitialised`.
     pub fn for_exit(slot: &'a Slot, lcore: u32) -> Result<Self> {
-        slot.state
-            .compare_exchange(USED, ONGOING, Acquire, Relaxed)
-            .map_err(|_| PowerError::NotInitialised { lcore })?;
+        let claimed = [USED, USED_GUEST].into_iter().any(|used| {
+            slot.state
+                .compare_exchange(used, ONGOING, Acquire, Relaxed)
+                .is_ok()
+        });
+        if !claimed {
+            return Err(PowerError::NotInitialised { lcore });
+        }
         Ok(Self { slot, done: false })
     }
 
@@ -271,7 +349,12 @@ impl<'a> Claim<'a> {
     /// fast path's acquire load of the state.
     pub fn finish_used(mut self) {
         self.done = true;
-        self.slot.state.store(USED, Release);
+        let used = if self.slot.backend.load(Relaxed) == BACKEND_GUEST {
+            USED_GUEST
+        } else {
+            USED
+        };
+        self.slot.state.store(used, Release);
     }
 }
 
@@ -343,11 +426,11 @@ impl Slot {
             }
         };
         self.backend.store(backend, Relaxed);
-        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
+        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(Owned {
             cpu,
             _files: Held::Host(control),
             restore,
-        });
+        }));
         // First write: the starting frequency is always programmed, even when
         // the index read at init says it is there already (for min/max
         // pinning drivers the limits are not pinned until written).
@@ -405,16 +488,16 @@ impl Slot {
         self.confirm_ms.store(ms, Relaxed);
         self.fds[FD_PORT].store(raw_fd(&port), Relaxed);
         self.backend.store(BACKEND_GUEST, Relaxed);
-        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
+        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(Owned {
             cpu: lcore,
             _files: Held::Port(port),
             restore: Restore::default(),
-        });
+        }));
     }
 
     /// The guest port of an initialised KVM lcore.
     pub fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
-        if self.state.load(Acquire) == USED && self.backend.load(Relaxed) == BACKEND_GUEST {
+        if self.state.load(Acquire) == USED_GUEST {
             Ok(self.fds[FD_PORT].load(Relaxed))
         } else {
             Err(PowerError::NotInitialised { lcore })
@@ -428,19 +511,21 @@ impl Slot {
             fd.store(-1, Relaxed);
         }
         let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(Owned {
-            _files: Held::Port(port),
-            ..
-        }) = &owned
-        {
+        let Some(owned) = owned else {
+            return Ok(());
+        };
+        let Owned {
+            cpu,
+            _files,
+            restore,
+        } = *owned;
+        if let Held::Port(port) = &_files {
             // leave nothing of ours queued for the next user of the port
             guest::drain(raw_fd(port));
         }
-        match owned {
-            // dropping `owned` closes the files before the restore writes
-            Some(Owned { cpu, restore, .. }) => restore.apply(root, cpu),
-            None => Ok(()),
-        }
+        // the files are closed before the restore writes
+        drop(_files);
+        restore.apply(root, cpu)
     }
 
     #[inline]
@@ -526,13 +611,26 @@ impl<'a> Lcore<'a> {
         Ok(l)
     }
 
+    /// A handle on `slot` whatever its state: every operation checks it
+    /// (the C entry points use this so that a call checks once).
+    #[inline]
+    pub(crate) fn unchecked(slot: &'a Slot, id: u32) -> Self {
+        Self { slot, id }
+    }
+
+    /// Is the lcore initialised, and is it a KVM guest lcore? One load.
+    #[inline]
+    fn used(&self) -> Result<bool> {
+        match self.slot.state.load(Acquire) {
+            USED => Ok(false),
+            USED_GUEST => Ok(true),
+            _ => Err(PowerError::NotInitialised { lcore: self.id }),
+        }
+    }
+
     #[inline]
     fn check(&self) -> Result<()> {
-        if self.slot.state.load(Acquire) == USED {
-            Ok(())
-        } else {
-            Err(PowerError::NotInitialised { lcore: self.id })
-        }
+        self.used().map(|_| ())
     }
 
     /// The lcore id.
@@ -553,13 +651,12 @@ impl<'a> Lcore<'a> {
     /// Is this a KVM guest lcore (requests go to the host)?
     #[inline]
     pub fn is_guest(&self) -> bool {
-        self.slot.backend.load(Relaxed) == BACKEND_GUEST
+        self.slot.state.load(Acquire) == USED_GUEST
     }
 
     #[inline]
     fn host_only(&self, what: &'static str) -> Result<()> {
-        self.check()?;
-        if self.is_guest() {
+        if self.used()? {
             return Err(PowerError::Unsupported {
                 lcore: self.id,
                 env: Env::KvmVm,
@@ -601,8 +698,7 @@ impl<'a> Lcore<'a> {
     /// KVM guest: the port descriptor, or `Unsupported` on a host lcore.
     #[inline]
     fn port(&self, what: &'static str) -> Result<std::os::fd::RawFd> {
-        self.check()?;
-        if !self.is_guest() {
+        if !self.used()? {
             return Err(PowerError::Unsupported {
                 lcore: self.id,
                 env: self.env().unwrap_or(Env::KvmVm),
@@ -731,54 +827,68 @@ impl<'a> Lcore<'a> {
         self.go(idx)
     }
 
+    /// What a frequency step would do, decided from the slot alone (one
+    /// state load, no write, nothing built): the policy of up/down/max/min,
+    /// once for every driver. [`Lcore::run`] carries a plan out.
+    #[inline]
+    pub(crate) fn plan(&self, step: Step) -> Plan {
+        let s = self.slot;
+        match s.state.load(Acquire) {
+            USED => {}
+            USED_GUEST => return Plan::Send(step.unit()),
+            _ => return Plan::NotInitialised,
+        }
+        let cur = s.cur.load(Relaxed);
+        let len = s.len.load(Relaxed);
+        let target = match step {
+            // stops at the top, and below the turbo region when turbo is off
+            Step::Up if cur == 0 || cur >= len || cur <= s.max_index() => return Plan::Stay,
+            Step::Up => cur - 1,
+            Step::Down if cur.saturating_add(1) >= len => return Plan::Stay,
+            Step::Down => cur + 1,
+            Step::Max => s.max_index(),
+            Step::Min => len.saturating_sub(1),
+        };
+        if target == cur {
+            Plan::Stay
+        } else {
+            Plan::Go { idx: target, cur }
+        }
+    }
+
+    /// Carries out a [`plan`](Self::plan).
+    #[inline]
+    pub(crate) fn run(self, plan: Plan) -> Result<Changed> {
+        match plan {
+            Plan::Stay => Ok(Changed::No),
+            Plan::Go { idx, cur } => self.change(idx, cur),
+            Plan::Send(unit) => self.request(unit),
+            Plan::NotInitialised => Err(PowerError::NotInitialised { lcore: self.id }),
+        }
+    }
+
     /// One step up (lower index); stops below the turbo region when turbo is off.
     #[inline]
     pub fn up(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
-            return self.request(crate::wire::SCALE_UP);
-        }
-        let s = self.slot;
-        let cur = s.cur.load(Relaxed);
-        if cur == 0 || cur >= s.len.load(Relaxed) || cur <= s.max_index() {
-            return Ok(Changed::No);
-        }
-        self.go(cur - 1)
+        self.run(self.plan(Step::Up))
     }
 
     /// One step down (higher index).
     #[inline]
     pub fn down(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
-            return self.request(crate::wire::SCALE_DOWN);
-        }
-        let cur = self.slot.cur.load(Relaxed);
-        if cur.saturating_add(1) >= self.slot.len.load(Relaxed) {
-            return Ok(Changed::No);
-        }
-        self.go(cur + 1)
+        self.run(self.plan(Step::Down))
     }
 
     /// The highest frequency allowed (turbo when enabled).
     #[inline]
     pub fn max(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
-            return self.request(crate::wire::SCALE_MAX);
-        }
-        self.go(self.slot.max_index())
+        self.run(self.plan(Step::Max))
     }
 
     /// The lowest frequency.
     #[inline]
     pub fn min(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
-            return self.request(crate::wire::SCALE_MIN);
-        }
-        let len = self.slot.len.load(Relaxed);
-        self.go(len.saturating_sub(1))
+        self.run(self.plan(Step::Min))
     }
 
     /// Is turbo enabled?
@@ -790,8 +900,7 @@ impl<'a> Lcore<'a> {
     /// Allows the turbo region (and, except on intel_pstate, moves to it).
     /// Returns whether the frequency changed, or `Sent` in a KVM guest.
     pub fn enable_turbo(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
+        if self.used()? {
             return self.request(crate::wire::ENABLE_TURBO);
         }
         let s = self.slot;
@@ -809,8 +918,7 @@ impl<'a> Lcore<'a> {
     /// Forbids the turbo region, leaving it if the lcore is in it.
     /// Returns whether the frequency changed, or `Sent` in a KVM guest.
     pub fn disable_turbo(&self) -> Result<Changed> {
-        self.check()?;
-        if self.is_guest() {
+        if self.used()? {
             return self.request(crate::wire::DISABLE_TURBO);
         }
         let s = self.slot;

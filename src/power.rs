@@ -119,10 +119,14 @@ static GLOBAL: OnceLock<Power> = OnceLock::new();
 impl Power {
     /// A context with its own lcore table.
     pub fn new(config: Config) -> Self {
+        Self::with_table(config, Table::new())
+    }
+
+    fn with_table(config: Config, table: Table) -> Self {
         Self {
             config,
             env: AtomicU32::new(ENV_NOT_SET),
-            table: Table::new(),
+            table,
             pmd: PmdConfig::default(),
         }
     }
@@ -130,7 +134,7 @@ impl Power {
     /// The process-wide context used by the C API ([`Config::from_env`]).
     #[inline]
     pub fn global() -> &'static Power {
-        GLOBAL.get_or_init(|| Power::new(Config::from_env()))
+        GLOBAL.get_or_init(|| Power::with_table(Config::from_env(), Table::Global))
     }
 
     /// The configuration.
@@ -182,6 +186,13 @@ impl Power {
     #[inline]
     pub fn lcore(&self, lcore: u32) -> Result<Lcore<'_>> {
         Lcore::new(self.table.slot(lcore)?, lcore)
+    }
+
+    /// A handle whose state every operation checks itself: the C entry
+    /// points use it so that a call loads the lcore's state once.
+    #[inline]
+    pub(crate) fn lcore_unchecked(&self, lcore: u32) -> Result<Lcore<'_>> {
+        Ok(Lcore::unchecked(self.table.slot(lcore)?, lcore))
     }
 
     /// Initialises an lcore: with the selected env, or (env not set) the env
@@ -256,25 +267,43 @@ impl Power {
         Ok(env)
     }
 
-    /// A handle for an operation the KVM guest env does not have (table,
-    /// index, turbo status, capabilities): like DPDK's kvm-vm driver, such
-    /// calls answer `Unsupported` for every lcore while the env is KVM.
+    /// Runs an operation the KVM guest env does not have (table, index,
+    /// turbo status, capabilities, statistics): like DPDK's kvm-vm driver,
+    /// such calls answer `Unsupported` for every lcore while the env is KVM.
+    /// The lcore's state is loaded once, by the operation itself.
     #[inline]
-    pub fn host_lcore(&self, lcore: u32, what: &'static str) -> Result<Lcore<'_>> {
-        // built only when needed: this is on the fast path (get_freq, set_freq)
-        let unsupported = || PowerError::Unsupported {
+    pub fn host_op<T>(
+        &self,
+        lcore: u32,
+        what: &'static str,
+        op: impl FnOnce(Lcore<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.lcore_unchecked(lcore)
+            .and_then(op)
+            .map_err(|e| self.as_guest_error(e, lcore, what))
+    }
+
+    /// Errors of a host-only operation, relabelled as DPDK's KVM env gives them.
+    #[cold]
+    pub(crate) fn as_guest_error(
+        &self,
+        e: PowerError,
+        lcore: u32,
+        what: &'static str,
+    ) -> PowerError {
+        let unsupported = PowerError::Unsupported {
             lcore,
             env: Env::KvmVm,
             what,
         };
-        match self.lcore(lcore) {
-            Ok(l) if l.is_guest() => Err(unsupported()),
-            Err(PowerError::NotInitialised { .. } | PowerError::InvalidLcore { .. })
+        match e {
+            PowerError::Unsupported { .. } => unsupported,
+            PowerError::NotInitialised { .. } | PowerError::InvalidLcore { .. }
                 if self.env() == Some(Env::KvmVm) =>
             {
-                Err(unsupported())
+                unsupported
             }
-            r => r,
+            e => e,
         }
     }
 

@@ -133,8 +133,8 @@ fn table_index_turbo_status_and_caps_are_not_supported() {
     unsupported(l.capabilities().map(drop));
     // like DPDK's kvm driver: every lcore answers -ENOTSUP in this env,
     // initialised or not
-    unsupported(power.host_lcore(0, "x").map(drop));
-    unsupported(power.host_lcore(3, "x").map(drop));
+    unsupported(power.host_op(0, "x", |l| l.index()).map(drop));
+    unsupported(power.host_op(3, "x", |l| l.index()).map(drop));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::boundary::ffi_guard;
 use super::errors::{quiet, report, to_c};
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::PowerError;
-use crate::lcore::{Changed, Lcore};
+use crate::lcore::{Changed, Lcore, Plan, Step};
 use crate::Power;
 
 /// `enum power_management_env` as it crosses the ABI (an `int`-sized enum).
@@ -32,7 +32,18 @@ fn with_lcore<T>(
     lcore_id: c_uint,
     f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
 ) -> Result<T, PowerError> {
-    power().lcore(lcore_id).and_then(f)
+    crate::lcore::global_lcore(lcore_id).and_then(f)
+}
+
+/// [`Power::host_op`] on the global table, without touching the context
+/// unless the call fails.
+#[inline]
+fn host_op<T>(
+    lcore_id: c_uint,
+    what: &'static str,
+    f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
+) -> Result<T, PowerError> {
+    with_lcore(lcore_id, f).map_err(|e| power().as_guest_error(e, lcore_id, what))
 }
 
 #[inline]
@@ -109,17 +120,18 @@ pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
     ffi_guard(|| {
-        let r = power()
-            .host_lcore(lcore_id, "the frequency table")
-            .and_then(|l| {
-                if freqs.is_null() {
-                    return Ok(0);
-                }
-                // SAFETY: non-NULL, and the caller guarantees room for `num`
-                // values for the duration of this call.
-                let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
-                l.freqs_into(out)
-            });
+        let r = host_op(lcore_id, "the frequency table", |l| {
+            // the lcore is checked first: the KVM env answers -ENOTSUP
+            // even for a NULL buffer, as DPDK's does
+            let n = l.num_freqs()?;
+            if freqs.is_null() || num < n {
+                return Ok(0);
+            }
+            // SAFETY: non-NULL, and the caller guarantees room for `num`
+            // values for the duration of this call.
+            let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
+            l.freqs_into(out)
+        });
         match r {
             Ok(n) => n as u32,
             // the KVM env answers -ENOTSUP (as a uint32_t, like DPDK)
@@ -133,15 +145,10 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
 /// (`(uint32_t)-ENOTSUP` in the KVM guest env).
 #[no_mangle]
 pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
-    ffi_guard(|| {
-        match power()
-            .host_lcore(lcore_id, "get_freq")
-            .and_then(|l| l.index())
-        {
-            Ok(i) => i,
-            Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
-            Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
-        }
+    ffi_guard(|| match host_op(lcore_id, "get_freq", |l| l.index()) {
+        Ok(i) => i,
+        Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
+        Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
     })
 }
 
@@ -149,46 +156,66 @@ pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
 /// `uint32_t`, DPDK 24.11's prototype).
 #[no_mangle]
 pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
-    ffi_guard(|| {
-        changed(
-            power()
-                .host_lcore(lcore_id, "set_freq")
-                .and_then(|l| l.set_index(index)),
-        ) as u32
-    })
+    ffi_guard(|| changed(host_op(lcore_id, "set_freq", |l| l.set_index(index))) as u32)
+}
+
+/// A relative step: the plan is decided inline; anything but "nothing to
+/// change" (a write, a guest request, an error) is carried out out of line,
+/// so that the no-change call needs no stack frame. Deciding cannot panic
+/// (a bounds-checked `get`, atomic loads, compares), so only the out-of-line
+/// part runs inside the panic boundary.
+#[inline(always)]
+fn step(lcore_id: c_uint, step: Step) -> c_int {
+    match crate::lcore::global_lcore_opt(lcore_id) {
+        Some(l) => match l.plan(step) {
+            Plan::Stay => 0,
+            // decided again out of line: passing the plan would need memory
+            _ => run_step(l, step),
+        },
+        None => invalid_lcore(lcore_id),
+    }
+}
+
+#[inline(never)]
+fn run_step(l: Lcore<'static>, step: Step) -> c_int {
+    ffi_guard(|| changed(l.run(l.plan(step))))
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_lcore(lcore_id: c_uint) -> c_int {
+    ffi_guard(|| changed(crate::lcore::global_lcore(lcore_id).and_then(|l| l.max())))
 }
 
 /// One frequency step up: 1 changed, 0 unchanged, -1 error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_up(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.up())))
+    step(lcore_id, Step::Up)
 }
 
 /// One frequency step down: 1 changed, 0 unchanged, -1 error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_down(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.down())))
+    step(lcore_id, Step::Down)
 }
 
 /// The highest allowed frequency: 1 changed, 0 unchanged, -1 error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_max(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.max())))
+    step(lcore_id, Step::Max)
 }
 
 /// The lowest frequency: 1 changed, 0 unchanged, -1 error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_min(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(with_lcore(lcore_id, |l| l.min())))
+    step(lcore_id, Step::Min)
 }
 
 /// 1 turbo enabled, 0 disabled, negative on error.
 #[no_mangle]
 pub extern "C" fn rte_power_turbo_status(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        power()
-            .host_lcore(lcore_id, "turbo_status")
-            .and_then(|l| l.turbo_enabled())
+        host_op(lcore_id, "turbo_status", |l| l.turbo_enabled())
             .map_or_else(|e| quiet(&e), c_int::from)
     })
 }
@@ -215,14 +242,10 @@ pub unsafe extern "C" fn rte_power_get_capabilities(
     caps: *mut rte_power_core_capabilities,
 ) -> c_int {
     ffi_guard(|| {
-        let l = match power().host_lcore(lcore_id, "get_capabilities") {
-            Ok(l) => l,
-            Err(e) => return quiet(&e),
-        };
-        if caps.is_null() {
-            return -1;
-        }
-        match l.capabilities() {
+        // the lcore is checked first: the KVM env answers -ENOTSUP even for
+        // a NULL `caps`, as DPDK's does
+        match host_op(lcore_id, "get_capabilities", |l| l.capabilities()) {
+            Ok(_) if caps.is_null() => -1,
             Ok(c) => {
                 // SAFETY: non-NULL, and the caller guarantees it is writable.
                 unsafe {

@@ -34,10 +34,7 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
     stats: *mut rte_power_ext_pstate_stats,
 ) -> c_int {
     ffi_guard(|| {
-        let st = match Power::global()
-            .host_lcore(lcore_id, "P-state statistics")
-            .and_then(|l| l.stats())
-        {
+        let st = match Power::global().host_op(lcore_id, "P-state statistics", |l| l.stats()) {
             Ok(st) => st,
             Err(e) => return quiet(&e),
         };
