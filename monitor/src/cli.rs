@@ -39,6 +39,10 @@ pub fn candidates(ctl: &Controller, words: &[&str], idx: usize) -> Vec<String> {
         ("set_channel_status", 3) => vec!["enabled".into(), "disabled".into()],
         ("set_query", 2) => vec!["enable".into(), "disable".into()],
         ("set_cpu_freq" | "set_cpu_freq_mask", 2) => verbs(),
+        ("set_scaling_governor", 2) => crate::governor::Governor::ALL
+            .iter()
+            .map(|g| g.name().to_string())
+            .collect(),
         ("rm_vm", 2) => vec!["--force".into()],
         ("set_pcpu" | "set_pcpu_mask", 4) => vec!["--config".into()],
         _ => Vec::new(),

@@ -8,6 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::cpuset::CpuSet;
+use crate::governor::Governor;
 use crate::host::FreqOp;
 use crate::hv::{HvError, Hypervisor, VmInfo};
 use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
@@ -89,6 +90,36 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "set_cpu_freq_mask",
         args: "<mask> up|down|min|max|enable_turbo|disable_turbo",
         help: "scale the host CPUs of a hex mask",
+    },
+    CommandSpec {
+        name: "set_scaling_governor",
+        args: "<core> ondemand|performance|powersave|userspace",
+        help: "governor of a host CPU (userspace: guest/operator requests decide, the default)",
+    },
+    CommandSpec {
+        name: "set_sampling_rate",
+        args: "<core> <us>",
+        help: "ondemand sampling period of a host CPU, microseconds",
+    },
+    CommandSpec {
+        name: "set_up_threshold",
+        args: "<core> <pct>",
+        help: "ondemand load threshold of a host CPU, percent (11..100)",
+    },
+    CommandSpec {
+        name: "show_governor",
+        args: "[<core>]",
+        help: "governor and tunables of a host CPU (default: every managed one)",
+    },
+    CommandSpec {
+        name: "show_cpu_freq_states",
+        args: "<core>",
+        help: "P-states with transitions and residency (as rte-pm get-cpufreq-states)",
+    },
+    CommandSpec {
+        name: "show_cpuidle_states",
+        args: "<core>",
+        help: "C-states with transitions and residency (as rte-pm get-cpuidle-states)",
     },
     CommandSpec {
         name: "set_query",
@@ -296,6 +327,28 @@ impl Controller {
                 cpus: parse_mask(mask)?,
                 op: parse_op(verb)?,
             }),
+            ("set_scaling_governor", [core, gov]) => self.mon.call(MonCmd::SetGovernor {
+                cpu: parse_u32("core", core)?,
+                governor: Governor::parse(gov).map_err(Outcome::err)?,
+            }),
+            ("set_sampling_rate", [core, us]) => self.mon.call(MonCmd::SetSamplingRate {
+                cpu: parse_u32("core", core)?,
+                us: parse_u32("sampling_rate (us)", us)?,
+            }),
+            ("set_up_threshold", [core, pct]) => self.mon.call(MonCmd::SetUpThreshold {
+                cpu: parse_u32("core", core)?,
+                pct: parse_u32("up_threshold (%)", pct)?,
+            }),
+            ("show_governor", []) => self.mon.call(MonCmd::ShowGovernor(None)),
+            ("show_governor", [core]) => self
+                .mon
+                .call(MonCmd::ShowGovernor(Some(parse_u32("core", core)?))),
+            ("show_cpu_freq_states", [core]) => self
+                .mon
+                .call(MonCmd::ShowFreqStates(parse_u32("core", core)?)),
+            ("show_cpuidle_states", [core]) => self
+                .mon
+                .call(MonCmd::ShowIdleStates(parse_u32("core", core)?)),
             ("set_query", [vm, what]) => {
                 let allow = match *what {
                     "enable" | "enabled" => true,

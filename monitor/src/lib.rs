@@ -11,6 +11,10 @@
 //! the hypervisor and talk to the loop through a channel plus an eventfd
 //! ([`Controller`]).
 //!
+//! Host CPUs can be put under a governor ([`governor`]): `userspace` (guest
+//! requests decide, the default), `performance`, `powersave`, or `ondemand`
+//! (Xen's algorithm, [`ondemand`], run by the event loop).
+//!
 //! This crate is a separate workspace member so that libvirt never becomes
 //! a dependency of `librte_power.so`/`.a`.
 
@@ -20,11 +24,13 @@ pub mod cli;
 pub mod controller;
 pub mod cpuset;
 pub mod ctl;
+pub mod governor;
 pub mod host;
 pub mod hv;
 pub mod libvirt;
 pub mod log;
 pub mod monitor;
+pub mod ondemand;
 pub mod simulate;
 pub mod standin;
 pub mod sys;

@@ -187,6 +187,11 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         .map_or_else(SysfsRoot::from_env, SysfsRoot::new);
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
+    if let Some(sim) = &sim {
+        if std::env::var_os(rte_power::stats::procstat::PROC_STAT_ENV).is_none() {
+            cfg.proc_stat = sim.proc_stat.clone();
+        }
+    }
     cfg.signals = true;
     let _ = sys::raise_nofile_limit();
 
@@ -238,13 +243,14 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         );
         if !o.demo && !o.daemon {
             println!(
-                "simulated host in {}:\n  sysfs {}\n  libvirt {}\n  sockets {}\n\
+                "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  libvirt {}\n  sockets {}\n\
                  demo VMs vm-a (vCPUs 0,1,2 on pCPUs 0,1,2-3), vm-b (4,5,6), vm-d (7), vm-c (off), vm-free (unpinned)\n\
                  guest side, from another terminal:\n  \
                  cargo run -p vm-power-mgr --example sim_guest -- {} vm-a 0 down down query_freq\n\
                  then: show_cpu_freq 0",
                 sim.base.display(),
                 sim.sysfs.display(),
+                sim.proc_stat.display(),
                 sim.uri(),
                 sim.sockets.display(),
                 sim.sockets.display()

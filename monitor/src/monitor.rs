@@ -7,6 +7,8 @@
 //! * inotify on the socket directory: a socket that (re)appears is
 //!   connected at once;
 //! * a timerfd, armed only while a channel waits to retry a refused connect;
+//! * a second timerfd for the ondemand governor ([`crate::governor`]),
+//!   armed only while some CPU is in ondemand;
 //! * one UNIX stream per guest channel (the monitor is QEMU's client).
 //!
 //! Guest bytes are framed per channel (partial packets are kept, every
@@ -30,9 +32,11 @@ use rte_power::wire::{
 };
 
 use crate::cpuset::CpuSet;
+use crate::governor::{self, GovSample, GovTraceFn, Governor, Governors};
 use crate::host::{FreqOp, Host};
 use crate::hv::VmInfo;
 use crate::log::{Level, LogSink, RateLimit};
+use crate::ondemand::{self, Decision};
 use crate::sys::{self, Epoll, EventFd, Inotify, SignalFd, TimerFd};
 
 /// Called after every applied CPU_POWER request (benchmarks, tests).
@@ -66,6 +70,11 @@ pub struct MonitorConfig {
     pub refresh_hint: Option<mpsc::Sender<String>>,
     /// Hook after each applied CPU_POWER request.
     pub trace: Option<TraceFn>,
+    /// Where the ondemand governor reads CPU load (default
+    /// `$RTE_POWER_PROC_STAT` or `/proc/stat`).
+    pub proc_stat: PathBuf,
+    /// Hook after each ondemand sample.
+    pub gov_trace: Option<GovTraceFn>,
 }
 
 impl MonitorConfig {
@@ -85,6 +94,8 @@ impl MonitorConfig {
             retry_max: Duration::from_secs(2),
             refresh_hint: None,
             trace: None,
+            proc_stat: rte_power::stats::procstat::path_from_env(),
+            gov_trace: None,
         }
     }
 }
@@ -150,6 +161,33 @@ pub enum MonCmd {
         /// What to do.
         op: FreqOp,
     },
+    /// Set the governor of a host CPU.
+    SetGovernor {
+        /// CPU.
+        cpu: u32,
+        /// Governor.
+        governor: Governor,
+    },
+    /// Set ondemand's sampling period of a host CPU.
+    SetSamplingRate {
+        /// CPU.
+        cpu: u32,
+        /// Period, µs.
+        us: u32,
+    },
+    /// Set ondemand's up_threshold of a host CPU.
+    SetUpThreshold {
+        /// CPU.
+        cpu: u32,
+        /// Percent.
+        pct: u32,
+    },
+    /// Governor and tunables of one CPU, or of every configured/managed one.
+    ShowGovernor(Option<u32>),
+    /// P-state statistics of a host CPU (as `rte-pm get-cpufreq-states`).
+    ShowFreqStates(u32),
+    /// C-state statistics of a host CPU (as `rte-pm get-cpuidle-states`).
+    ShowIdleStates(u32),
     /// Allow/forbid frequency and capability queries from a VM.
     SetQuery {
         /// VM name.
@@ -227,6 +265,7 @@ const T_SIGNAL: u64 = 2;
 const T_INOTIFY: u64 = 3;
 const T_TIMER: u64 = 4;
 const T_CHANNEL: u64 = 5;
+const T_GOV: u64 = 6;
 
 fn chan_token(idx: usize, gen: u32) -> u64 {
     (T_CHANNEL << 56) | (u64::from(gen & 0x00ff_ffff) << 32) | (idx as u64 & 0xffff_ffff)
@@ -291,6 +330,10 @@ pub struct Monitor {
     retries: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     host: Host,
     host_cpus: u32,
+    govs: Governors,
+    gov_timer: TimerFd,
+    gov_timer_at: Option<Instant>,
+    gov_limiter: RateLimit,
     vms: Vec<Option<Vm>>,
     vm_index: HashMap<String, usize>,
     channels: Vec<Option<Channel>>,
@@ -338,6 +381,9 @@ impl Monitor {
         epoll.add(inotify.as_raw_fd(), sys::IN, T_INOTIFY << 56)?;
         let timer = TimerFd::new()?;
         epoll.add(timer.as_raw_fd(), sys::IN, T_TIMER << 56)?;
+        let gov_timer = TimerFd::new()?;
+        epoll.add(gov_timer.as_raw_fd(), sys::IN, T_GOV << 56)?;
+        let govs = Governors::new(cfg.proc_stat.clone());
         let host = Host::new(cfg.sysfs.clone());
         let host_cpus = if cfg.host_cpus > 0 {
             cfg.host_cpus
@@ -361,6 +407,10 @@ impl Monitor {
             retries: BinaryHeap::new(),
             host,
             host_cpus,
+            govs,
+            gov_timer,
+            gov_timer_at: None,
+            gov_limiter: RateLimit::new(),
             vms: Vec::new(),
             vm_index: HashMap::new(),
             channels: Vec::new(),
@@ -401,6 +451,7 @@ impl Monitor {
                     T_SIGNAL => self.on_signal(),
                     T_INOTIFY => self.on_inotify(),
                     T_TIMER => self.on_timer(),
+                    T_GOV => self.on_gov_timer(),
                     T_CHANNEL => {
                         let idx = (token & 0xffff_ffff) as usize;
                         let gen = ((token >> 32) & 0x00ff_ffff) as u32;
@@ -422,6 +473,11 @@ impl Monitor {
                 self.close_stream(idx);
             }
         }
+        // the governors are engine state only: stop sampling, forget them;
+        // rte_power's exit below gives the kernel its own governor back
+        self.govs.clear();
+        let _ = self.gov_timer.set(None);
+        self.gov_timer_at = None;
         for e in self.host.restore_all() {
             self.log(Level::Error, &e);
         }
@@ -902,6 +958,18 @@ impl Monitor {
                     Ok(u) => FreqOp::from_unit(u),
                     Err(e) => return self.refuse(idx, &what, &e.to_string(), nack),
                 };
+                // only userspace CPUs take guest requests; a vCPU on several
+                // CPUs is refused as a whole (nothing is written)
+                if let Some((cpu, g)) = pins
+                    .iter()
+                    .map(|c| (c, self.govs.governor(c)))
+                    .find(|(_, g)| *g != Governor::Userspace)
+                {
+                    let why = format!(
+                        "CPU {cpu} is under the {g} governor; guest requests are served only under userspace"
+                    );
+                    return self.refuse(idx, &what, &why, nack);
+                }
                 match self.host.apply_all(&pins, op) {
                     Ok(()) => {
                         if let Some(t) = self.cfg.trace.as_mut() {
@@ -1082,6 +1150,12 @@ impl Monitor {
             MonCmd::ShowCpuFreq { cpus, mask } => Ok(self.show_cpu_freq(&cpus, mask)),
             MonCmd::SetCpuFreq { cpus, op } => Ok(self.set_cpu_freq(&cpus, op)),
             MonCmd::SetQuery { vm, allow } => self.set_query(&vm, allow),
+            MonCmd::SetGovernor { cpu, governor } => self.set_governor(cpu, governor),
+            MonCmd::SetSamplingRate { cpu, us } => self.set_sampling_rate(cpu, us),
+            MonCmd::SetUpThreshold { cpu, pct } => self.set_up_threshold(cpu, pct),
+            MonCmd::ShowGovernor(cpu) => self.show_governor(cpu),
+            MonCmd::ShowFreqStates(cpu) => self.show_freq_states(cpu),
+            MonCmd::ShowIdleStates(cpu) => self.show_idle_states(cpu),
             MonCmd::VmNames => Ok(Outcome::ok(
                 self.vms
                     .iter()
@@ -1550,7 +1624,7 @@ impl Monitor {
         let mut lines = Vec::new();
         let mut ok = true;
         for cpu in cpus.iter() {
-            match self.host.apply(cpu, op) {
+            match self.operator_apply(cpu, op) {
                 Ok(c) => lines.push(format!(
                     "Core {cpu}: {} ({})",
                     op.name(),
@@ -1582,9 +1656,397 @@ impl Monitor {
             connected += usize::from(ch.link == Link::Connected);
         }
         Outcome::ok(format!(
-            "packets {p} accepted {a} refused {r} replies_dropped {d} connected {connected} managed_cpus {}",
-            self.host.managed().len()
+            "packets {p} accepted {a} refused {r} replies_dropped {d} connected {connected} managed_cpus {} ondemand_cpus {} gov_timer {}",
+            self.host.managed().len(),
+            self.govs
+                .configured()
+                .iter()
+                .filter(|&&c| self.govs.governor(c) == Governor::Ondemand)
+                .count(),
+            if self.gov_timer_at.is_some() {
+                "armed"
+            } else {
+                "disarmed"
+            }
         ))
+    }
+}
+
+// ----- governors -------------------------------------------------------
+
+/// The line a refused operator scaling shows.
+fn not_userspace(cpu: u32, g: Governor) -> String {
+    format!("core {cpu} is under the {g} governor (set_scaling_governor {cpu} userspace first)")
+}
+
+impl Monitor {
+    /// An operator `set_cpu_freq`: scaling verbs only under userspace;
+    /// turbo verbs in every governor, after which a pinned governor pins
+    /// again (turbo changes what "max" means).
+    fn operator_apply(&mut self, cpu: u32, op: FreqOp) -> Result<rte_power::Changed, String> {
+        let g = self.govs.governor(cpu);
+        let turbo = matches!(op, FreqOp::EnableTurbo | FreqOp::DisableTurbo);
+        if g != Governor::Userspace && !turbo {
+            return Err(not_userspace(cpu, g));
+        }
+        let c = self.host.apply(cpu, op).map_err(|e| e.to_string())?;
+        let pin = match g {
+            Governor::Performance => Some(FreqOp::Max),
+            Governor::Powersave => Some(FreqOp::Min),
+            _ => None,
+        };
+        if let Some(pin) = pin {
+            let again = self.host.apply(cpu, pin).map_err(|e| e.to_string())?;
+            if again != rte_power::Changed::No {
+                return Ok(again);
+            }
+        }
+        Ok(c)
+    }
+
+    fn cpu_exists(&self, cpu: u32) -> Result<(), Outcome> {
+        if self.host.exists(cpu) {
+            Ok(())
+        } else {
+            Err(Outcome::err(format!("core {cpu} does not exist")))
+        }
+    }
+
+    fn set_governor(&mut self, cpu: u32, g: Governor) -> Result<Outcome, Outcome> {
+        self.cpu_exists(cpu)?;
+        let fail = |e: &dyn std::fmt::Display| {
+            Outcome::err(format!(
+                "Unable to set governor of core {cpu} to {g}: {e} (governor unchanged)"
+            ))
+        };
+        let limits = governor::RateLimits::read(self.host.sysfs(), cpu);
+        let mut first = None;
+        if g == Governor::Ondemand {
+            if let Some(why) = limits.ondemand_refusal() {
+                return Err(fail(&why));
+            }
+            // the first interval starts now; a CPU the load file does not
+            // list cannot be governed by load
+            let now = self.govs.sample().map_err(|e| fail(&e))?;
+            let c = now.get(&cpu).copied().ok_or_else(|| {
+                fail(&format!(
+                    "{} has no line for cpu{cpu}",
+                    self.govs.proc_stat().display()
+                ))
+            })?;
+            first = Some(c);
+        }
+        // bring the CPU under management (kernel governor userspace) and pin
+        let pin = match g {
+            Governor::Performance => Some(FreqOp::Max),
+            Governor::Powersave => Some(FreqOp::Min),
+            _ => None,
+        };
+        match pin {
+            Some(op) => self.host.apply(cpu, op).map(|_| ()),
+            None => self.host.lcore(cpu).map(|_| ()),
+        }
+        .map_err(|e| fail(&e))?;
+        let old = self.govs.governor(cpu);
+        let st = self.govs.entry(self.host.sysfs(), cpu);
+        st.governor = g;
+        st.limits = limits;
+        if g == Governor::Ondemand {
+            st.prev = first;
+            st.due = Some(Instant::now() + st.period());
+            if old != Governor::Ondemand {
+                st.stats = governor::OndemandStats::default();
+            }
+        } else {
+            st.prev = None;
+            st.due = None;
+        }
+        self.arm_gov_timer();
+        let khz = self
+            .host
+            .frequency(cpu)
+            .map_or_else(|e| format!("unknown ({e})"), |f| format!("{f} kHz"));
+        self.log(
+            Level::Info,
+            &format!("core {cpu}: governor {old} -> {g}, frequency {khz}"),
+        );
+        Ok(Outcome::ok(format!(
+            "Core {cpu}: governor {g}{} (frequency {khz})",
+            if old == g { " (unchanged)" } else { "" }
+        )))
+    }
+
+    fn set_sampling_rate(&mut self, cpu: u32, us: u32) -> Result<Outcome, Outcome> {
+        self.cpu_exists(cpu)?;
+        let limits = governor::RateLimits::read(self.host.sysfs(), cpu);
+        let us = governor::check_sampling_rate(cpu, us, &limits).map_err(Outcome::err)?;
+        let st = self.govs.entry(self.host.sysfs(), cpu);
+        st.limits = limits;
+        st.sampling_rate_us = us;
+        let ondemand = st.governor == Governor::Ondemand;
+        if ondemand {
+            // the new period counts from now
+            st.due = Some(Instant::now() + st.period());
+            self.arm_gov_timer();
+        }
+        Ok(Outcome::ok(format!(
+            "Core {cpu}: sampling_rate {us} us{}",
+            if ondemand {
+                ""
+            } else {
+                " (used when the governor is ondemand)"
+            }
+        )))
+    }
+
+    fn set_up_threshold(&mut self, cpu: u32, pct: u32) -> Result<Outcome, Outcome> {
+        self.cpu_exists(cpu)?;
+        let pct = governor::check_up_threshold(pct).map_err(Outcome::err)?;
+        let st = self.govs.entry(self.host.sysfs(), cpu);
+        st.up_threshold = pct;
+        let ondemand = st.governor == Governor::Ondemand;
+        Ok(Outcome::ok(format!(
+            "Core {cpu}: up_threshold {pct} %{}",
+            if ondemand {
+                ""
+            } else {
+                " (used when the governor is ondemand)"
+            }
+        )))
+    }
+
+    fn governor_text(&self, cpu: u32) -> String {
+        let label = |s: &str| format!("{s:<21}: ");
+        let st = self.govs.view(self.host.sysfs(), cpu);
+        let managed = self.host.is_managed(cpu);
+        let mut o = Vec::new();
+        o.push(format!("{}{cpu}", label("cpu id")));
+        o.push(format!(
+            "{}{}",
+            label("current_governor"),
+            match st.governor {
+                Governor::Userspace => "userspace (guest and operator requests decide)",
+                Governor::Performance => "performance (pinned to the highest allowed frequency)",
+                Governor::Powersave => "powersave (pinned to the lowest frequency)",
+                Governor::Ondemand => "ondemand (load from /proc/stat, Xen's algorithm)",
+            }
+        ));
+        o.push(format!(
+            "{}{}",
+            label("managed"),
+            if managed {
+                "yes (kernel governor userspace, restored at exit)"
+            } else {
+                "no (comes under management at its first request or set command)"
+            }
+        ));
+        o.push(format!(
+            "{}{}",
+            label("  ondemand tunables"),
+            if st.governor == Governor::Ondemand {
+                "in use"
+            } else {
+                "kept for ondemand"
+            }
+        ));
+        o.push(format!(
+            "{}max [{}] min [{}] cur [{}] us",
+            label("    sampling_rate"),
+            st.limits.max_us,
+            st.limits.min_us,
+            st.sampling_rate_us
+        ));
+        o.push(format!(
+            "{}{} %",
+            label("    up_threshold"),
+            st.up_threshold
+        ));
+        if st.governor == Governor::Ondemand {
+            o.push(format!(
+                "{}{} samples, {} frequency changes, last load {}",
+                label("    engine"),
+                st.stats.samples,
+                st.stats.changes,
+                st.stats
+                    .last_load
+                    .map_or("none yet".to_string(), |l| format!("{l} %"))
+            ));
+        }
+        o.push(format!(
+            "{}{}",
+            label("current frequency"),
+            self.host
+                .frequency(cpu)
+                .map_or_else(|e| format!("unknown ({e})"), |f| format!("{f} kHz"))
+        ));
+        o.join("\n")
+    }
+
+    fn show_governor(&self, cpu: Option<u32>) -> Result<Outcome, Outcome> {
+        if let Some(cpu) = cpu {
+            self.cpu_exists(cpu)?;
+            return Ok(Outcome::ok(self.governor_text(cpu)));
+        }
+        let mut cpus = self.host.managed();
+        cpus.extend(self.govs.configured());
+        cpus.sort_unstable();
+        cpus.dedup();
+        if cpus.is_empty() {
+            return Ok(Outcome::ok(
+                "no host CPU under management yet: every CPU is userspace \
+                 (show_governor <core> shows one)",
+            ));
+        }
+        let parts: Vec<String> = cpus.iter().map(|&c| self.governor_text(c)).collect();
+        Ok(Outcome::ok(parts.join("\n\n")))
+    }
+
+    fn show_freq_states(&mut self, cpu: u32) -> Result<Outcome, Outcome> {
+        self.cpu_exists(cpu)?;
+        let root = self.host.sysfs().clone();
+        // what `rte-pm get-cpufreq-states <cpu>` prints ...
+        let report = rte_power::stats::kernel_report(&root, cpu).map_err(|e| {
+            Outcome::err(format!("[CPU{cpu}] failed to get P-state statistics: {e}"))
+        })?;
+        let mut text = rte_power::pm_tool::render_pstates(&[report]);
+        // ... then, for a CPU the monitor drives, the library's own counters
+        if self.host.is_managed(cpu) {
+            let st = self.host.lcore(cpu).and_then(|l| l.stats());
+            match st {
+                Ok(st) => {
+                    let r = rte_power::stats::library_report(cpu, root.scaling_driver(cpu), &st);
+                    text.push_str(&rte_power::pm_tool::render_pstates(&[r]));
+                }
+                Err(e) => text.push_str(&format!("library statistics unavailable: {e}\n")),
+            }
+        }
+        Ok(Outcome::ok(text.trim_end().to_string()))
+    }
+
+    fn show_idle_states(&self, cpu: u32) -> Result<Outcome, Outcome> {
+        self.cpu_exists(cpu)?;
+        let ctx = rte_power::pm_tool::Ctx::new(self.host.sysfs().dir(), self.govs.proc_stat());
+        let report = rte_power::pm_tool::idle_report(&ctx, cpu).map_err(|e| {
+            Outcome::err(format!("[CPU{cpu}] failed to get C-state statistics: {e}"))
+        })?;
+        let driver = rte_power::idle::driver(&ctx.root);
+        let text = rte_power::pm_tool::render_cstates(&driver, &[report]);
+        Ok(Outcome::ok(text.trim_end().to_string()))
+    }
+
+    fn arm_gov_timer(&mut self) {
+        let next = self.govs.next_due();
+        if next == self.gov_timer_at {
+            return;
+        }
+        let after = next.map(|at| at.saturating_duration_since(Instant::now()));
+        if self.gov_timer.set(after).is_ok() {
+            self.gov_timer_at = next;
+        }
+    }
+
+    /// Logs an engine failure, rate-limited (the engine runs every few ms).
+    fn gov_log(&mut self, msg: &str) {
+        let (burst, window) = (self.cfg.log_burst, self.cfg.log_window);
+        let (ok, suppressed) = self.gov_limiter.check(Instant::now(), burst, window);
+        if suppressed > 0 {
+            self.log(
+                Level::Warn,
+                &format!("ondemand: {suppressed} similar messages suppressed"),
+            );
+        }
+        if ok {
+            self.log(Level::Error, msg);
+        }
+    }
+
+    fn on_gov_timer(&mut self) {
+        self.gov_timer.drain();
+        self.gov_timer_at = None;
+        let now = Instant::now();
+        let due = self.govs.due(now);
+        if !due.is_empty() {
+            // one read of the load file for every CPU due
+            match self.govs.sample() {
+                Ok(counters) => {
+                    for &cpu in &due {
+                        self.ondemand_sample(cpu, counters.get(&cpu).copied());
+                    }
+                }
+                Err(e) => self.gov_log(&format!("ondemand: cannot read the load: {e}")),
+            }
+            // the next period starts now (a late wake-up does not bunch up)
+            for cpu in due {
+                if let Some(st) = self.govs.get_mut(cpu) {
+                    st.due = Some(now + st.period());
+                }
+            }
+        }
+        self.arm_gov_timer();
+    }
+
+    /// One ondemand sample of `cpu` with its current counters.
+    fn ondemand_sample(&mut self, cpu: u32, counters: Option<rte_power::stats::procstat::CpuTime>) {
+        let Some(now) = counters else {
+            return self.gov_log(&format!(
+                "ondemand: core {cpu}: no cpu{cpu} line in {} (offline?)",
+                self.govs.proc_stat().display()
+            ));
+        };
+        let Some(st) = self.govs.get_mut(cpu) else {
+            return;
+        };
+        let load = st.prev.and_then(|p| ondemand::load_pct(&p, &now));
+        st.prev = Some(now);
+        st.stats.samples += 1;
+        if load.is_some() {
+            st.stats.last_load = load;
+        }
+        let up = st.up_threshold;
+        let state = self
+            .host
+            .lcore(cpu)
+            .and_then(|l| Ok((l.freqs()?, l.index()?)));
+        let (table, cur) = match state {
+            Ok(t) => t,
+            Err(e) => return self.gov_log(&format!("ondemand: core {cpu}: {e}")),
+        };
+        let before = table.get(cur as usize).copied().unwrap_or(0);
+        let decision = load.map_or(Decision::Keep, |l| ondemand::decide(l, &table, cur, up));
+        let applied = match decision {
+            Decision::Max => self.host.apply(cpu, FreqOp::Max),
+            Decision::Down(i) => self.host.lcore(cpu).and_then(|l| l.set_index(i)),
+            Decision::Keep => Ok(rte_power::Changed::No),
+        };
+        match applied {
+            Ok(rte_power::Changed::No) => {}
+            Ok(_) => {
+                if let Some(st) = self.govs.get_mut(cpu) {
+                    st.stats.changes += 1;
+                }
+            }
+            Err(e) => self.gov_log(&format!("ondemand: core {cpu}: {decision:?} failed: {e}")),
+        }
+        let after = self.host.frequency(cpu).unwrap_or(0);
+        if before != after {
+            self.log(
+                Level::Debug,
+                &format!(
+                    "ondemand: core {cpu}: load {}% -> {before} kHz to {after} kHz",
+                    load.unwrap_or(0)
+                ),
+            );
+        }
+        if let Some(t) = self.cfg.gov_trace.as_mut() {
+            t(&GovSample {
+                cpu,
+                counters: now,
+                load,
+                decision,
+                before_khz: before,
+                after_khz: after,
+            });
+        }
     }
 }
 

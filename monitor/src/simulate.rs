@@ -45,11 +45,16 @@ pub struct SimHost {
     pub sockets: PathBuf,
     /// The node file.
     pub node_xml: PathBuf,
+    /// A generated `/proc/stat` for the ondemand governor (every CPU idle
+    /// at start; write new counters with
+    /// [`rte_power::simulate::write_proc_stat`] to play load).
+    pub proc_stat: PathBuf,
 }
 
 impl SimHost {
     /// Creates (or re-creates) everything under `base`: an acpi-cpufreq
-    /// tree with 8 CPUs paired into SMT cores, the node file, the socket
+    /// tree with 8 CPUs paired into SMT cores (with `cpufreq/stats` and
+    /// four cpuidle states), a `/proc/stat`, the node file, the socket
     /// directory.
     pub fn create(base: &Path) -> io::Result<Self> {
         let base = std::fs::canonicalize({
@@ -59,9 +64,18 @@ impl SimHost {
         let sysfs = base.join("sys-devices-system-cpu");
         let sockets = base.join("powermonitor");
         let node_xml = base.join("node.xml");
+        let proc_stat = base.join("proc-stat");
         let _ = std::fs::remove_dir_all(&sysfs);
-        FakeSysfs::new(Flavour::Acpi, HOST_CPUS).create(&sysfs)?;
+        let mut fake = FakeSysfs::new(Flavour::Acpi, HOST_CPUS);
+        fake.cpufreq_stats = true;
+        fake.idle_states = 4;
+        fake.create(&sysfs)?;
         pair_siblings(&sysfs, HOST_CPUS)?;
+        let idle = rte_power::simulate::ProcStatCpu {
+            idle: 1000,
+            ..Default::default()
+        };
+        rte_power::simulate::write_proc_stat(&proc_stat, &[idle; HOST_CPUS as usize])?;
         let xml = NODE_XML.replace("/tmp/powermonitor", &sockets.display().to_string());
         std::fs::write(&node_xml, xml)?;
         Ok(Self {
@@ -69,6 +83,7 @@ impl SimHost {
             sysfs,
             sockets,
             node_xml,
+            proc_stat,
         })
     }
 

@@ -43,6 +43,7 @@ impl Env {
         cfg.host_cpus = hv.host_cpus().expect("cpus");
         cfg.log = sink;
         cfg.log_burst = 10_000;
+        cfg.proc_stat = sim.proc_stat.clone();
         tune(&mut cfg);
         let (handle, thread) = Monitor::spawn(cfg).expect("monitor");
         let hv: Box<dyn Hypervisor> = Box::new(hv);
@@ -131,6 +132,14 @@ impl Env {
             "no log line contains {needle:?}; log:\n{}",
             self.logs.lock().expect("logs").join("\n")
         );
+    }
+
+    /// Waits for the loop thread after something else stopped it (a
+    /// `quit` through the control socket).
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            t.join().expect("join").expect("loop result");
+        }
     }
 
     /// Stops the monitor (restoring host CPUs) and waits for its thread.
