@@ -60,16 +60,20 @@ mkdir -p "$CACHE"
 # ---- our binaries -------------------------------------------------------------
 T=$(now)
 cd "$ROOT"
-# the library, vm_power_mgr (both default members) and the tree generator
+# the library and vm_power_mgr: both default members, as the other steps
+# build them (the same package set keeps the features, so no rebuild)
 cargo build --quiet --release
-cargo build --quiet --release --example make_tree
 # a separate target dir: +crt-static must not leak into the normal build
-# (cargo notes that the cdylib crate type cannot be static: expected, dropped)
+# (cargo notes that the cdylib crate type cannot be static: expected, dropped).
+# The host's tree generator is built there too: with its dev-dependencies
+# in the normal target dir it would change the features of the library
+# and vm_power_mgr and make every other step rebuild them.
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$ROOT/target/guest-static" \
   CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo build --quiet --release --target x86_64-unknown-linux-gnu --bin guest_vm_power_mgr \
-  2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
+  --example make_tree 2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
 CLI_BIN=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/guest_vm_power_mgr
+MAKE_TREE=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/examples/make_tree
 BIN_DIR=$CACHE/bin
 mkdir -p "$BIN_DIR"
 # static glibc warns about getaddrinfo/getpwuid_r in std; neither is used
@@ -175,7 +179,7 @@ chmod +x "$R/init"
 T=$(now)
 MON=$WORK/mon
 mkdir -p "$MON"
-"$ROOT/target/release/examples/make_tree" acpi "$MON/sys" 8
+"$MAKE_TREE" acpi "$MON/sys" 8
 python3 "$MON_PY" snapshot "$MON/sys" "$MON/before.json"
 mapfile -t MON_ARGS < <(python3 "$MON_PY" monitor-args)
 VMPM=$ROOT/target/release/vm_power_mgr
