@@ -14,13 +14,22 @@
 # byte for byte and answers ACK/NACK/lists by a fixed plan; the guest prints
 # what it got on the serial console, which host.py checks afterwards.
 #
+# In the same boot, three more ports (4-6) are served by our real monitor,
+# vm_power_mgr, in daemon mode on a generated acpi-cpufreq tree and the
+# libvirt test driver (scripts/guest/e2e-node.xml); the guest then scales
+# its vCPUs 4 and 5 through it and tries requests it must refuse, and
+# scripts/guest/monitor-e2e.py checks the guest's answers, the monitor
+# (vm_power_mgr ctl), the tree, and the restore at SIGTERM.
+#
 #   scripts/guest-e2e.sh [--keep]      (root not needed; qemu-system-x86,
-#                                       busybox-static, cpio, gcc, python3)
+#                                       busybox-static, cpio, gcc, python3,
+#                                       libvirt-dev for vm_power_mgr)
 # Everything it builds or fetches stays under target/: the kernel is
 # fetched once with 'apt-get download' (no install) into
 # target/guest-e2e/kernel, the static CLI is built in target/guest-static.
 # Exit status 0 when the host saw exactly the planned packets, the guest
-# reported the planned answers and powered off.
+# reported the planned answers and powered off, and the monitor part
+# passed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/scripts/guest
@@ -51,14 +60,20 @@ mkdir -p "$CACHE"
 # ---- our binaries -------------------------------------------------------------
 T=$(now)
 cd "$ROOT"
-cargo build --quiet --release --lib
+# the library and vm_power_mgr: both default members, as the other steps
+# build them (the same package set keeps the features, so no rebuild)
+cargo build --quiet --release
 # a separate target dir: +crt-static must not leak into the normal build
-# (cargo notes that the cdylib crate type cannot be static: expected, dropped)
+# (cargo notes that the cdylib crate type cannot be static: expected, dropped).
+# The host's tree generator is built there too: with its dev-dependencies
+# in the normal target dir it would change the features of the library
+# and vm_power_mgr and make every other step rebuild them.
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$ROOT/target/guest-static" \
   CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo build --quiet --release --target x86_64-unknown-linux-gnu --bin guest_vm_power_mgr \
-  2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
+  --example make_tree 2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
 CLI_BIN=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/guest_vm_power_mgr
+MAKE_TREE=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/examples/make_tree
 BIN_DIR=$CACHE/bin
 mkdir -p "$BIN_DIR"
 # static glibc warns about getaddrinfo/getpwuid_r in std; neither is used
@@ -95,11 +110,16 @@ KERNEL=$KROOT/boot/vmlinuz-$KVER
 MODDIR=$KROOT/lib/modules/$KVER
 
 NPORTS=$(python3 "$HERE/host.py" nports)
+MON_PY=$HERE/monitor-e2e.py
+read -r -a MON_PORTS <<< "$(python3 "$MON_PY" ports)"
+ALL_PORTS=$((NPORTS + ${#MON_PORTS[@]}))
 # ---- initramfs -------------------------------------------------------------------
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 QPID=""
+MPID=""
 cleanup() {
   if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then kill "$QPID" 2>/dev/null || true; fi
+  if [ -n "$MPID" ] && kill -0 "$MPID" 2>/dev/null; then kill "$MPID" 2>/dev/null || true; fi
   if [ "$KEEP" = 0 ]; then rm -rf "$WORK"; else echo "== kept $WORK"; fi
 }
 trap cleanup EXIT
@@ -107,6 +127,7 @@ R=$WORK/root
 mkdir -p "$R"/{bin,dev,proc,sys,lib/modules,tmp}
 cp "$BUSYBOX" "$R/bin/busybox"
 cp "$BIN_DIR/power-guest" "$BIN_DIR/guest_vm_power_mgr" "$R/bin/"
+python3 "$MON_PY" init > "$R/monitor-part.sh"
 # load order: virtio needs virtio_ring; virtio_pci needs the two before it
 MODS="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console"
 for m in $MODS; do
@@ -133,7 +154,7 @@ mount -t devtmpfs dev /dev
 for m in $MODS; do [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko; done
 # the ports show up asynchronously once virtio_console is loaded
 for i in \$(seq 200); do
-  [ \$(cat /sys/class/virtio-ports/*/name 2>/dev/null | grep -c poweragent) -ge $NPORTS ] && break
+  [ \$(cat /sys/class/virtio-ports/*/name 2>/dev/null | grep -c poweragent) -ge $ALL_PORTS ] && break
   sleep 0.02
 done
 for p in /sys/class/virtio-ports/*; do echo "GUEST port \$(basename \$p) = \$(cat \$p/name)"; done
@@ -144,11 +165,31 @@ RTE_POWER_GUEST_CONFIRM_MS=5000 /bin/power-guest; echo "GUEST power-guest rc=\$?
 /bin/guest_vm_power_mgr $CLI_ARGS -c "$CLI_COMMANDS"; echo "GUEST guest_vm_power_mgr rc=\$?"
 RTE_POWER_GUEST_CONNECT_TIMEOUT_MS=20000 /bin/power-guest wait 3
 RTE_POWER_GUEST_CONNECT_TIMEOUT_MS=500 /bin/power-guest wait 2
+# ports $(echo "${MON_PORTS[@]}"): the real monitor (scripts/guest/monitor-e2e.py)
+sh /monitor-part.sh
 echo "GUEST done at uptime \$(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
 EOF
 chmod +x "$R/init"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1 > "$WORK/initrd.gz")
+
+# ---- the real monitor, for ports 4-6 -----------------------------------------------
+# started first, as on a real host: it creates the socket directory that QEMU
+# binds in, and attaches to each socket when QEMU creates it (inotify)
+T=$(now)
+MON=$WORK/mon
+mkdir -p "$MON"
+"$MAKE_TREE" acpi "$MON/sys" 8
+python3 "$MON_PY" snapshot "$MON/sys" "$MON/before.json"
+mapfile -t MON_ARGS < <(python3 "$MON_PY" monitor-args)
+VMPM=$ROOT/target/release/vm_power_mgr
+CTL=("$VMPM" ctl --socket "$MON/ctl.sock")
+"$VMPM" --daemon --uri "test://$HERE/e2e-node.xml" --socket-dir "$MON/sock" --sysfs "$MON/sys" \
+  --ctl-socket "$MON/ctl.sock" --refresh-ms 0 "${MON_ARGS[@]}" 2> "$MON/monitor.log" &
+MPID=$!
+python3 "$MON_PY" wait-ready "$MON/monitor.log" "$MPID" --timeout 20 ||
+  { sed 's/^/   | /' "$MON/monitor.log"; exit 1; }
+echo "== vm_power_mgr ready in $(since "$T") s (daemon, test driver, generated acpi tree)"
 
 # ---- boot ------------------------------------------------------------------------
 SOCK=$WORK/sock
@@ -160,6 +201,10 @@ ARGS=(-name rte-power-e2e -accel tcg,thread=multi -smp 1 -m 256 -nodefaults -dis
       -device virtio-serial-pci,id=vs0)
 for ((i = 0; i < NPORTS; i++)); do
   ARGS+=(-chardev "socket,id=c$i,path=$SOCK/vm.$i,server=on,wait=off"
+         -device "virtserialport,bus=vs0.0,chardev=c$i,name=virtio.serial.port.poweragent.$i")
+done
+for i in "${MON_PORTS[@]}"; do
+  ARGS+=(-chardev "socket,id=c$i,path=$MON/sock/e2e-vm.$i,server=on,wait=off"
          -device "virtserialport,bus=vs0.0,chardev=c$i,name=virtio.serial.port.poweragent.$i")
 done
 QT0=$(now)
@@ -180,5 +225,21 @@ tr -d '\r' < "$WORK/console.log" | sed 's/^/   | /'
 CHECK_RC=0
 python3 "$HERE/host.py" check "$WORK/console.log" || CHECK_RC=$?
 grep -q "GUEST no /dev/virtio-ports" "$WORK/console.log" || { echo "guest-e2e: the guest had /dev/virtio-ports links"; CHECK_RC=1; }
-echo "== boot to power-off: $BOOT s; whole run $(since "$T0") s; host rc=$HOST_RC, check rc=$CHECK_RC, powered off: $OFF"
-[ "$HOST_RC" = 0 ] && [ "$CHECK_RC" = 0 ] && [ "$OFF" = 1 ]
+
+# ---- the monitor part: the guest's answers, then the host's side ----------------
+echo "== vm_power_mgr (ports ${MON_PORTS[*]}):"
+MON_RC=0
+python3 "$MON_PY" check-console "$WORK/console.log" "$MON/sys" || MON_RC=1
+python3 "$MON_PY" check-running "$MON/sys" "$MON/before.json" "$MON/monitor.log" -- "${CTL[@]}" ||
+  MON_RC=1
+kill -TERM "$MPID"
+for _ in $(seq 200); do kill -0 "$MPID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$MPID" 2>/dev/null && { echo "monitor: FAILED: still running 10 s after SIGTERM"; kill -KILL "$MPID"; }
+STOP_RC=0
+wait "$MPID" || STOP_RC=$?
+MPID=""
+[ "$STOP_RC" = 0 ] || { echo "monitor: FAILED: vm_power_mgr exited with $STOP_RC on SIGTERM"; MON_RC=1; }
+python3 "$MON_PY" check-stopped "$MON/sys" "$MON/before.json" || MON_RC=1
+if [ "$MON_RC" != 0 ]; then echo "== vm_power_mgr log:"; sed 's/^/   | /' "$MON/monitor.log"; fi
+echo "== boot to power-off: $BOOT s; whole run $(since "$T0") s; host rc=$HOST_RC, check rc=$CHECK_RC, monitor rc=$MON_RC, powered off: $OFF"
+[ "$HOST_RC" = 0 ] && [ "$CHECK_RC" = 0 ] && [ "$MON_RC" = 0 ] && [ "$OFF" = 1 ]

@@ -169,8 +169,9 @@ fn queries_print_the_lists() {
         p2.send(&freq_list(&[0, 0, 1_500_000]));
         p0.expect(&named(9, 0, "vm-a"), "QUERY_CAPS_LIST");
         p0.send(&caps_list(&[1, 0], &[0, 1]));
-        // a host refusing a query with a NACK is read as one (464 bytes),
-        // and the next command still finds its reply
+        // a host refusing a query with a 464-byte NACK: read as a NACK (in
+        // the list's size), the rest is dropped, and the next command still
+        // finds its reply
         p2.expect(&named(10, 2, "vm-a"), "QUERY_CAPS 2");
         p2.send(&reply(&named(10, 2, "vm-a"), NACK));
         p2.expect(&named(8, 2, "vm-a"), "QUERY_FREQ 2 again");
@@ -197,6 +198,51 @@ fn queries_print_the_lists() {
          vcpu 2: 3 kHz\n"
     );
     assert_eq!(out.status.code(), Some(1), "the NACK fails the run");
+}
+
+#[test]
+fn a_query_nacked_in_the_size_of_its_list_fails_at_once() {
+    // vm_power_mgr answers a refused query with a NACK of the list's size
+    // (88 or 184 bytes, what DPDK's guest_cli reads); waiting for 464
+    // bytes would end only at the timeout
+    let g = Guest::new();
+    let p2 = g.port(2);
+    let host = thread::spawn(move || {
+        p2.expect(&connect(), "probe 2");
+        let q = named(8, 2, "vm-a");
+        p2.expect(&q, "QUERY_FREQ 2");
+        p2.send(&reply(&q, NACK)[..88]);
+        let q = named(10, 2, "vm-a");
+        p2.expect(&q, "QUERY_CAPS 2");
+        p2.send(&reply(&q, NACK)[..184]);
+        p2.expect(&named(8, 2, "vm-a"), "QUERY_FREQ 2 again");
+        p2.send(&freq_list(&[1, 2, 3]));
+        p2
+    });
+    let t0 = Instant::now();
+    let out = cli(
+        &g,
+        &[
+            "--vm-name",
+            "vm-a",
+            "--timeout",
+            "10000",
+            "-c",
+            "query_cpu_freq 2; query_cpu_caps 2; query_cpu_freq 2",
+        ],
+        None,
+    );
+    let took = t0.elapsed();
+    host.join().expect("host");
+    assert_eq!(
+        text(&out.stdout),
+        "query_cpu_freq 2: NACK\nquery_cpu_caps 2: NACK\nvcpu 2: 3 kHz\n"
+    );
+    assert_eq!(out.status.code(), Some(1), "the NACKs fail the run");
+    assert!(
+        took < Duration::from_secs(5),
+        "waited for more bytes: {took:?}"
+    );
 }
 
 #[test]

@@ -16,6 +16,13 @@
  * sleeping (a virtio port without a host reports POLLHUP, never POLLOUT:
  * a wait built on poll alone would spin); on success one freq_up.
  *
+ * "power-guest forge L OTHER_VM OTHER_PCPU NVCPUS" (for the port served by
+ * the real vm_power_mgr, scripts/guest/monitor-e2e.py) sends, with
+ * rte_power_guest_channel_send_msg on lcore L, SCALE_MIN requests a host
+ * must refuse: one naming another VM, one for a host CPU (core_type
+ * PHYSICAL) of another VM, one for vCPU 2^32 + L (L once truncated to 32
+ * bits) and one for vCPU NVCPUS (out of range); it prints each answer.
+ *
  * Every line starts with "GUEST " for scripts/guest/host.py to check.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -59,6 +66,48 @@ static int wait_for_host(unsigned int l)
 	return 0;
 }
 
+static int forge(unsigned int l, const char *other_vm, unsigned long long other_pcpu,
+		 unsigned long long nvcpus)
+{
+	struct {
+		const char *name;
+		unsigned long long resource;
+		const char *vm;
+		int physical;
+	} cases[] = {
+		{"other-vm-name", 0, other_vm, 0},
+		{"physical-cpu", other_pcpu, "", 1},
+		{"vcpu-2^32+lcore", (1ULL << 32) + l, "", 0},
+		{"vcpu-out-of-range", nvcpus, "", 0},
+	};
+	int r = rte_power_set_env(PM_ENV_KVM_VM);
+	r = r ? r : rte_power_init(l);
+	printf("GUEST forge init lcore=%u ret=%d\n", l, r);
+	if (r != 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rte_power_channel_packet pkt, ans;
+		memset(&pkt, 0, sizeof(pkt));
+		pkt.resource_id = cases[i].resource;
+		pkt.unit = RTE_POWER_SCALE_MIN;
+		pkt.command = RTE_POWER_CPU_POWER;
+		snprintf(pkt.vm_name, sizeof(pkt.vm_name), "%s", cases[i].vm);
+		pkt.core_type = cases[i].physical ? RTE_POWER_CORE_TYPE_PHYSICAL
+						  : RTE_POWER_CORE_TYPE_VIRTUAL;
+		int sent = rte_power_guest_channel_send_msg(&pkt, l);
+		int got = -1;
+		for (int t = 0; sent == 0 && t < 500 && got != 0; t++)
+			got = rte_power_guest_channel_receive_msg(&ans, sizeof(ans), l);
+		printf("GUEST forge lcore=%u %s sent=%d %s resource=%llu\n", l, cases[i].name, sent,
+		       got != 0 ? "none" :
+		       ans.command == RTE_POWER_CMD_ACK ? "ACK" :
+		       ans.command == RTE_POWER_CMD_NACK ? "NACK" : "OTHER",
+		       got != 0 ? 0ULL : (unsigned long long)ans.resource_id);
+	}
+	printf("GUEST forge exit lcore=%u ret=%d\n", l, rte_power_exit(l));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct op ops[] = {
@@ -77,6 +126,9 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 3 && strcmp(argv[1], "wait") == 0)
 		return wait_for_host((unsigned int)atoi(argv[2]));
+	if (argc == 6 && strcmp(argv[1], "forge") == 0)
+		return forge((unsigned int)atoi(argv[2]), argv[3], strtoull(argv[4], NULL, 10),
+			     strtoull(argv[5], NULL, 10));
 	printf("GUEST mode %s\n", confirmed ? "confirmed" : "plain");
 	printf("GUEST set_env ret=%d\n", rte_power_set_env(PM_ENV_KVM_VM));
 	for (unsigned int l = 0; l < 2; l++) {

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::guest::GuestConfig;
 use crate::wire::{
-    self, CapsListPacket, ChannelPacket, FreqListPacket, Unit, CAPS_LIST_SIZE, FREQ_LIST_SIZE,
-    MAX_VCPU_PER_VM, PACKET_SIZE,
+    self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Unit, CAPS_LIST_SIZE,
+    FREQ_LIST_SIZE, MAX_VCPU_PER_VM, PACKET_SIZE,
 };
 use crate::{Config, Env, Lcore, Power, PowerError, MAX_LCORE, PORT_PREFIX};
 pub use policy::Policy;
@@ -484,7 +484,7 @@ impl Session {
             Unit::EnableTurbo => l.enable_turbo(),
             Unit::DisableTurbo => l.disable_turbo(),
         }?;
-        match read_reply(&l, &what, timeout)? {
+        match read_reply(&l, &what, timeout, PACKET_SIZE)? {
             Reply::Ack(p) | Reply::Nack(p)
                 if p.resource_id != u64::from(n) || p.unit != unit.as_u32() =>
             {
@@ -552,7 +552,11 @@ impl Session {
         let l = self.lcore(lcore)?;
         l.discard_replies()?;
         l.send_msg(&pkt.encode())?;
-        let reply = read_reply(&l, &what, timeout)?;
+        // vm_power_mgr refuses a query with a NACK in the size of the
+        // awaited list (what DPDK's guest_cli reads); a 464-byte NACK works
+        // too: its rest is dropped before the next request
+        let nack_size = if caps { CAPS_LIST_SIZE } else { FREQ_LIST_SIZE };
+        let reply = read_reply(&l, &what, timeout, nack_size)?;
         let num = |n: u8| -> Result<usize, CliError> {
             match (one, usize::from(n)) {
                 (Some(v), n) if usize::from(v) >= n => Err(CliError::BadReply {
@@ -632,7 +636,7 @@ impl Session {
         let l = self.lcore(lcore)?;
         l.discard_replies()?;
         l.send_msg(&pkt)?;
-        match read_reply(&l, &what, timeout)? {
+        match read_reply(&l, &what, timeout, PACKET_SIZE)? {
             Reply::Ack(_) => {
                 writeln!(out, "policy sent on lcore {lcore}: ACK")?;
                 Ok(())
@@ -677,8 +681,14 @@ fn no_args(cmd: &str, args: &[&str]) -> Result<(), CliError> {
 }
 
 /// Reads one reply: its header first, then as many bytes as its `command`
-/// says, all within `timeout`.
-fn read_reply(l: &Lcore<'_>, what: &str, timeout: Duration) -> Result<Reply, CliError> {
+/// says, all within `timeout`. A NACK is `nack_size` bytes long: 464 for
+/// requests, the size of the awaited list for queries.
+fn read_reply(
+    l: &Lcore<'_>,
+    what: &str,
+    timeout: Duration,
+    nack_size: usize,
+) -> Result<Reply, CliError> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; PACKET_SIZE];
     let no_reply = || CliError::NoReply {
@@ -690,7 +700,8 @@ fn read_reply(l: &Lcore<'_>, what: &str, timeout: Duration) -> Result<Reply, Cli
     }
     let command = u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]);
     let size = match command {
-        wire::CMD_ACK | wire::CMD_NACK => PACKET_SIZE,
+        wire::CMD_ACK => PACKET_SIZE,
+        wire::CMD_NACK => nack_size,
         wire::FREQ_LIST => FREQ_LIST_SIZE,
         wire::CAPS_LIST => CAPS_LIST_SIZE,
         other => {
@@ -714,6 +725,9 @@ fn read_reply(l: &Lcore<'_>, what: &str, timeout: Duration) -> Result<Reply, Cli
     Ok(match command {
         wire::FREQ_LIST => Reply::Freqs(FreqListPacket::decode(bytes).map_err(bad)?),
         wire::CAPS_LIST => Reply::Caps(CapsListPacket::decode(bytes).map_err(bad)?),
+        wire::CMD_NACK if size != PACKET_SIZE => {
+            Reply::Nack(PacketHeader::decode_lenient(bytes).map_err(bad)?.nack())
+        }
         _ => {
             let p = ChannelPacket::decode_reply(bytes).map_err(bad)?;
             if command == wire::CMD_ACK {
