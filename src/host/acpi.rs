@@ -2,15 +2,12 @@
 //! `scaling_available_frequencies`; the userspace governor takes a frequency
 //! in `scaling_setspeed`. A turbo P-state shows as max non-turbo + 1000 kHz.
 
-use std::io::Read;
-
 use super::{
-    index_of, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming, Restore, TurboModel,
-    MAX_FREQS,
+    index_of, open_setspeed, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming,
+    Restore, TurboModel, MAX_FREQS,
 };
 use crate::env::Env;
 use crate::error::{PowerError, Result};
-use crate::sysfs::first_line;
 
 /// The acpi-cpufreq driver.
 pub(crate) struct Acpi;
@@ -58,23 +55,7 @@ impl CpufreqDriver for Acpi {
         let table = parse_available(cpu, &avail, &root.read_str(cpu, &avail)?)?;
         let turbo = table.len() >= 2 && table[0].checked_sub(1000) == Some(table[1]);
 
-        let path = root.cpufreq(cpu, "scaling_setspeed");
-        let mut setspeed = root.open_rw(cpu, &path)?;
-        let mut text = String::new();
-        setspeed
-            .read_to_string(&mut text)
-            .map_err(|source| PowerError::Sysfs {
-                cpu,
-                op: "read",
-                path: path.clone(),
-                source,
-            })?;
-        let text = first_line(&text);
-        let cur = text.parse::<u32>().map_err(|_| PowerError::Parse {
-            cpu,
-            path: path.clone(),
-            text: text.to_owned(),
-        })?;
+        let (setspeed, cur) = open_setspeed(root, cpu)?;
         let current = index_of(&table, cur).ok_or_else(|| PowerError::Table {
             cpu,
             reason: format!("current frequency {cur} kHz is not in scaling_available_frequencies"),

@@ -5,7 +5,8 @@
 //! `acpi_cppc/nominal_freq`.
 
 use super::{
-    Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming, Restore, TurboModel, MAX_FREQS,
+    open_setspeed, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming, Restore,
+    TurboModel, MAX_FREQS,
 };
 use crate::env::Env;
 use crate::error::{PowerError, Result};
@@ -81,9 +82,7 @@ impl CpufreqDriver for AmdPstate {
                 Some(limits),
             )
         } else {
-            let path = root.cpufreq(cpu, "scaling_setspeed");
-            let f = root.open_rw(cpu, &path)?;
-            let cur = root.read_u32(cpu, &path)?;
+            let (f, cur) = open_setspeed(root, cpu)?;
             let rounded = (cur + 500) / 1000 * 1000;
             // Unlike DPDK (init fails), an unknown current frequency only
             // means that init's first write cannot be skipped.

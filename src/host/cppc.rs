@@ -3,8 +3,8 @@
 //! steps; `scaling_max_freq` is the turbo bucket when highest > nominal.
 
 use super::{
-    round_to, stepped_table, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming,
-    Restore, TurboModel,
+    open_setspeed, round_to, stepped_table, Control, CpufreqDriver, GovernorSwitch, ProbeCtx,
+    Programming, Restore, TurboModel,
 };
 use crate::env::Env;
 use crate::error::{PowerError, Result};
@@ -53,9 +53,7 @@ impl CpufreqDriver for Cppc {
         };
         let table = stepped_table(cpu, turbo.then_some(smax), nominal, smin, STEP_KHZ)?;
 
-        let path = root.cpufreq(cpu, "scaling_setspeed");
-        let setspeed = root.open_rw(cpu, &path)?;
-        let cur = root.read_u32(cpu, &path)?;
+        let (setspeed, cur) = open_setspeed(root, cpu)?;
         let rounded = round_to(cur, STEP_KHZ);
         let current =
             table

@@ -208,6 +208,15 @@ impl Drop for GovernorSwitch<'_> {
     }
 }
 
+/// Opens `scaling_setspeed` for the fast path and reads the frequency the
+/// userspace governor holds now (kHz).
+pub(crate) fn open_setspeed(root: &SysfsRoot, cpu: u32) -> Result<(File, u32)> {
+    let path = root.cpufreq(cpu, "scaling_setspeed");
+    let file = root.open_rw(cpu, &path)?;
+    let cur = root.read_u32(cpu, &path)?;
+    Ok((file, cur))
+}
+
 /// `v` rounded to the nearest multiple of `step`.
 pub(crate) fn round_to(v: u32, step: u32) -> u32 {
     ((u64::from(v) + u64::from(step / 2)) / u64::from(step) * u64::from(step))
