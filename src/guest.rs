@@ -341,7 +341,14 @@ pub(crate) fn read_exact_timeout(fd: RawFd, buf: &mut [u8], timeout: Duration) -
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.kind() {
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
+                // a poll() that keeps reporting readiness that read() then
+                // refuses must not turn this into a spin past the deadline
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    if Instant::now() < deadline =>
+                {
+                    continue
+                }
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => return Ok(false),
                 _ => return Err(e),
             }
         }

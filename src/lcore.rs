@@ -9,6 +9,7 @@
 //! `exit` of the same lcore (a caller bug, as in DPDK) cannot cause undefined
 //! behaviour: at worst it fails with EBADF.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 
@@ -125,8 +126,34 @@ impl Capabilities {
 #[derive(Debug)]
 enum Held {
     // kept open until exit: the fast path writes through their descriptors
-    Host(#[allow(dead_code)] Control),
+    Host(Control),
     Port(std::fs::File),
+}
+
+impl Held {
+    fn into_fds(self) -> Vec<OwnedFd> {
+        match self {
+            Held::Host(Control::Setspeed(f)) | Held::Port(f) => vec![f.into()],
+            Held::Host(Control::MinMax { min, max }) => vec![min.into(), max.into()],
+        }
+    }
+}
+
+/// Points `fd` at /dev/null (the number stays taken): a write through it
+/// has no effect, a read sees end of file. If /dev/null cannot be opened
+/// the descriptor keeps its file, which is still better than a number that
+/// may name any file opened later.
+fn retire(fd: &OwnedFd) {
+    // SAFETY: open(2) with a NUL-terminated constant path.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if null >= 0 {
+        // SAFETY: both descriptors are open and ours; dup3 atomically
+        // replaces the file behind `fd`, then the extra one is closed.
+        unsafe {
+            libc::dup3(null, fd.as_raw_fd(), libc::O_CLOEXEC);
+            libc::close(null);
+        }
+    }
 }
 
 /// The library's own P-state statistics for one lcore session.
@@ -223,6 +250,10 @@ pub(crate) struct Slot {
     started_ns: AtomicU64,
     transitions: AtomicU64,
     owned: Mutex<Option<Box<Owned>>>,
+    /// Descriptors of the last session, now on /dev/null: reserved so that
+    /// a call racing its exit cannot reach a file opened since (see
+    /// `uninstall`); closed at the next install.
+    retired: Mutex<Option<Box<[OwnedFd]>>>,
 }
 
 impl Slot {
@@ -249,6 +280,7 @@ impl Slot {
             started_ns: AtomicU64::new(0),
             transitions: AtomicU64::new(0),
             owned: Mutex::new(None),
+            retired: Mutex::new(None),
         }
     }
 }
@@ -369,6 +401,7 @@ impl Drop for Claim<'_> {
 impl Slot {
     /// Installs a probe's result (slot owned through a [`Claim`]).
     pub fn install(&self, lcore: u32, env: Env, cpu: u32, p: Programming) -> Result<()> {
+        self.close_retired();
         let Programming {
             table,
             writes,
@@ -476,6 +509,7 @@ impl Slot {
         port: std::fs::File,
         confirm: Option<std::time::Duration>,
     ) {
+        self.close_retired();
         self.len.store(0, Relaxed);
         self.flags.store(0, Relaxed);
         self.env.store(Env::KvmVm.raw(), Relaxed);
@@ -504,6 +538,16 @@ impl Slot {
         }
     }
 
+    /// Closes the previous session's retired descriptors (slot owned).
+    fn close_retired(&self) {
+        drop(
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+    }
+
     /// Closes the files and puts back what init changed (slot owned).
     pub fn uninstall(&self, root: &SysfsRoot) -> Result<()> {
         self.backend.store(BACKEND_NONE, Relaxed);
@@ -523,8 +567,13 @@ impl Slot {
             // leave nothing of ours queued for the next user of the port
             guest::drain(raw_fd(port));
         }
-        // the files are closed before the restore writes
-        drop(_files);
+        // A call that loaded a descriptor just before this exit may still
+        // use it: the number must not come to name a file opened since (the
+        // restore below opens some). So the files are swapped for /dev/null
+        // (before the restore writes) and the numbers kept until next time.
+        let fds = _files.into_fds();
+        fds.iter().for_each(retire);
+        *self.retired.lock().unwrap_or_else(|e| e.into_inner()) = Some(fds.into_boxed_slice());
         restore.apply(root, cpu)
     }
 
@@ -971,5 +1020,35 @@ impl<'a> Lcore<'a> {
             turbo: f & F_TURBO_AVAILABLE != 0,
             priority: f & F_PRIORITY != 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn a_retired_descriptor_no_longer_reaches_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scaling_setspeed");
+        std::fs::write(&path, "1000\n").expect("write");
+        let f: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .into();
+        let raw = f.as_raw_fd();
+        retire(&f);
+        // the number is still taken, and a stale write lands in /dev/null
+        pwrite_all(raw, b"2000\n").expect("write to /dev/null succeeds");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "1000\n");
+        let mut file = std::fs::File::from(f);
+        let mut s = String::new();
+        file.rewind().expect("rewind");
+        file.read_to_string(&mut s).expect("read");
+        assert_eq!(s, "", "reads see end of file");
+        file.write_all(b"x").expect("write");
     }
 }

@@ -53,7 +53,10 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
         Level::Info => "INFO",
         Level::Debug => "DEBUG",
     };
-    eprintln!("rte_power: {tag}: {args}");
+    // never `eprintln!`: it panics when stderr fails (a full disk, a dead
+    // pipe with SIGPIPE ignored), and a log line must not end the process
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "rte_power: {tag}: {args}");
 }
 
 /// `log!(Level::Warn, "...", args)`: prints when the level is enabled.

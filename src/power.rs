@@ -3,9 +3,10 @@
 //! context configured from the environment; Rust users and tests may create
 //! their own.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::cpumap::CpuMap;
 use crate::env::{Env, ENV_NOT_SET};
@@ -103,6 +104,10 @@ pub struct Power {
     env: AtomicU32,
     table: Table,
     pmd: PmdConfig,
+    /// cpufreq policies held by an lcore: policy directory -> lcore. Two
+    /// lcores on one policy would each take the other's changes for the
+    /// original state and leave the host changed after both exit.
+    policies: Mutex<HashMap<PathBuf, u32>>,
 }
 
 impl std::fmt::Debug for Power {
@@ -128,6 +133,7 @@ impl Power {
             env: AtomicU32::new(ENV_NOT_SET),
             table,
             pmd: PmdConfig::default(),
+            policies: Mutex::new(HashMap::new()),
         }
     }
 
@@ -249,10 +255,48 @@ impl Power {
         };
         let driver = host::driver_for(env).ok_or_else(|| self.no_host_driver(lcore, cpu, None))?;
         debug_assert_eq!(driver.env(), env);
+        let policy = self.hold_policy(lcore, cpu)?;
+        let r = self.probe_and_install(slot, lcore, env, cpu, driver, driver_name.as_deref());
+        if r.is_err() {
+            self.release_policy(&policy);
+        }
+        r
+    }
+
+    /// Claims the cpufreq policy of `cpu` for `lcore`, or `CpuInUse`.
+    fn hold_policy(&self, lcore: u32, cpu: u32) -> Result<PathBuf> {
+        let dir = self.config.sysfs.cpufreq(cpu, "");
+        // cpuN/cpufreq is a link to the policy, shared by its CPUs
+        let key = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let mut held = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&by) = held.get(&key) {
+            return Err(PowerError::CpuInUse { lcore, cpu, by });
+        }
+        held.insert(key.clone(), lcore);
+        Ok(key)
+    }
+
+    fn release_policy(&self, key: &PathBuf) {
+        self.policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    fn probe_and_install(
+        &self,
+        slot: &Slot,
+        lcore: u32,
+        env: Env,
+        cpu: u32,
+        driver: &dyn host::CpufreqDriver,
+        driver_name: Option<&str>,
+    ) -> Result<Env> {
+        let root = &self.config.sysfs;
         let ctx = ProbeCtx {
             root,
             cpu,
-            scaling_driver: driver_name.as_deref().unwrap_or(""),
+            scaling_driver: driver_name.unwrap_or(""),
             pmd_limits: (self.pmd.scaling_min(lcore)?, self.pmd.scaling_max(lcore)?),
         };
         let programming = driver.probe(&ctx)?;
@@ -326,6 +370,10 @@ impl Power {
         let slot = self.table.slot(lcore)?;
         let claim = Claim::for_exit(slot, lcore)?;
         let r = slot.uninstall(&self.config.sysfs);
+        self.policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, held_by| *held_by != lcore);
         drop(claim);
         r
     }

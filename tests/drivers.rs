@@ -336,12 +336,14 @@ fn pstate_second_write_failure_rolls_back_the_first() {
     let l = t.power.init(0).expect("init");
     assert_eq!(l.index().expect("index"), 1);
     min.reject();
-    // raising: max is written first, then min fails -> max goes back
+    // lowering writes min first: refused at once, max never written
+    let max_before = t.mtime_ns(0, "scaling_max_freq");
     l.set_index(5).unwrap_err();
-    let before = t.read_u32(0, "scaling_max_freq");
+    assert_eq!(t.read_u32(0, "scaling_max_freq"), 2_300_000);
     assert_eq!(
-        before, 2_300_000,
-        "lowering writes min first: nothing changed"
+        t.mtime_ns(0, "scaling_max_freq"),
+        max_before,
+        "lowering writes min first: max not even touched"
     );
     l.enable_turbo().expect("enable");
     let e = l.max().unwrap_err();
@@ -509,9 +511,13 @@ fn lcore_state_machine() {
         ),
         "{e}"
     );
+    // free again after the failure: the same error, not InUse
     assert!(
-        t.power.init(MAX_LCORE - 1).is_err(),
-        "and it is free again after the failure"
+        matches!(
+            t.power.init(MAX_LCORE - 1),
+            Err(PowerError::DriverMismatch { cpu: 1023, .. })
+        ),
+        "the lcore is free again after a failed init"
     );
 }
 
@@ -605,4 +611,94 @@ fn threads_on_different_lcores_never_interfere() {
         assert_eq!(t.read_u32(c, "scaling_min_freq"), want, "cpu {c}");
         assert_eq!(t.read_u32(c, "scaling_max_freq"), want, "cpu {c}");
     }
+}
+
+#[test]
+fn pstate_raising_writes_max_first() {
+    // the mirror of the test above: with max refused, a raise fails at its
+    // first write and min is never touched
+    let t = Tree::new(Flavour::Pstate, 1);
+    let max = Rejecting::install(&t.attr(0, "scaling_max_freq"));
+    let l = t.power.init(0).expect("init");
+    l.min().expect("min");
+    max.reject();
+    let min_before = t.mtime_ns(0, "scaling_min_freq");
+    let e = l.set_index(3).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PowerError::Write {
+                attr: "scaling_max_freq",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(t.read_u32(0, "scaling_min_freq"), 800_000);
+    assert_eq!(
+        t.mtime_ns(0, "scaling_min_freq"),
+        min_before,
+        "min not touched"
+    );
+    assert_eq!(l.index().expect("index"), 16);
+}
+
+#[test]
+fn failed_first_write_at_init_restores_everything() {
+    for flavour in [Flavour::Acpi, Flavour::Pstate] {
+        let t = Tree::new(flavour, 1);
+        let (attr, gov) = match flavour {
+            Flavour::Acpi => ("scaling_setspeed", "schedutil"),
+            _ => ("scaling_max_freq", "powersave"),
+        };
+        let f = Rejecting::install(&t.attr(0, attr));
+        f.reject();
+        let e = t.power.init(0).unwrap_err();
+        assert!(
+            matches!(e, PowerError::Write { cpu: 0, .. }),
+            "{flavour:?}: {e}"
+        );
+        assert_eq!(
+            t.read(0, "scaling_governor"),
+            gov,
+            "{flavour:?}: governor back"
+        );
+        assert!(t.power.lcore(0).is_err());
+        // the lcore is free: the next attempt fails the same way, not InUse
+        assert!(matches!(t.power.init(0), Err(PowerError::Write { .. })));
+    }
+}
+
+#[test]
+fn two_lcores_never_share_a_cpufreq_policy() {
+    // cpu1 shares cpu0's policy, as CPUs of one frequency domain do
+    let t = Tree::new(Flavour::Pstate, 2);
+    let link = t.path("cpu1/cpufreq");
+    std::fs::remove_file(&link).expect("rm link");
+    std::os::unix::fs::symlink("../cpufreq/policy0", &link).expect("link");
+    let l0 = t.power.init(0).expect("init 0");
+    l0.min().expect("min");
+    let e = t.power.init(1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PowerError::CpuInUse {
+                lcore: 1,
+                cpu: 1,
+                by: 0
+            }
+        ),
+        "{e}"
+    );
+    assert!(t.power.lcore(1).is_err());
+    t.power.exit(0).expect("exit 0");
+    assert_eq!(t.read(0, "scaling_governor"), "powersave");
+    assert_eq!(
+        t.read_u32(0, "scaling_min_freq"),
+        800_000,
+        "restored by its only holder"
+    );
+    assert_eq!(t.read_u32(0, "scaling_max_freq"), 3_500_000);
+    // released at exit
+    t.power.init(1).expect("init 1 once lcore 0 let go");
 }

@@ -24,7 +24,7 @@ fn residency_matches_measured_intervals() {
     let held3 = t3.elapsed();
     let t9 = Instant::now();
     std::thread::sleep(Duration::from_millis(300));
-    // a no-change call neither counts nor closes the interval
+    // a no-change call does not count as a transition
     l.set_index(9).expect("same");
     let held9 = t9.elapsed();
     let st = l.stats().expect("stats");

@@ -29,11 +29,19 @@ impl OnPanic for () {
 /// Runs `f`, turning a panic into the type's failure value.
 #[inline]
 pub(crate) fn ffi_guard<R: OnPanic>(f: impl FnOnce() -> R) -> R {
+    ffi_guard_or(R::on_panic(), f)
+}
+
+/// Runs `f`, returning `fallback` if it panicked: for results whose
+/// failure value is not the type's (a count is 0, never `UINT_MAX`).
+#[inline]
+pub(crate) fn ffi_guard_or<R>(fallback: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        // the log line cannot panic (see log::emit): nothing unwinds into C
         crate::log!(
             crate::log::Level::Error,
             "internal error (panic) caught at the C boundary"
         );
-        R::on_panic()
+        fallback
     })
 }

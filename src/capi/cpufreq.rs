@@ -2,7 +2,7 @@
 
 use std::ffi::{c_int, c_uint};
 
-use super::boundary::ffi_guard;
+use super::boundary::{ffi_guard, ffi_guard_or};
 use super::errors::{quiet, report, to_c};
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::PowerError;
@@ -88,7 +88,7 @@ pub extern "C" fn rte_power_unset_env() {
 /// The selected env, `PM_ENV_NOT_SET` (0) if none.
 #[no_mangle]
 pub extern "C" fn rte_power_get_env() -> power_management_env {
-    ffi_guard(|| power().env().map_or(ENV_NOT_SET, Env::raw))
+    ffi_guard_or(ENV_NOT_SET, || power().env().map_or(ENV_NOT_SET, Env::raw))
 }
 
 /// Initialises an lcore (auto-detecting the env if none is set): 0 or -1.
@@ -119,7 +119,8 @@ pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
 /// `freqs` is NULL or valid for writing `num` `uint32_t`s.
 #[no_mangle]
 pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
-    ffi_guard(|| {
+    // a count: 0, never UINT_MAX, if anything went wrong
+    ffi_guard_or(0, || {
         let r = host_op(lcore_id, "the frequency table", |l| {
             // the lcore is checked first: the KVM env answers -ENOTSUP
             // even for a NULL buffer, as DPDK's does
@@ -128,8 +129,10 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
                 return Ok(0);
             }
             // SAFETY: non-NULL, and the caller guarantees room for `num`
-            // values for the duration of this call.
-            let out = unsafe { std::slice::from_raw_parts_mut(freqs, num as usize) };
+            // values, at least the `n` written, for the duration of this
+            // call (only what is written is borrowed, as DPDK writes only
+            // the table's entries).
+            let out = unsafe { std::slice::from_raw_parts_mut(freqs, n as usize) };
             l.freqs_into(out)
         });
         match r {

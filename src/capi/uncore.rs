@@ -3,7 +3,7 @@
 
 use std::ffi::{c_int, c_uint};
 
-use super::boundary::ffi_guard;
+use super::boundary::{ffi_guard, ffi_guard_or};
 use crate::log::Level;
 use crate::uncore::{Uncore, UncoreEnv, UncoreError, UNCORE_ENV_NOT_SET};
 
@@ -164,6 +164,5 @@ pub extern "C" fn rte_power_uncore_get_num_dies(pkg: c_uint) -> c_uint {
 /// A count that is 0, not `UINT_MAX`, if the core panicked (callers loop
 /// up to it).
 fn count(f: impl FnOnce() -> u32) -> c_uint {
-    let n = ffi_guard(|| c_int::try_from(f()).unwrap_or(c_int::MAX));
-    n.max(0) as c_uint
+    ffi_guard_or(0, f)
 }
