@@ -7,7 +7,11 @@
 //! nothing (values were rendered at init) and makes one `pwrite` per sysfs
 //! file it must change, none when nothing changes. A call that races with
 //! `exit` of the same lcore (a caller bug, as in DPDK) cannot cause undefined
-//! behaviour: at worst it fails with EBADF.
+//! behaviour, nor reach a file opened since: exit moves the descriptors to
+//! /dev/null and keeps their numbers until the next init.
+//!
+//! The C API's table is a static array (`GLOBAL_SLOTS`): a C call reaches
+//! its slot with one load of the state word, which also says host or guest.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
