@@ -292,75 +292,37 @@ fn refresher_follows_external_repinning() {
     assert_eq!(CpuSet::parse_list("7").expect("set").to_mask(), "0x80");
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_vm_power_mgr")
-}
-
 #[test]
 fn daemon_binary_ctl_and_sigterm_restore() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let sim_dir = dir.path().join("sim");
-    let sock = dir.path().join("ctl.sock");
-    let mut child = Command::new(bin())
-        .args(["--simulate", "--daemon", "-q", "--sim-dir"])
-        .arg(&sim_dir)
-        .arg("--ctl-socket")
-        .arg(&sock)
-        .args(["-e", "set_cpu_freq 2 min"])
-        .spawn()
-        .expect("daemon");
-    let deadline = Instant::now() + T;
-    let ctl = |args: &[&str]| {
-        Command::new(bin())
-            .args(["ctl", "--socket"])
-            .arg(&sock)
-            .args(args)
-            .output()
-            .expect("ctl")
-    };
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "control socket never appeared");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = ctl(&["show_cpu_freq", "2"]);
+    let mut d = common::Daemon::start("set_cpu_freq 2 min");
+    let out = d.ctl(&["show_cpu_freq", "2"]);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "Core 2 frequency: 1200000"
     );
-    let out = ctl(&["show_vm", "vm-a"]);
+    let out = d.ctl(&["show_vm", "vm-a"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("VM: 'vm-a', status = ACTIVE"));
-    let out = ctl(&["show_vm", "nope"]);
+    let out = d.ctl(&["show_vm", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
-    let gov = sim_dir.join("sys-devices-system-cpu/cpu2/cpufreq/scaling_governor");
-    assert_eq!(
-        std::fs::read_to_string(&gov).expect("gov").trim(),
-        "userspace"
-    );
+    assert_eq!(d.attr(2, "scaling_governor"), "userspace");
 
     // SIGTERM: governors back, clean exit
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own, not yet reaped child; no memory involved.
-    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(r, 0);
-    let status = child.wait().expect("wait");
+    let status = d.terminate();
     assert!(status.success(), "{status:?}");
-    assert_eq!(
-        std::fs::read_to_string(&gov).expect("gov").trim(),
-        "schedutil"
-    );
+    assert_eq!(d.attr(2, "scaling_governor"), "schedutil");
     // nobody listening any more, socket file gone
-    assert!(!sock.exists(), "control socket removed at exit");
-    let out = ctl(&["list_vms"]);
+    assert!(!d.sock.exists(), "control socket removed at exit");
+    let out = d.ctl(&["list_vms"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn simulate_demo_shows_the_host_cpu_moving() {
     let dir = tempfile::tempdir().expect("tmp");
-    let out = Command::new(bin())
+    let out = Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
         .args(["--simulate", "--demo", "-q", "--sim-dir"])
         .arg(dir.path())
         .output()

@@ -18,19 +18,6 @@ use vm_power_monitor::governor::GovSample;
 use vm_power_monitor::ondemand::{self, Decision};
 use vm_power_monitor::simulate::HOST_CPUS;
 
-/// The acpi table of the generated tree (index 0 = turbo entry).
-fn table(env: &Env, cpu: u32) -> Vec<u32> {
-    let p = env
-        .sim
-        .sysfs
-        .join(format!("cpu{cpu}/cpufreq/scaling_available_frequencies"));
-    std::fs::read_to_string(p)
-        .expect("table")
-        .split_whitespace()
-        .map(|s| s.parse().expect("kHz"))
-        .collect()
-}
-
 /// Lowest table entry at or above `khz` (Xen's RELATION_L).
 fn covering(t: &[u32], khz: u64) -> u32 {
     *t.iter()
@@ -172,7 +159,7 @@ fn sample_seeing(rx: &mpsc::Receiver<GovSample>, cpu: u32, counters: CpuTime) ->
 fn ondemand_through_the_monitor() {
     let (env, rx) = env_with_trace();
     let mut load = Load::new(&env.sim.proc_stat);
-    let t = table(&env, 1);
+    let t = env.table(1);
     assert!(env.ok("show_governor 1").contains("userspace"));
     assert!(env
         .ok("set_sampling_rate 1 10000")
@@ -302,7 +289,7 @@ fn ondemand_refusals() {
 #[test]
 fn performance_and_powersave_pin_max_and_min() {
     let mut env = Env::new();
-    let t = table(&env, 2);
+    let t = env.table(2);
     let out = env.ok("set_scaling_governor 2 performance");
     assert!(out.contains("Core 2: governor performance"), "{out}");
     assert_eq!(env.attr(2, "scaling_governor"), "userspace");
@@ -344,7 +331,7 @@ fn guest_requests_nacked_unless_userspace() {
     let env = Env::new();
     env.ok("add_vm vm-a");
     let (_q0, mut g0) = env.attach("vm-a", 0);
-    let t = table(&env, 0);
+    let t = env.table(0);
     env.ok("set_scaling_governor 0 powersave");
     let low = *t.last().expect("min");
     assert_eq!(env.setspeed(0), low);
@@ -451,7 +438,7 @@ fn governor_commands_through_the_control_socket() {
     let server = CtlServer::bind(&path).expect("bind");
     let th = server.spawn(env.ctl.clone()).expect("serve");
     let call = |line: &str| ctl::call(&path, line).expect("call");
-    let t = table(&env, 4);
+    let t = env.table(4);
     let o = call("set_scaling_governor 4 performance");
     assert!(o.ok, "{}", o.text);
     assert_eq!(env.setspeed(4), t[0]);
@@ -537,63 +524,21 @@ fn state_reports_match_rte_pm() {
     }
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_vm_power_mgr")
-}
-
 /// The daemon binary: `ctl` governor commands and their exit status; the
 /// kernel governor back after SIGTERM.
 #[test]
 fn daemon_ctl_governors_and_restore() {
-    use std::process::Command;
-    let dir = tempfile::tempdir().expect("tmp");
-    let sim_dir = dir.path().join("sim");
-    let sock = dir.path().join("ctl.sock");
-    let mut child = Command::new(bin())
-        .args(["--simulate", "--daemon", "-q", "--sim-dir"])
-        .arg(&sim_dir)
-        .arg("--ctl-socket")
-        .arg(&sock)
-        .args(["-e", "set_scaling_governor 3 ondemand"])
-        .env_remove("RTE_POWER_PROC_STAT")
-        .spawn()
-        .expect("daemon");
-    let ctl = |args: &[&str]| {
-        Command::new(bin())
-            .args(["ctl", "--socket"])
-            .arg(&sock)
-            .args(args)
-            .output()
-            .expect("ctl")
-    };
-    let deadline = std::time::Instant::now() + T;
-    while !sock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "control socket never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = ctl(&["show_governor", "3"]);
+    let mut d = common::Daemon::start("set_scaling_governor 3 ondemand");
+    let out = d.ctl(&["show_governor", "3"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("current_governor     : ondemand"), "{text}");
-    let out = ctl(&["set_scaling_governor", "3", "performance"]);
+    let out = d.ctl(&["set_scaling_governor", "3", "performance"]);
     assert!(out.status.success());
-    let sys = sim_dir.join("sys-devices-system-cpu/cpu3/cpufreq");
-    let read = |f: &str| {
-        std::fs::read_to_string(sys.join(f))
-            .expect("read")
-            .trim()
-            .to_string()
-    };
-    assert_eq!(read("scaling_setspeed"), "2601000");
-    let out = ctl(&["set_scaling_governor", "3", "fast"]);
+    assert_eq!(d.attr(3, "scaling_setspeed"), "2601000");
+    let out = d.ctl(&["set_scaling_governor", "3", "fast"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown governor 'fast'"));
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own, not yet reaped child; no memory involved.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(child.wait().expect("wait").success());
-    assert_eq!(read("scaling_governor"), "schedutil");
+    assert!(d.terminate().success());
+    assert_eq!(d.attr(3, "scaling_governor"), "schedutil");
 }

@@ -60,25 +60,12 @@ fn expect_nack(g: &mut Guest) -> ChannelPacket {
     r
 }
 
-/// The acpi table of the generated tree: index 0 = turbo entry.
-fn table(env: &Env, cpu: u32) -> Vec<u32> {
-    let p = env
-        .sim
-        .sysfs
-        .join(format!("cpu{cpu}/cpufreq/scaling_available_frequencies"));
-    std::fs::read_to_string(p)
-        .expect("table")
-        .split_whitespace()
-        .map(|s| s.parse().expect("kHz"))
-        .collect()
-}
-
 #[test]
 fn cpu_power_scales_the_pinned_pcpu_and_acks() {
     let env = Env::new();
     env.ok("add_vm vm-a");
     let (_q, mut g) = env.attach("vm-a", 1);
-    let t = table(&env, 1);
+    let t = env.table(1);
     let min = *t.last().expect("table");
 
     let p = req(1, Unit::ScaleMin);
@@ -136,7 +123,7 @@ fn a_vcpu_pinned_to_two_pcpus_scales_both() {
     let p = req(2, Unit::ScaleMin);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
-    let min = *table(&env, 2).last().expect("table");
+    let min = *env.table(2).last().expect("table");
     assert_eq!(env.setspeed(2), min);
     assert_eq!(env.setspeed(3), min);
     assert_eq!(env.attr(4, "scaling_governor"), "schedutil");
@@ -275,7 +262,7 @@ fn queries_need_permission_and_carry_no_stale_bytes() {
     let p = req(1, Unit::ScaleMin);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
-    let min = *table(&env, 1).last().expect("table");
+    let min = *env.table(1).last().expect("table");
 
     let mut q = query(QUERY_FREQ_LIST, 0);
     q.vm_name = VmName::new("vm-a").expect("name"); // its own name is fine
@@ -484,8 +471,8 @@ fn hang_up_then_reattach_when_the_socket_returns() {
     q.write_early(&early.encode());
     let mut g = q.accept(T).expect("monitor re-attaches");
     expect_ack(&mut g, &early);
-    let min = *table(&env, 4).last().expect("table");
-    assert_eq!(env.setspeed(4), table(&env, 4)[table(&env, 4).len() - 2]);
+    let min = *env.table(4).last().expect("table");
+    assert_eq!(env.setspeed(4), env.table(4)[env.table(4).len() - 2]);
     assert_ne!(env.setspeed(4), min);
     assert!(env
         .ok("show_vm vm-b")

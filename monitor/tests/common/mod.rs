@@ -93,6 +93,14 @@ impl Env {
         s.lines().next().unwrap_or("").trim().to_string()
     }
 
+    /// The acpi table of the generated tree (kHz; index 0 = turbo entry).
+    pub fn table(&self, cpu: u32) -> Vec<u32> {
+        self.attr(cpu, "scaling_available_frequencies")
+            .split_whitespace()
+            .map(|s| s.parse().expect("kHz"))
+            .collect()
+    }
+
     pub fn setspeed(&self, cpu: u32) -> u32 {
         self.attr(cpu, "scaling_setspeed").parse().expect("kHz")
     }
@@ -158,5 +166,75 @@ impl Drop for Env {
             let _ = self.ctl.execute("quit");
             let _ = t.join();
         }
+    }
+}
+
+/// The `vm_power_mgr` binary running `--simulate --daemon` with a control
+/// socket, for the tests of the real process (ctl exit codes, SIGTERM).
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub sim_dir: std::path::PathBuf,
+    pub sock: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon running `exec` at start, and waits for its socket.
+    pub fn start(exec: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let sim_dir = tmp.path().join("sim");
+        let sock = tmp.path().join("ctl.sock");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
+            .args(["--simulate", "--daemon", "-q", "--sim-dir"])
+            .arg(&sim_dir)
+            .arg("--ctl-socket")
+            .arg(&sock)
+            .args(["-e", exec])
+            .env_remove("RTE_POWER_PROC_STAT")
+            .spawn()
+            .expect("daemon");
+        let deadline = std::time::Instant::now() + T;
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "control socket never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            child,
+            sim_dir,
+            sock,
+            _tmp: tmp,
+        }
+    }
+
+    /// `vm_power_mgr ctl --socket SOCK <args>`.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
+            .args(["ctl", "--socket"])
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("ctl")
+    }
+
+    /// A cpufreq attribute of the simulated host, trimmed.
+    pub fn attr(&self, cpu: u32, name: &str) -> String {
+        let p = self
+            .sim_dir
+            .join(format!("sys-devices-system-cpu/cpu{cpu}/cpufreq/{name}"));
+        std::fs::read_to_string(p)
+            .expect("read attr")
+            .trim()
+            .to_string()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own, not yet reaped child; no memory involved.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.child.wait().expect("wait")
     }
 }
