@@ -15,9 +15,6 @@
 //! quiet host); on a FIFO it reads back the library's own requests (one
 //! pipe for both directions), so the FIFO figure overstates the drain.
 
-#[path = "../tests/guest_host/mod.rs"]
-mod guest_host;
-
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
@@ -25,8 +22,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use guest_host::{request, Guest, Pty, PREFIX};
 use rte_power::{Changed, Env, Power};
+use testkit::guest_port::{request, Guest, Pty, PREFIX};
 
 /// The descriptor of this process that has `path` open, other than `mine`.
 fn fd_of(path: &Path, mine: &[RawFd]) -> RawFd {

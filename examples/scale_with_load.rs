@@ -5,7 +5,7 @@
 //! cargo run --example scale_with_load [-- acpi|pstate|intel_cpufreq|cppc|amd|amd-epp]
 //! ```
 //!
-//! It generates a tree ([`rte_power::simulate`]), opens a [`Power`] context
+//! It generates a tree ([`testkit::sysfs`]), opens a [`Power`] context
 //! on it, initialises lcore 0 (the env is detected from `scaling_driver`),
 //! shows the frequency table and capabilities, steps the frequency down and
 //! up with a simulated load (up while the queue is busy, down while idle),
@@ -15,8 +15,8 @@ use std::error::Error;
 use std::fs;
 use std::path::Path;
 
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::{Changed, Config, Lcore, Power};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 /// Load of each decision period, in percent of a full queue.
 const LOAD: [u32; 14] = [0, 0, 0, 0, 100, 100, 100, 100, 100, 100, 50, 50, 0, 0];

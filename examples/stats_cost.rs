@@ -35,8 +35,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::{Config, Power};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 const ROUNDS: usize = 15;
 const CHANGING: u32 = 20_000;

@@ -29,7 +29,7 @@ cc -std=c11 -O2 -Wall -Wextra -Werror examples-c/busyloop.c -o "$WORK/busyloop" 
 echo "   $(pkg-config --modversion rte_power): $(pkg-config --cflags --libs rte_power)"
 
 echo "== a simulated $FLAVOUR host with 4 CPUs"
-cargo run -q --release --example make_tree -- "$FLAVOUR" "$WORK/sys" 4
+cargo run -q --release -p testkit --example make_tree -- "$FLAVOUR" "$WORK/sys" 4
 export RTE_POWER_SYSFS_CPU_DIR="$WORK/sys"
 echo "   cpu0: driver $(cat "$WORK/sys/cpu0/cpufreq/scaling_driver"), governor $(cat "$WORK/sys/cpu0/cpufreq/scaling_governor")"
 

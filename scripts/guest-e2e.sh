@@ -70,8 +70,8 @@ cargo build --quiet --release
 # and vm_power_mgr and make every other step rebuild them.
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$ROOT/target/guest-static" \
   CARGO_PROFILE_RELEASE_DEBUG=0 \
-  cargo build --quiet --release --target x86_64-unknown-linux-gnu --bin guest_vm_power_mgr \
-  --example make_tree 2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
+  cargo build --quiet --release --target x86_64-unknown-linux-gnu -p guest-cli -p testkit \
+  --bin guest_vm_power_mgr --example make_tree 2> >(grep -v -e 'dropping unsupported crate type' -e '^$' >&2)
 CLI_BIN=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/guest_vm_power_mgr
 MAKE_TREE=$ROOT/target/guest-static/x86_64-unknown-linux-gnu/release/examples/make_tree
 BIN_DIR=$CACHE/bin

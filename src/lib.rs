@@ -10,7 +10,7 @@
 //! [`Env`] selection, and [`Lcore`] handles for the frequency operations.
 //!
 //! ```
-//! use rte_power::simulate::{FakeSysfs, Flavour};
+//! use testkit::sysfs::{FakeSysfs, Flavour};
 //! use rte_power::{Changed, Config, Env, Power};
 //!
 //! // a generated acpi-cpufreq tree instead of /sys/devices/system/cpu
@@ -38,20 +38,14 @@ pub mod empty_poll;
 pub mod env;
 pub mod error;
 pub mod guest;
-pub mod guest_cli;
 mod host;
-pub mod idle;
 pub mod lcore;
 #[doc(hidden)]
 pub mod log;
-pub mod pm_tool;
 pub mod pmd_mgmt;
 mod power;
 pub mod qos;
-pub mod simulate;
-pub mod stats;
 pub mod sysfs;
-pub mod topology;
 pub mod uncore;
 pub mod wire;
 

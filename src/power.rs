@@ -84,7 +84,7 @@ impl Config {
 /// The power library: env selection, lcores, tunables.
 ///
 /// ```
-/// use rte_power::simulate::{FakeSysfs, Flavour};
+/// use testkit::sysfs::{FakeSysfs, Flavour};
 /// use rte_power::{Config, Env, Power, PowerError};
 ///
 /// let dir = tempfile::tempdir()?;

@@ -88,8 +88,6 @@ impl Power {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{FakeSysfs, Flavour};
-    use crate::Config;
 
     #[test]
     fn file_encoding_round_trips() {
@@ -104,35 +102,5 @@ mod tests {
         for v in [0, 1, 25, 1000, i32::MAX] {
             assert_eq!(from_file(&to_file(v)), Some(v));
         }
-    }
-
-    #[test]
-    fn set_and_get_through_power() {
-        let d = tempfile::tempdir().expect("tempdir");
-        FakeSysfs::new(Flavour::None, 2)
-            .create(d.path())
-            .expect("tree");
-        let p = Power::new(Config::with_sysfs(d.path()));
-        assert_eq!(p.cpu_resume_latency(1).expect("get"), NO_CONSTRAINT);
-        p.set_cpu_resume_latency(1, 0).expect("strict");
-        let file = d.path().join("cpu1/power/pm_qos_resume_latency_us");
-        assert_eq!(std::fs::read_to_string(&file).expect("read"), "n/a\n");
-        assert_eq!(p.cpu_resume_latency(1).expect("get"), 0);
-        p.set_cpu_resume_latency(1, 30).expect("30");
-        assert_eq!(p.cpu_resume_latency(1).expect("get"), 30);
-        assert!(matches!(
-            p.set_cpu_resume_latency(1, -1),
-            Err(PowerError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            p.cpu_resume_latency(MAX_LCORE),
-            Err(PowerError::InvalidLcore { .. })
-        ));
-        // no such CPU in the tree: an OS error
-        assert!(p
-            .cpu_resume_latency(7)
-            .expect_err("cpu7")
-            .os_error()
-            .is_some());
     }
 }

@@ -30,7 +30,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use clib::{build, build_with, declared, lib, run, text, Lang, Link};
-use rte_power::simulate::{CreateOrder, FakeSysfs, FakeUncore, Flavour, UncoreLayout};
+use testkit::sysfs::{CreateOrder, FakeSysfs, FakeUncore, Flavour, UncoreLayout};
 
 /// Every program is built these ways.
 const BUILDS: [(Lang, Link); 3] = [

@@ -1,11 +1,9 @@
 //! Every host driver on generated sysfs trees: tables, edges, turbo,
 //! governor and limit restore, failures that leave the host untouched.
 
-mod common;
-
-use common::{Rejecting, Tree};
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::{Changed, Env, PowerError, MAX_LCORE};
+use testkit::sysfs::{FakeSysfs, Flavour};
+use testkit::tree::{Rejecting, Tree};
 
 fn acpi_table() -> Vec<u32> {
     let mut t = vec![2_601_000];

@@ -1,11 +1,9 @@
 //! The 22.11 empty-poll state machine on a generated acpi-cpufreq tree:
 //! training of the three levels, MED <-> HGH moves, counters, init checks.
 
-mod common;
-
 use rte_power::empty_poll::*;
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::{Config, Power};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 struct Setup {
     dir: tempfile::TempDir,

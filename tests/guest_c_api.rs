@@ -2,14 +2,12 @@
 //! against `librte_power.a` and against `librte_power.so`, each run against
 //! the pty stand-in host, which checks every byte the program sends.
 
-mod guest_host;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use guest_host::*;
+use testkit::guest_port::*;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,17 +4,15 @@
 //! auto-detection and the sysfs name lookup. The C API part runs in a child
 //! process, because the C API's global context reads the environment once.
 
-mod guest_host;
-
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use guest_host::*;
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::wire::{ChannelPacket, FreqListPacket, PolicyKind, VmName};
 use rte_power::{Changed, Config, Env, Power, PowerError};
+use testkit::guest_port::*;
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 const UP: u32 = 1;
 const DOWN: u32 = 2;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use rte_power::simulate::{FakeSysfs, Flavour};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 const SONAME: &str = "librte_power.so.25";
 const REAL: &str = "librte_power.so.25.0";

@@ -2,15 +2,13 @@
 //! enable/disable, and what the Rx callback does in each mode, over a fake
 //! ethdev (the callback is driven the way `rte_eth_rx_burst` would).
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use rte_power::pmd_mgmt::{CallbackId, EthDev, Intrinsics, PmdError, PmdMgmt, PmdMode, QueueEntry};
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::{Config, Power};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Q {

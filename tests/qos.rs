@@ -6,7 +6,9 @@ use std::process::Command;
 use rte_power::capi::qos::{
     rte_power_qos_get_cpu_resume_latency as get, rte_power_qos_set_cpu_resume_latency as set,
 };
-use rte_power::simulate::{FakeSysfs, Flavour};
+use rte_power::qos::NO_CONSTRAINT;
+use rte_power::{Config, Power, PowerError};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 #[test]
 fn resume_latency_through_the_c_api() {
@@ -83,4 +85,35 @@ fn header_compiles_as_c_and_cpp() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The Rust API on its own context (no environment needed).
+#[test]
+fn set_and_get_through_power() {
+    let d = tempfile::tempdir().expect("tempdir");
+    FakeSysfs::new(Flavour::None, 2)
+        .create(d.path())
+        .expect("tree");
+    let p = Power::new(Config::with_sysfs(d.path()));
+    assert_eq!(p.cpu_resume_latency(1).expect("get"), NO_CONSTRAINT);
+    p.set_cpu_resume_latency(1, 0).expect("strict");
+    let file = d.path().join("cpu1/power/pm_qos_resume_latency_us");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "n/a\n");
+    assert_eq!(p.cpu_resume_latency(1).expect("get"), 0);
+    p.set_cpu_resume_latency(1, 30).expect("30");
+    assert_eq!(p.cpu_resume_latency(1).expect("get"), 30);
+    assert!(matches!(
+        p.set_cpu_resume_latency(1, -1),
+        Err(PowerError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        p.cpu_resume_latency(rte_power::MAX_LCORE),
+        Err(PowerError::InvalidLcore { .. })
+    ));
+    // no such CPU in the tree: an OS error
+    assert!(p
+        .cpu_resume_latency(7)
+        .expect_err("cpu7")
+        .os_error()
+        .is_some());
 }

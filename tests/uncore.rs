@@ -2,14 +2,12 @@
 //! sysfs layouts, directories created in odd orders, pinning, refusal by
 //! the kernel, and the limits put back at exit.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rte_power::simulate::{CreateOrder, FakeUncore, UncoreLayout};
 use rte_power::sysfs::SysfsRoot;
 use rte_power::uncore::{Layout, Uncore, UncoreEnv, UncoreError};
+use testkit::sysfs::{CreateOrder, FakeUncore, UncoreLayout};
 
 struct UTree {
     dir: tempfile::TempDir,
@@ -236,7 +234,7 @@ fn refused_write_is_an_error_and_keeps_the_index() {
     let u = &t.uncore;
     u.init(0, 0).expect("init");
     u.set_index(0, 0, 5).expect("set");
-    let max = common::Rejecting::install(&t.pd(0, 0).join("max_freq_khz"));
+    let max = testkit::tree::Rejecting::install(&t.pd(0, 0).join("max_freq_khz"));
     max.reject();
     assert!(matches!(
         u.set_index(0, 0, 1),

@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rte_power::simulate::{FakeSysfs, Flavour};
 use rte_power::sysfs::SysfsRoot;
 use rte_power::wire::{ChannelPacket, Unit, CMD_ACK, PACKET_SIZE};
+use testkit::qemu::Qemu;
+use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::libvirt::Libvirt;
-use vm_power_monitor::standin::Qemu;
 use vm_power_monitor::sys::{self, Epoll};
 use vm_power_monitor::{Controller, Hypervisor, Monitor, MonitorConfig};
 

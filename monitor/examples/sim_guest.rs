@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vm_power_monitor::simulate::{guest_session, GuestOp};
+use testkit::sim_host::{guest_session, GuestOp};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rte_power::stats::procstat::{self, CpuTime};
+use rte_pm::stats::procstat::{self, CpuTime};
 use rte_power::sysfs::SysfsRoot;
 
 use crate::ondemand::{DEFAULT_UP_THRESHOLD, MAX_UP_THRESHOLD, MIN_UP_THRESHOLD};

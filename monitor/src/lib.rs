@@ -31,8 +31,7 @@ pub mod libvirt;
 pub mod log;
 pub mod monitor;
 pub mod ondemand;
-pub mod simulate;
-pub mod standin;
+
 pub mod sys;
 
 pub use controller::Controller;

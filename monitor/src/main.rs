@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use rte_power::log::Level;
 use rte_power::sysfs::SysfsRoot;
+use testkit::sim_host::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::ctl::{self, CtlServer, DEFAULT_CTL_SOCKET};
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
-use vm_power_monitor::simulate::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::{cli, sys, Controller, Hypervisor, Monitor, MonitorConfig};
 
 const USAGE: &str = "\
@@ -188,7 +188,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
     if let Some(sim) = &sim {
-        if std::env::var_os(rte_power::stats::procstat::PROC_STAT_ENV).is_none() {
+        if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();
         }
     }

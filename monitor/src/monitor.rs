@@ -94,7 +94,7 @@ impl MonitorConfig {
             retry_max: Duration::from_secs(2),
             refresh_hint: None,
             trace: None,
-            proc_stat: rte_power::stats::procstat::path_from_env(),
+            proc_stat: rte_pm::stats::procstat::path_from_env(),
             gov_trace: None,
         }
     }
@@ -1905,17 +1905,17 @@ impl Monitor {
         self.cpu_exists(cpu)?;
         let root = self.host.sysfs().clone();
         // what `rte-pm get-cpufreq-states <cpu>` prints ...
-        let report = rte_power::stats::kernel_report(&root, cpu).map_err(|e| {
+        let report = rte_pm::stats::kernel_report(&root, cpu).map_err(|e| {
             Outcome::err(format!("[CPU{cpu}] failed to get P-state statistics: {e}"))
         })?;
-        let mut text = rte_power::pm_tool::render_pstates(&[report]);
+        let mut text = rte_pm::render_pstates(&[report]);
         // ... then, for a CPU the monitor drives, the library's own counters
         if self.host.is_managed(cpu) {
             let st = self.host.lcore(cpu).and_then(|l| l.stats());
             match st {
                 Ok(st) => {
-                    let r = rte_power::stats::library_report(cpu, root.scaling_driver(cpu), &st);
-                    text.push_str(&rte_power::pm_tool::render_pstates(&[r]));
+                    let r = rte_pm::stats::library_report(cpu, root.scaling_driver(cpu), &st);
+                    text.push_str(&rte_pm::render_pstates(&[r]));
                 }
                 Err(e) => text.push_str(&format!("library statistics unavailable: {e}\n")),
             }
@@ -1925,12 +1925,12 @@ impl Monitor {
 
     fn show_idle_states(&self, cpu: u32) -> Result<Outcome, Outcome> {
         self.cpu_exists(cpu)?;
-        let ctx = rte_power::pm_tool::Ctx::new(self.host.sysfs().dir(), self.govs.proc_stat());
-        let report = rte_power::pm_tool::idle_report(&ctx, cpu).map_err(|e| {
+        let ctx = rte_pm::Ctx::new(self.host.sysfs().dir(), self.govs.proc_stat());
+        let report = rte_pm::idle_report(&ctx, cpu).map_err(|e| {
             Outcome::err(format!("[CPU{cpu}] failed to get C-state statistics: {e}"))
         })?;
-        let driver = rte_power::idle::driver(&ctx.root);
-        let text = rte_power::pm_tool::render_cstates(&driver, &[report]);
+        let driver = rte_pm::idle::driver(&ctx.root);
+        let text = rte_pm::render_cstates(&driver, &[report]);
         Ok(Outcome::ok(text.trim_end().to_string()))
     }
 
@@ -1986,7 +1986,7 @@ impl Monitor {
     }
 
     /// One ondemand sample of `cpu` with its current counters.
-    fn ondemand_sample(&mut self, cpu: u32, counters: Option<rte_power::stats::procstat::CpuTime>) {
+    fn ondemand_sample(&mut self, cpu: u32, counters: Option<rte_pm::stats::procstat::CpuTime>) {
         let Some(now) = counters else {
             return self.gov_log(&format!(
                 "ondemand: core {cpu}: no cpu{cpu} line in {} (offline?)",

@@ -19,7 +19,7 @@
 //! Everything here is pure: [`decide`] takes the numbers and returns the
 //! decision; the event loop samples `/proc/stat` and applies it.
 
-use rte_power::stats::procstat::CpuTime;
+use rte_pm::stats::procstat::CpuTime;
 
 /// Xen's default `up_threshold`, percent.
 pub const DEFAULT_UP_THRESHOLD: u32 = 80;

@@ -55,10 +55,10 @@ fn channel_commands() {
         .contains("No channel sockets for VM 'vm-a'"));
     let q: Vec<_> = [0, 2, 5]
         .iter()
-        .map(|n| vm_power_monitor::standin::Qemu::bind(&env.sim.sockets, "vm-a", *n).expect("bind"))
+        .map(|n| testkit::qemu::Qemu::bind(&env.sim.sockets, "vm-a", *n).expect("bind"))
         .collect();
     // another VM's socket and odd names are not picked up by `all`
-    let _other = vm_power_monitor::standin::Qemu::bind(&env.sim.sockets, "vm-ab", 1).expect("bind");
+    let _other = testkit::qemu::Qemu::bind(&env.sim.sockets, "vm-ab", 1).expect("bind");
     std::fs::write(env.sim.sockets.join("vm-a.x1"), "").expect("file");
     let out = env.ok("add_channels vm-a all");
     assert!(out.ends_with("Added 3 channels for VM 'vm-a'"), "{out}");

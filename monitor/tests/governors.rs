@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{Env, T};
-use rte_power::simulate::{write_proc_stat, ProcStatCpu};
-use rte_power::stats::procstat::{self, CpuTime};
+use rte_pm::stats::procstat::{self, CpuTime};
 use rte_power::wire::{ChannelPacket, Response, Unit, CMD_NACK};
+use testkit::sim_host::HOST_CPUS;
+use testkit::sysfs::{write_proc_stat, ProcStatCpu};
 use vm_power_monitor::ctl::{self, CtlServer};
 use vm_power_monitor::governor::GovSample;
 use vm_power_monitor::ondemand::{self, Decision};
-use vm_power_monitor::simulate::HOST_CPUS;
 
 /// Lowest table entry at or above `khz` (Xen's RELATION_L).
 fn covering(t: &[u32], khz: u64) -> u32 {
@@ -471,10 +471,10 @@ fn governor_commands_through_the_control_socket() {
 }
 
 fn rte_pm(env: &Env, args: &[&str]) -> String {
-    let ctx = rte_power::pm_tool::Ctx::new(&env.sim.sysfs, &env.sim.proc_stat);
+    let ctx = rte_pm::Ctx::new(&env.sim.sysfs, &env.sim.proc_stat);
     let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let rc = rte_power::pm_tool::run(&ctx, &argv, &mut out, &mut err);
+    let rc = rte_pm::run(&ctx, &argv, &mut out, &mut err);
     assert_eq!(rc, 0, "{}", String::from_utf8_lossy(&err));
     String::from_utf8(out).expect("utf8").trim_end().to_string()
 }

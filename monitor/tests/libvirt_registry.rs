@@ -5,9 +5,7 @@ use vm_power_monitor::libvirt::Libvirt;
 use vm_power_monitor::{CpuSet, HvError, Hypervisor};
 
 fn uri() -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node.xml");
-    let abs = std::fs::canonicalize(p).expect("node.xml");
-    format!("test://{}", abs.display())
+    format!("test://{}", testkit::sim_host::NODE_XML_PATH)
 }
 
 fn open() -> Libvirt {

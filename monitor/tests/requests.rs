@@ -11,7 +11,7 @@ use rte_power::wire::{
     ChannelPacket, Response, Unit, VmName, CMD_NACK, PACKET_SIZE, POLICY_TIME, QUERY_CAPS,
     QUERY_CAPS_LIST, QUERY_FREQ, QUERY_FREQ_LIST,
 };
-use vm_power_monitor::standin::{Guest, Qemu};
+use testkit::qemu::{Guest, Qemu};
 
 const QUIET: Duration = Duration::from_millis(150);
 

@@ -4,3 +4,4 @@ set -euo pipefail
 cargo build --locked --release
 cargo test --locked --workspace --all-targets
 cargo test --locked --doc
+bash scripts/check-layers.sh

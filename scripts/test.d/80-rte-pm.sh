@@ -1,11 +1,12 @@
 #!/bin/bash
 # rte-pm end to end, and the cost of the library's P-state statistics.
-# The unit and integration tests (tests/rte_pm.rs, tests/qos.rs) run in
+# The unit and integration tests (tools/rte-pm/tests/, tests/qos.rs) run in
 # 20-cargo-test; this step drives the built binary on a generated host and
 # on the real machine (read-only commands), then runs the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --locked --release --bin rte-pm --example fake_host --example stats_cost
+cargo build --locked --release -p rte-pm -p testkit -p rte-power --bin rte-pm \
+  --example fake_host --example stats_cost
 bin=target/release/rte-pm
 host=$(mktemp -d)
 trap 'rm -rf "$host"' EXIT

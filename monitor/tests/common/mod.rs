@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use testkit::qemu::{Guest, Qemu};
+use testkit::sim_host::SimHost;
 use vm_power_monitor::libvirt::Libvirt;
 use vm_power_monitor::log::{Level, LogSink};
-use vm_power_monitor::simulate::SimHost;
-use vm_power_monitor::standin::{Guest, Qemu};
 use vm_power_monitor::{Controller, Hypervisor, Monitor, MonitorConfig, Outcome};
 
 pub const T: Duration = Duration::from_secs(5);

@@ -3,14 +3,14 @@
 //! states, SMT topology and governor tunables, plus a `/proc/stat`.
 //!
 //! ```text
-//! cargo run --example fake_host -- /tmp/host [acpi|pstate|cppc|amd|amd-epp] [ncpus]
+//! cargo run -p testkit --example fake_host -- /tmp/host [acpi|pstate|cppc|amd|amd-epp] [ncpus]
 //! RTE_POWER_SYSFS_CPU_DIR=/tmp/host/cpu RTE_POWER_PROC_STAT=/tmp/host/stat \
 //!     target/debug/rte-pm get-cpufreq-para 0
 //! ```
 
 use std::path::PathBuf;
 
-use rte_power::simulate::{write_proc_stat, FakeSysfs, Flavour, ProcStatCpu};
+use testkit::sysfs::{write_proc_stat, FakeSysfs, Flavour, ProcStatCpu};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

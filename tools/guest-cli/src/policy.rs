@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::CliError;
-use crate::wire::{
+use rte_power::wire::{
     ChannelPacket, PolicyKind, TrafficPolicy, VmName, WorkloadLevel, HOURS_PER_DAY,
     MAX_VCPU_PER_VM, MAX_VFS, PKT_POLICY, PKT_POLICY_REMOVE,
 };
@@ -305,7 +305,7 @@ impl fmt::Display for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::layout;
+    use rte_power::wire::layout;
 
     #[test]
     fn lists_parse_and_reject() {

@@ -22,7 +22,7 @@ pub struct IdleReport {
 }
 
 /// Collects the report of a CPU.
-pub fn idle_report(ctx: &Ctx, cpu: u32) -> Result<IdleReport, crate::PowerError> {
+pub fn idle_report(ctx: &Ctx, cpu: u32) -> Result<IdleReport, rte_power::PowerError> {
     let states = idle::states(&ctx.root, cpu)?;
     Ok(IdleReport {
         cpu,

@@ -1,14 +1,14 @@
 //! Generates a simulated `/sys/devices/system/cpu` tree for demos:
 //!
 //! ```text
-//! cargo run --example make_tree -- acpi|pstate|intel_cpufreq|cppc|amd|amd-epp|none DIR [NCPUS]
+//! cargo run -p testkit --example make_tree -- acpi|pstate|intel_cpufreq|cppc|amd|amd-epp|none DIR [NCPUS]
 //! ```
 //!
 //! Point the library at it with `RTE_POWER_SYSFS_CPU_DIR=DIR`.
 
 use std::process::ExitCode;
 
-use rte_power::simulate::{FakeSysfs, Flavour};
+use testkit::sysfs::{FakeSysfs, Flavour};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

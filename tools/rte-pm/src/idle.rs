@@ -9,8 +9,8 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use crate::error::{PowerError, Result};
-use crate::sysfs::SysfsRoot;
+use rte_power::sysfs::SysfsRoot;
+use rte_power::{PowerError, Result};
 
 /// One idle state of one CPU.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -164,7 +164,7 @@ pub fn deepest_allowed(states: &[IdleState]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{FakeSysfs, Flavour};
+    use testkit::sysfs::{FakeSysfs, Flavour};
 
     #[test]
     fn reads_generated_states_and_limits() {

@@ -1,6 +1,11 @@
 //! `rte-pm`: xenpm-style statistics and control of CPU power states on a
 //! Linux host, through the kernel's sysfs (cpufreq, cpufreq/stats, cpuidle)
-//! and `/proc/stat`. The binary (`src/bin/rte-pm.rs`) only calls [`main`].
+//! and `/proc/stat`. The binary (`src/main.rs`) only calls [`main`].
+//!
+//! Besides the commands, this crate holds the kernel statistics readers the
+//! host monitor shares ([`stats`]: cpufreq/stats and `/proc/stat`, [`idle`]:
+//! cpuidle, [`topology`]: online CPUs and SMT siblings) and the text
+//! renderers of its reports.
 //!
 //! Every command takes an optional CPU (`all` by default) and `--json`.
 //! Every write is read back, because the kernel clamps some values
@@ -17,13 +22,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::error::PowerError;
-use crate::sysfs::SysfsRoot;
+use rte_power::sysfs::SysfsRoot;
+use rte_power::PowerError;
 
 pub mod args;
 mod cpufreq;
 mod cpuidle;
+pub mod idle;
 mod sample;
+pub mod stats;
+pub mod topology;
 
 use args::{Args, CpuSel, Parsed};
 pub use cpufreq::render_states as render_pstates;

@@ -2,7 +2,7 @@
 //! simulated host of our binaries. The values follow the shapes of the real
 //! drivers (and of `dpdk-ref/mkfakesys.sh`, so DPDK's library and ours can
 //! be compared on the same trees). Point the library at one with
-//! `RTE_POWER_SYSFS_CPU_DIR` or [`crate::Config::with_sysfs`].
+//! `RTE_POWER_SYSFS_CPU_DIR` or [`rte_power::Config::with_sysfs`].
 
 use std::fs;
 use std::io;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::error::{PowerError, Result};
+use rte_power::{PowerError, Result};
 
 /// The real file.
 pub const DEFAULT_PROC_STAT: &str = "/proc/stat";
@@ -105,7 +105,7 @@ pub fn read_at(path: &std::path::Path) -> Result<BTreeMap<u32, CpuTime>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{write_proc_stat, ProcStatCpu};
+    use testkit::sysfs::{write_proc_stat, ProcStatCpu};
 
     #[test]
     fn parses_generated_and_real_shapes() {

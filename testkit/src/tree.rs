@@ -1,25 +1,28 @@
-//! Shared helpers of the integration tests: a generated sysfs tree with its
-//! own `Power` context, readers, and a way to make the kernel refuse writes.
-
-#![allow(dead_code)]
+//! A generated sysfs tree with its own `Power` context, attribute readers,
+//! and an attribute whose writes the "kernel" can be made to refuse.
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rte_power::simulate::{FakeSysfs, Flavour};
+use crate::sysfs::{FakeSysfs, Flavour};
 use rte_power::{Config, Power};
 
+/// A generated tree in a temp dir and a library context on it.
 pub struct Tree {
+    /// The tree's directory (removed on drop).
     pub dir: tempfile::TempDir,
+    /// A context whose sysfs root is the tree.
     pub power: Power,
 }
 
 impl Tree {
+    /// A default tree of `flavour` with `ncpus` CPUs.
     pub fn new(flavour: Flavour, ncpus: u32) -> Self {
         Self::with(FakeSysfs::new(flavour, ncpus))
     }
 
+    /// The tree `fake` describes.
     pub fn with(fake: FakeSysfs) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         fake.create(dir.path()).expect("generate tree");
@@ -27,10 +30,12 @@ impl Tree {
         Self { dir, power }
     }
 
+    /// A path inside the tree.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
+    /// `cpuN/cpufreq/<name>`.
     pub fn attr(&self, cpu: u32, name: &str) -> PathBuf {
         self.path(&format!("cpu{cpu}/cpufreq/{name}"))
     }
@@ -42,18 +47,22 @@ impl Tree {
         s.lines().next().unwrap_or("").trim().to_string()
     }
 
+    /// A cpufreq attribute as a number.
     pub fn read_u32(&self, cpu: u32, name: &str) -> u32 {
         self.read(cpu, name).parse().expect("number")
     }
 
+    /// Writes a cpufreq attribute (as the kernel would change it).
     pub fn write(&self, cpu: u32, name: &str, v: &str) {
         fs::write(self.attr(cpu, name), format!("{v}\n")).expect("write attr");
     }
 
+    /// Removes a cpufreq attribute.
     pub fn remove(&self, cpu: u32, name: &str) {
         fs::remove_file(self.attr(cpu, name)).expect("remove attr");
     }
 
+    /// (mtime ns, size) of a cpufreq attribute: tells whether it was written.
     pub fn mtime_ns(&self, cpu: u32, name: &str) -> (i64, u64) {
         use std::os::unix::fs::MetadataExt;
         let m = fs::metadata(self.attr(cpu, name)).expect("stat");
@@ -68,6 +77,7 @@ pub struct Rejecting {
 }
 
 impl Rejecting {
+    /// Replaces `path` by a memfd with the same content.
     pub fn install(path: &Path) -> Self {
         let content = fs::read(path).expect("read original");
         // SAFETY: memfd_create with a valid NUL-terminated name.
@@ -88,6 +98,7 @@ impl Rejecting {
         Self { fd }
     }
 
+    /// From now on every write fails with EPERM.
     pub fn reject(&self) {
         // SAFETY: F_ADD_SEALS on a memfd we own; no writable mappings exist.
         let r = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };

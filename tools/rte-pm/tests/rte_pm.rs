@@ -2,17 +2,15 @@
 //! every write path with its read-back, refusals, BIOS-disabled turbo,
 //! C-state limits, the start window (timeout and SIGINT) and exit codes.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::Rejecting;
-use rte_power::pm_tool::{run, Ctx};
-use rte_power::simulate::{write_proc_stat, FakeSysfs, Flavour, ProcStatCpu};
-use rte_power::stats::ticks_to_ms;
+use rte_pm::stats::ticks_to_ms;
+use rte_pm::{run, Ctx};
 use serde_json::Value;
+use testkit::sysfs::{write_proc_stat, FakeSysfs, Flavour, ProcStatCpu};
+use testkit::tree::Rejecting;
 
 struct Host {
     dir: tempfile::TempDir,
@@ -139,10 +137,10 @@ fn cpufreq_states_from_the_library() {
     l.set_index(3).expect("set");
     l.set_index(5).expect("set");
     let st = l.stats().expect("stats");
-    let r = rte_power::stats::library_report(l.cpu(), Some("intel_pstate".into()), &st);
-    assert_eq!(r.source, rte_power::stats::PstateSource::Library);
+    let r = rte_pm::stats::library_report(l.cpu(), Some("intel_pstate".into()), &st);
+    assert_eq!(r.source, rte_pm::stats::PstateSource::Library);
     assert_eq!((r.current_index, r.total_transitions), (Some(5), Some(2)));
-    let text = rte_power::pm_tool::render_pstates(&[r]);
+    let text = rte_pm::render_pstates(&[r]);
     assert!(text.contains("cpu id               : 1\n"), "{text}");
     assert!(text.contains("statistics source    : rte_power library (since lcore init)"));
     assert!(text.contains("total transitions    : 2\n"));

@@ -1,6 +1,6 @@
 //! P-state statistics: readers for the kernel's `cpufreq/stats/*`, the
 //! per-CPU P-state report `rte-pm get-cpufreq-states` prints (from the
-//! kernel's statistics or from the library's own, [`crate::Lcore::stats`]),
+//! kernel's statistics or from the library's own, [`rte_power::Lcore::stats`]),
 //! and `/proc/stat` (CPU time per state, for load and busy figures).
 //!
 //! Units: the kernel's `time_in_state` counts USER_HZ ticks (10 ms at the
@@ -8,9 +8,9 @@
 
 use std::io;
 
-use crate::error::{PowerError, Result};
-use crate::lcore::PstateStats;
-use crate::sysfs::SysfsRoot;
+use rte_power::sysfs::SysfsRoot;
+use rte_power::PstateStats;
+use rte_power::{PowerError, Result};
 
 pub mod procstat;
 
@@ -395,7 +395,7 @@ pub fn library_report(cpu: u32, driver: Option<String>, st: &PstateStats) -> Pst
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{FakeSysfs, Flavour};
+    use testkit::sysfs::{FakeSysfs, Flavour};
 
     #[test]
     fn parses_kernel_formats() {

@@ -12,8 +12,6 @@
 //! by filling the slave-to-master buffer first: the port then refuses
 //! writes until the "host" starts reading.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -21,17 +19,22 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rte_power::simulate::{FakeSysfs, Flavour};
+use crate::sysfs::{FakeSysfs, Flavour};
 use rte_power::Config;
 
+/// Size of DPDK's `struct rte_power_channel_packet`.
 pub const PACKET: usize = 464;
+/// Name prefix of the per-lcore guest ports.
 pub const PREFIX: &str = "virtio.serial.port.poweragent.";
 
 /// One pty pair: `master` is the host's end; `slave` is kept open by the
 /// test so the pair never hangs up while the library reopens the slave.
 pub struct Pty {
+    /// The host's end.
     pub master: File,
+    /// The guest's end, held open by the test.
     pub slave: File,
+    /// `/dev/pts/N` of the guest's end.
     pub slave_path: PathBuf,
 }
 
@@ -48,6 +51,7 @@ fn raw(fd: RawFd) {
 }
 
 impl Pty {
+    /// A new pair, both ends in raw mode.
     pub fn open() -> Self {
         let (mut m, mut s) = (-1, -1);
         let mut name = [0 as libc::c_char; 128];
@@ -168,6 +172,7 @@ impl Pty {
     }
 }
 
+/// Whether `fd` becomes ready for `events` within `d`.
 pub fn poll(fd: RawFd, events: i16, d: Duration) -> bool {
     let mut p = libc::pollfd {
         fd,
@@ -234,9 +239,12 @@ pub fn reply(pkt: &[u8; PACKET], command: u32) -> [u8; PACKET] {
     p
 }
 
+/// Reply command: ACK.
 pub const ACK: u32 = 1;
+/// Reply command: NACK.
 pub const NACK: u32 = 2;
 
+/// Panics naming the first differing bytes when `got` is not `want`.
 pub fn assert_packet(got: &[u8], want: &[u8], what: &str) {
     if got != want {
         let diff: Vec<String> = got
@@ -253,10 +261,18 @@ pub fn assert_packet(got: &[u8], want: &[u8], what: &str) {
 
 /// A guest without cpufreq and a ports directory, in one temp dir.
 pub struct Guest {
+    /// Holds `sys/` (the tree) and `ports/`.
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Guest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Guest {
+    /// A 4-CPU tree without cpufreq and an empty ports directory.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         FakeSysfs::new(Flavour::None, 4)
@@ -266,10 +282,12 @@ impl Guest {
         Self { dir }
     }
 
+    /// The generated CPU tree.
     pub fn sysfs(&self) -> PathBuf {
         self.dir.path().join("sys")
     }
 
+    /// The ports directory.
     pub fn ports(&self) -> PathBuf {
         self.dir.path().join("ports")
     }
@@ -281,6 +299,7 @@ impl Guest {
         p
     }
 
+    /// A library config for this guest.
     pub fn config(&self) -> Config {
         Config::with_ports(self.sysfs(), self.ports())
     }

@@ -5,7 +5,7 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use rte_power::guest_cli::{usage, Flow, Options, Parsed, Session, PROMPT};
+use guest_cli::{usage, Flow, Options, Parsed, Session, PROMPT};
 use rte_power::Config;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;

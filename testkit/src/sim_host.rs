@@ -5,11 +5,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rte_power::simulate::{FakeSysfs, Flavour};
+use crate::sysfs::{FakeSysfs, Flavour};
 
 /// The demo/test node file: 8 host CPUs (4 cores x 2 threads) and the VMs
 /// described at its top.
-pub const NODE_XML: &str = include_str!("../tests/node.xml");
+pub const NODE_XML: &str = include_str!("../data/node.xml");
+
+/// The node file in the source tree (for tests that open it in place).
+pub const NODE_XML_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/node.xml");
 
 /// Host CPUs in [`NODE_XML`].
 pub const HOST_CPUS: u32 = 8;
@@ -47,7 +50,7 @@ pub struct SimHost {
     pub node_xml: PathBuf,
     /// A generated `/proc/stat` for the ondemand governor (every CPU idle
     /// at start; write new counters with
-    /// [`rte_power::simulate::write_proc_stat`] to play load).
+    /// [`crate::sysfs::write_proc_stat`] to play load).
     pub proc_stat: PathBuf,
 }
 
@@ -71,11 +74,11 @@ impl SimHost {
         fake.idle_states = 4;
         fake.create(&sysfs)?;
         pair_siblings(&sysfs, HOST_CPUS)?;
-        let idle = rte_power::simulate::ProcStatCpu {
+        let idle = crate::sysfs::ProcStatCpu {
             idle: 1000,
             ..Default::default()
         };
-        rte_power::simulate::write_proc_stat(&proc_stat, &[idle; HOST_CPUS as usize])?;
+        crate::sysfs::write_proc_stat(&proc_stat, &[idle; HOST_CPUS as usize])?;
         let xml = NODE_XML.replace("/tmp/powermonitor", &sockets.display().to_string());
         std::fs::write(&node_xml, xml)?;
         Ok(Self {
@@ -135,7 +138,7 @@ pub fn guest_session(
     ops: &[GuestOp],
     attach_timeout: std::time::Duration,
 ) -> io::Result<Vec<String>> {
-    use crate::standin::Qemu;
+    use crate::qemu::Qemu;
     use rte_power::wire::{self, ChannelPacket};
     let reply_timeout = std::time::Duration::from_secs(2);
     let mut q = Qemu::bind(sockets, vm, chan)?;

@@ -3,7 +3,7 @@
 //! capabilities, and sends or removes a power policy, over the same
 //! virtio-serial ports (one per lcore) that the library's KVM env uses.
 //!
-//! The binary (`src/bin/guest_vm_power_mgr.rs`) only parses the command
+//! The binary (`src/main.rs`) only parses the command
 //! line and runs the prompt; everything else is here, so that it is tested
 //! against a stand-in host like the library is.
 //!
@@ -24,13 +24,13 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::guest::GuestConfig;
-use crate::wire::{
+pub use policy::Policy;
+use rte_power::guest::GuestConfig;
+use rte_power::wire::{
     self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Unit, CAPS_LIST_SIZE,
     FREQ_LIST_SIZE, MAX_VCPU_PER_VM, PACKET_SIZE,
 };
-use crate::{Config, Env, Lcore, Power, PowerError, MAX_LCORE, PORT_PREFIX};
-pub use policy::Policy;
+use rte_power::{Config, Env, Lcore, Power, PowerError, MAX_LCORE, PORT_PREFIX};
 
 /// The interactive prompt.
 pub const PROMPT: &str = "vmpower(guest)> ";

@@ -217,7 +217,7 @@ struct Para {
     energy_performance_preference: Option<String>,
 }
 
-fn para(ctx: &Ctx, cpu: u32) -> Result<Para, crate::PowerError> {
+fn para(ctx: &Ctx, cpu: u32) -> Result<Para, rte_power::PowerError> {
     // a CPU without cpufreq fails here, with the path in the error
     let driver = ctx
         .root

@@ -2,14 +2,12 @@
 //! (see `guest_host`): the exact packets it sends, what it prints for each
 //! reply, its exit status, and that it opens only the ports it needs.
 
-mod guest_host;
-
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use guest_host::*;
+use testkit::guest_port::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_guest_vm_power_mgr");
 

@@ -1,11 +1,9 @@
 //! The library's own P-state statistics follow the time actually spent.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Tree;
-use rte_power::simulate::Flavour;
+use testkit::sysfs::Flavour;
+use testkit::tree::Tree;
 
 #[test]
 fn residency_matches_measured_intervals() {

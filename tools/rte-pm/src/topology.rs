@@ -3,8 +3,8 @@
 
 use std::fs;
 
-use crate::error::{PowerError, Result};
-use crate::sysfs::SysfsRoot;
+use rte_power::sysfs::SysfsRoot;
+use rte_power::{PowerError, Result};
 
 /// One CPU's place in the machine.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -132,7 +132,7 @@ pub fn cpu_topology(root: &SysfsRoot, cpu: u32) -> Result<CpuTopology> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{FakeSysfs, Flavour};
+    use testkit::sysfs::{FakeSysfs, Flavour};
 
     #[test]
     fn cpu_lists() {
