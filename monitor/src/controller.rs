@@ -329,7 +329,7 @@ impl Controller {
             }),
             ("set_scaling_governor", [core, gov]) => self.mon.call(MonCmd::SetGovernor {
                 cpu: parse_u32("core", core)?,
-                governor: Governor::parse(gov).map_err(Outcome::err)?,
+                governor: Governor::parse(gov).map_err(|e| Outcome::err(e.to_string()))?,
             }),
             ("set_sampling_rate", [core, us]) => self.mon.call(MonCmd::SetSamplingRate {
                 cpu: parse_u32("core", core)?,

@@ -1779,7 +1779,8 @@ impl Monitor {
     fn set_sampling_rate(&mut self, cpu: u32, us: u32) -> Result<Outcome, Outcome> {
         self.cpu_exists(cpu)?;
         let limits = governor::RateLimits::read(self.host.sysfs(), cpu);
-        let us = governor::check_sampling_rate(cpu, us, &limits).map_err(Outcome::err)?;
+        let us = governor::check_sampling_rate(cpu, us, &limits)
+            .map_err(|e| Outcome::err(e.to_string()))?;
         let st = self.govs.entry(self.host.sysfs(), cpu);
         st.limits = limits;
         st.sampling_rate_us = us;
@@ -1801,7 +1802,7 @@ impl Monitor {
 
     fn set_up_threshold(&mut self, cpu: u32, pct: u32) -> Result<Outcome, Outcome> {
         self.cpu_exists(cpu)?;
-        let pct = governor::check_up_threshold(pct).map_err(Outcome::err)?;
+        let pct = governor::check_up_threshold(pct).map_err(|e| Outcome::err(e.to_string()))?;
         let st = self.govs.entry(self.host.sysfs(), cpu);
         st.up_threshold = pct;
         let ondemand = st.governor == Governor::Ondemand;
