@@ -568,3 +568,7 @@ fn query(
         note: None,
     })
 }
+
+#[cfg(test)]
+#[path = "requests_tests.rs"]
+mod tests;
