@@ -359,6 +359,20 @@ fn count_cpus(dir: &Path) -> u32 {
         .unwrap_or(0)
 }
 
+/// A loop on empty temporary directories (no thread), for unit tests of
+/// the loop-side modules.
+#[cfg(test)]
+pub(super) fn test_monitor(host_cpus: u32) -> (tempfile::TempDir, Monitor) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sysfs = tmp.path().join("sys");
+    std::fs::create_dir(&sysfs).expect("sysfs");
+    let mut cfg = MonitorConfig::new(tmp.path().join("sockets"), SysfsRoot::new(&sysfs));
+    cfg.host_cpus = host_cpus;
+    cfg.log = Arc::new(|_, _| {});
+    let (_, mon) = Monitor::new(cfg).expect("monitor");
+    (tmp, mon)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

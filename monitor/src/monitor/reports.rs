@@ -107,10 +107,10 @@ impl Monitor {
         let Some(vm) = self.reg.get(id) else {
             return Vec::new();
         };
-        let owned = vm.owned_cpus();
-        if is_unpinned(&owned, self.host_cpus) {
+        if vm.info.vcpus.iter().any(|p| is_unpinned(p, self.host_cpus)) {
             return vec!["warning: the VM has unpinned vCPUs; they are refused".into()];
         }
+        let owned = vm.owned_cpus();
         let mut out = Vec::new();
         for cpu in owned.iter() {
             let foreign: Vec<u32> = self
@@ -380,6 +380,44 @@ fn policy_summary(p: Option<&ChannelPacket>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hv::VmInfo;
+
+    fn vm(name: &str, vcpus: Vec<CpuSet>) -> VmInfo {
+        VmInfo {
+            name: name.into(),
+            active: true,
+            vcpus,
+        }
+    }
+
+    #[test]
+    fn show_vm_warns_about_unpinned_vcpus_only_when_one_is() {
+        let (_tmp, mut mon) = super::super::test_monitor(8);
+        // eight vCPUs, each on its own pCPU: together every host CPU
+        mon.reg
+            .add(vm("wide", (0..8).map(CpuSet::single).collect()))
+            .expect("add");
+        let text = mon.show_vm("wide").expect("show");
+        assert!(!text.contains("unpinned"), "{text}");
+        assert!(!text.contains("not pinned"), "{text}");
+        mon.reg
+            .add(vm(
+                "free",
+                vec![CpuSet::single(0), CpuSet::from_iter_u32(0..8)],
+            ))
+            .expect("add");
+        let text = mon.show_vm("free").expect("show");
+        assert!(
+            text.contains("  [1]: Physical CPU(s) 0-7, mask 0xff (not pinned: requests refused)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("warning: the VM has unpinned vCPUs; they are refused"),
+            "{text}"
+        );
+        let e = mon.show_vm("nope").expect_err("unknown");
+        assert_eq!(e.to_string(), "VM 'nope' not found (add it with add_vm)");
+    }
 
     #[test]
     fn policy_lines() {
