@@ -273,3 +273,123 @@ impl Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use rte_power::wire::{Response, Unit, CMD_NACK};
+
+    use super::super::channel::Channel;
+    use super::super::test_monitor;
+    use super::*;
+    use crate::cpuset::CpuSet;
+    use crate::hv::VmInfo;
+
+    /// A loop with VM `vm-a` (vCPU 0 on pCPU 0, which the empty sysfs
+    /// does not have) and one channel connected to the returned guest end.
+    fn setup() -> (tempfile::TempDir, Monitor, ChanId, UnixStream) {
+        let (tmp, mut mon) = test_monitor(8);
+        let vm = mon
+            .reg
+            .add(VmInfo {
+                name: "vm-a".into(),
+                active: true,
+                vcpus: vec![CpuSet::single(0)],
+            })
+            .expect("add");
+        let (ours, guest) = UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        guest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let id = mon
+            .chans
+            .insert(Channel::new(vm, 0, PathBuf::from("vm-a.0"), Duration::ZERO));
+        mon.chans.get_mut(id).expect("chan").attach(ours);
+        mon.reg.get_mut(vm).expect("vm").channels.insert(0, id);
+        (tmp, mon, id, guest)
+    }
+
+    fn nack_of(guest: &mut UnixStream, sent: &ChannelPacket) {
+        let mut r = [0u8; PACKET_SIZE];
+        guest.read_exact(&mut r).expect("reply");
+        assert_eq!(&r[12..16], &CMD_NACK.to_le_bytes());
+        assert_eq!(r, sent.reply(Response::Nack).encode());
+    }
+
+    #[test]
+    fn refusals_and_host_failures_are_counted_logged_and_nacked() {
+        let (_tmp, mut mon, id, mut guest) = setup();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let l2 = std::sync::Arc::clone(&logs);
+        mon.cfg.log =
+            std::sync::Arc::new(move |_, m: &str| l2.lock().expect("logs").push(m.to_string()));
+        let gen = mon.chans.gen(id);
+        // out of range, split over two reads; then a host failure
+        let bad = ChannelPacket::cpu_power(5, Unit::ScaleUp);
+        let fail = ChannelPacket::cpu_power(0, Unit::ScaleUp);
+        let mut bytes = bad.encode().to_vec();
+        bytes.extend_from_slice(&fail.encode());
+        guest.write_all(&bytes[..300]).expect("send");
+        mon.on_channel(id, gen, sys::IN);
+        guest.write_all(&bytes[300..]).expect("send");
+        mon.on_channel(id, gen, sys::IN);
+        nack_of(&mut guest, &bad);
+        nack_of(&mut guest, &fail);
+        let ch = mon.chans.get(id).expect("chan");
+        assert_eq!(
+            (ch.stats.packets, ch.stats.refused, ch.stats.accepted),
+            (2, 2, 0)
+        );
+        let vm = mon.reg.get(ch.vm).expect("vm");
+        assert_eq!((vm.accepted, vm.refused), (0, 2));
+        let logs = logs.lock().expect("logs");
+        assert_eq!(
+            logs.as_slice(),
+            [
+                "VM 'vm-a' channel 0: refused CPU_POWER(vCPU 5): vCPU 5 out of range (VM has 1)",
+                "VM 'vm-a' channel 0: refused CPU_POWER(vCPU 0): up on CPU(s) 0 failed: cpu 0 does not exist",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stale_generation_is_ignored_and_a_hang_up_detaches() {
+        let (_tmp, mut mon, id, guest) = setup();
+        let gen = mon.chans.gen(id);
+        mon.on_channel(id, gen.wrapping_add(1), sys::IN);
+        assert!(mon.chans.get(id).is_some_and(|c| c.stream.is_some()));
+        drop(guest);
+        mon.on_channel(id, gen, sys::IN | sys::RDHUP);
+        let ch = mon.chans.get(id).expect("chan");
+        assert!(ch.stream.is_none());
+        assert_eq!(ch.why, "QEMU closed the connection");
+        assert!(!mon.chans.is_current(id, gen), "new generation");
+    }
+
+    #[test]
+    fn policies_are_stored_and_removed_on_the_channels_vm() {
+        let (_tmp, mut mon, id, mut guest) = setup();
+        let gen = mon.chans.gen(id);
+        let mut p = ChannelPacket::ZEROED;
+        p.command = rte_power::wire::PKT_POLICY;
+        p.num_vcpu = 1;
+        guest.write_all(&p.encode()).expect("send");
+        mon.on_channel(id, gen, sys::IN);
+        let mut r = [0u8; PACKET_SIZE];
+        guest.read_exact(&mut r).expect("ACK");
+        assert_eq!(r, p.reply(Response::Ack).encode());
+        let vm = mon.chans.get(id).expect("chan").vm;
+        assert_eq!(mon.reg.get(vm).and_then(|v| v.policy), Some(p));
+        let mut rm = ChannelPacket::ZEROED;
+        rm.command = rte_power::wire::PKT_POLICY_REMOVE;
+        guest.write_all(&rm.encode()).expect("send");
+        mon.on_channel(id, gen, sys::IN);
+        assert_eq!(mon.reg.get(vm).and_then(|v| v.policy), None);
+        assert_eq!(mon.reg.get(vm).map(|v| v.accepted), Some(2));
+    }
+}
