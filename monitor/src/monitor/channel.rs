@@ -1,6 +1,7 @@
-//! One guest channel: its stream to QEMU's socket, inbound framing (at most
-//! one partial packet), the outbound reply queue, link state and counters;
-//! plus the table of channels by id and generation.
+//! One guest channel (stream, framing, reply queue, state, counters) and the channel table.
+//!
+//! The framer holds at most one partial packet; the table keeps a generation per slot so that
+//! events and retries meant for a previous stream or owner are told apart.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,5 +1,4 @@
-//! The command set the loop executes ([`MonCmd`]): the command eventfd's
-//! handler, dispatch, and the commands that change VMs and channels.
+//! The command set ([`MonCmd`]): its dispatch and the commands that change VMs and channels.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,5 +1,4 @@
-//! Attaching channels to QEMU's sockets: connect, retry with backoff on a
-//! timerfd, re-attach when inotify sees the socket, hang-up and close.
+//! Attaching channels: connect, retry timer with backoff, inotify re-attach, hang-up, close.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,5 +1,4 @@
-//! Epoll glue only: the tagged token every source is registered under, and
-//! the loop that maps each event's token to its handler.
+//! Epoll glue only: the tagged token (`Source`) of every registration, token -> handler.
 
 use std::io;
 

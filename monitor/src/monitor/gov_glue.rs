@@ -1,5 +1,4 @@
-//! The governors on the loop: the ondemand timerfd and its samples, the
-//! governor and tunable commands, and the operator's scaling under them.
+//! Governors on the loop: ondemand timer and samples, governor commands, operator scaling.
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,17 +1,16 @@
-//! The monitor: its configuration, the command handle other threads use,
-//! and the state the loop thread owns (set up here, torn down here).
+//! The monitor: its config, the command handle, and the state the loop thread owns.
 //!
 //! One thread owns every VM, channel and host CPU and blocks in
 //! `epoll_wait` (no timeout, no polling interval). Sources, each under a
-//! tagged token ([`event_loop`]): the command eventfd (the CLI, the control
+//! tagged token (`event_loop`): the command eventfd (the CLI, the control
 //! socket and the pinning refresher send [`MonCmd`]s on an mpsc channel,
-//! then kick it: [`commands`]); a signalfd for SIGINT/SIGTERM when asked;
+//! then kick it: `commands`); a signalfd for SIGINT/SIGTERM when asked;
 //! inotify on the socket directory and a retry timerfd armed only while a
-//! channel waits after a refused connect ([`connect`]); the ondemand
-//! timerfd, armed only while some CPU is in ondemand ([`gov_glue`]); one
-//! UNIX stream per guest channel ([`channel`], served by [`serve`], whose
-//! packets [`requests`] decides on). VMs are plain data in [`registry`];
-//! text reports are in [`reports`].
+//! channel waits after a refused connect (`connect`); the ondemand
+//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
+//! UNIX stream per guest channel ([`channel`], served by `serve`, whose
+//! packets [`requests`] decides on). VMs are plain data in `registry`;
+//! text reports are in `reports`.
 
 use std::io;
 use std::os::fd::AsRawFd;

@@ -1,6 +1,4 @@
-//! The managed VMs: hypervisor data (vCPU→pCPU pins), query permission,
-//! stored policy, request counters and which channel ids are theirs.
-//! Plain data, no descriptors.
+//! The managed VMs as plain data: pins, query permission, policy, counters, channel ids.
 
 use std::collections::{BTreeMap, HashMap};
 

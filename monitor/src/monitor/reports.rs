@@ -1,5 +1,4 @@
-//! The text reports: show_vm (with SMT warnings), list_vms, show_channels,
-//! show_cpu_freq, show_governor, P/C-state statistics and the counters.
+//! The text reports: show_vm, list_vms, show_channels, show_cpu_freq, governors, statistics.
 
 use rte_power::wire::{self, ChannelPacket};
 

@@ -1,6 +1,7 @@
-//! Guest request handling as a pure function: a view of the channel's VM
-//! and one packet's bytes in; the reply bytes, the action for the loop to
-//! take and what to count and log out. Every refusal rule lives here.
+//! Guest request handling as a pure function: VM view + packet bytes in, verdict out.
+//!
+//! The verdict carries the reply bytes, the action for the loop to take (scale these pCPUs,
+//! store or drop the policy) and what to count and log. Every refusal rule lives here.
 //!
 //! Host facts a reply needs (the governor of a pCPU, its frequency and
 //! capabilities) come through the small [`HostFacts`] trait rather than as

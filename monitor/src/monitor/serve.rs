@@ -1,6 +1,4 @@
-//! Serving connected channels: read, frame, hand each packet to the pure
-//! request handling, carry out its verdict (host change, counters,
-//! rate-limited log, reply) and flush the replies.
+//! Serving a connected channel: read, frame, decide (`requests`), carry out, reply, flush.
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
