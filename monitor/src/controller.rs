@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::cpuset::CpuSet;
-use crate::governor::Governor;
+use crate::governor::{Governor, GovernorError};
 use crate::host::FreqOp;
 use crate::hv::{HvError, Hypervisor, VmInfo};
 use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
@@ -161,43 +161,125 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-fn usage(name: &str) -> Outcome {
-    let spec = COMMANDS.iter().find(|c| c.name == name);
-    Outcome::err(match spec {
-        Some(c) => format!("usage: {} {}", c.name, c.args),
-        None => format!("unknown command '{name}' (try help)"),
+/// Why a command line was not run (or failed before reaching the loop).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandLineError {
+    /// A known command with the wrong arguments.
+    #[error("usage: {name} {args}")]
+    Usage {
+        /// The command.
+        name: &'static str,
+        /// Its synopsis.
+        args: &'static str,
+    },
+    /// Not a command.
+    #[error("unknown command '{0}' (try help)")]
+    Unknown(String),
+    /// A number that is not decimal digits.
+    #[error("bad {what} '{value}': expected a decimal number")]
+    NotDecimal {
+        /// What the number is.
+        what: &'static str,
+        /// The text given.
+        value: String,
+    },
+    /// A number above `u32::MAX`.
+    #[error("bad {what} '{value}': too large")]
+    TooLarge {
+        /// What the number is.
+        what: &'static str,
+        /// The text given.
+        value: String,
+    },
+    /// A channel list that does not parse.
+    #[error("bad channel list '{list}': {why}")]
+    ChannelList {
+        /// The text given.
+        list: String,
+        /// The parser's complaint.
+        why: String,
+    },
+    /// A scaling verb that does not exist.
+    #[error("bad verb '{0}': expected up, down, min, max, enable_turbo or disable_turbo")]
+    Verb(String),
+    /// A hex mask that does not parse.
+    #[error("bad mask: {0}")]
+    Mask(String),
+    /// `set_channel_status` with another word than enabled/disabled.
+    #[error("bad status '{0}': expected enabled or disabled")]
+    Status(String),
+    /// `set_query` with another word than enable/disable.
+    #[error("bad value '{0}': expected enable or disable")]
+    QueryValue(String),
+    /// An unknown governor.
+    #[error(transparent)]
+    Governor(#[from] GovernorError),
+    /// `add_vm`: the hypervisor does not know the VM (or failed).
+    #[error("Unable to add VM '{vm}': {error}")]
+    AddVm {
+        /// The VM.
+        vm: String,
+        /// What the hypervisor said.
+        error: HvError,
+    },
+    /// `set_pcpu(_mask)` failed.
+    #[error("Unable to pin vCPU({vcpu}) of VM '{vm}' to pCPU(s) {cpus} (mask {}): {error}", .cpus.to_mask())]
+    Pin {
+        /// The VM.
+        vm: String,
+        /// The vCPU.
+        vcpu: u32,
+        /// The pCPUs asked for.
+        cpus: CpuSet,
+        /// What failed.
+        error: HvError,
+    },
+    /// `refresh`: the hypervisor failed.
+    #[error(transparent)]
+    Hypervisor(#[from] HvError),
+}
+
+fn usage(name: &str) -> CommandLineError {
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(c) => CommandLineError::Usage {
+            name: c.name,
+            args: c.args,
+        },
+        None => CommandLineError::Unknown(name.to_string()),
+    }
+}
+
+fn parse_u32(what: &'static str, s: &str) -> Result<u32, CommandLineError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CommandLineError::NotDecimal {
+            what,
+            value: s.to_string(),
+        });
+    }
+    s.parse().map_err(|_| CommandLineError::TooLarge {
+        what,
+        value: s.to_string(),
     })
 }
 
-fn parse_u32(what: &str, s: &str) -> Result<u32, Outcome> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Outcome::err(format!(
-            "bad {what} '{s}': expected a decimal number"
-        )));
-    }
-    s.parse()
-        .map_err(|_| Outcome::err(format!("bad {what} '{s}': too large")))
-}
-
-fn parse_list(s: &str) -> Result<ChanList, Outcome> {
+fn parse_list(s: &str) -> Result<ChanList, CommandLineError> {
     if s == "all" {
         return Ok(ChanList::All);
     }
     CpuSet::parse_list(s)
         .map(ChanList::List)
-        .map_err(|e| Outcome::err(format!("bad channel list '{s}': {e}")))
+        .map_err(|why| CommandLineError::ChannelList {
+            list: s.to_string(),
+            why,
+        })
 }
 
-fn parse_op(s: &str) -> Result<FreqOp, Outcome> {
-    FreqOp::parse(s).ok_or_else(|| {
-        Outcome::err(format!(
-            "bad verb '{s}': expected up, down, min, max, enable_turbo or disable_turbo"
-        ))
-    })
+fn parse_op(s: &str) -> Result<FreqOp, CommandLineError> {
+    FreqOp::parse(s).ok_or_else(|| CommandLineError::Verb(s.to_string()))
 }
 
-fn parse_mask(s: &str) -> Result<CpuSet, Outcome> {
-    CpuSet::parse_mask(s).map_err(|e| Outcome::err(format!("bad mask: {e}")))
+fn parse_mask(s: &str) -> Result<CpuSet, CommandLineError> {
+    CpuSet::parse_mask(s).map_err(CommandLineError::Mask)
 }
 
 impl Controller {
@@ -238,11 +320,13 @@ impl Controller {
         if cmd.starts_with('#') {
             return Outcome::ok("");
         }
-        self.run(cmd, args).unwrap_or_else(|e| e)
+        self.run(cmd, args)
+            .unwrap_or_else(|e| Outcome::err(e.to_string()))
     }
 
-    fn run(&self, cmd: &str, a: &[&str]) -> Result<Outcome, Outcome> {
-        let hv_err = |e: HvError| Outcome::err(e.to_string());
+    /// A command line: its outcome from the loop, or why it did not get
+    /// there.
+    fn run(&self, cmd: &str, a: &[&str]) -> Result<Outcome, CommandLineError> {
         Ok(match (cmd, a) {
             ("help", []) => Outcome::ok(help_text()),
             ("quit", []) => self.mon.call(MonCmd::Quit),
@@ -250,7 +334,10 @@ impl Controller {
                 let info = self
                     .hv()
                     .lookup(name)
-                    .map_err(|e| Outcome::err(format!("Unable to add VM '{name}': {e}")))?;
+                    .map_err(|error| CommandLineError::AddVm {
+                        vm: (*name).to_string(),
+                        error,
+                    })?;
                 let out = self.mon.call(MonCmd::AddVm(info));
                 if out.ok {
                     self.watched
@@ -282,11 +369,7 @@ impl Controller {
                 let enabled = match *status {
                     "enabled" | "enable" => true,
                     "disabled" | "disable" => false,
-                    other => {
-                        return Err(Outcome::err(format!(
-                            "bad status '{other}': expected enabled or disabled"
-                        )))
-                    }
+                    other => return Err(CommandLineError::Status(other.to_string())),
                 };
                 self.mon.call(MonCmd::SetChannelStatus {
                     vm: (*vm).to_string(),
@@ -329,7 +412,7 @@ impl Controller {
             }),
             ("set_scaling_governor", [core, gov]) => self.mon.call(MonCmd::SetGovernor {
                 cpu: parse_u32("core", core)?,
-                governor: Governor::parse(gov).map_err(Outcome::err)?,
+                governor: Governor::parse(gov)?,
             }),
             ("set_sampling_rate", [core, us]) => self.mon.call(MonCmd::SetSamplingRate {
                 cpu: parse_u32("core", core)?,
@@ -353,11 +436,7 @@ impl Controller {
                 let allow = match *what {
                     "enable" | "enabled" => true,
                     "disable" | "disabled" => false,
-                    other => {
-                        return Err(Outcome::err(format!(
-                            "bad value '{other}': expected enable or disable"
-                        )))
-                    }
+                    other => return Err(CommandLineError::QueryValue(other.to_string())),
                 };
                 self.mon.call(MonCmd::SetQuery {
                     vm: (*vm).to_string(),
@@ -368,11 +447,11 @@ impl Controller {
                 let names = self.vm_names();
                 let mut lines = Vec::new();
                 for n in &names {
-                    lines.push(self.refresh_one(n).map_err(hv_err)?);
+                    lines.push(self.refresh_one(n)?);
                 }
                 Outcome::ok(lines.join("\n"))
             }
-            ("refresh", [vm]) => Outcome::ok(self.refresh_one(vm).map_err(hv_err)?),
+            ("refresh", [vm]) => Outcome::ok(self.refresh_one(vm)?),
             (name, _) => return Err(usage(name)),
         })
     }
@@ -383,12 +462,12 @@ impl Controller {
         vcpu: u32,
         cpus: &CpuSet,
         persistent: bool,
-    ) -> Result<Outcome, Outcome> {
-        let fail = |e: HvError| {
-            Outcome::err(format!(
-                "Unable to pin vCPU({vcpu}) of VM '{vm}' to pCPU(s) {cpus} (mask {}): {e}",
-                cpus.to_mask()
-            ))
+    ) -> Result<Outcome, CommandLineError> {
+        let fail = |error: HvError| CommandLineError::Pin {
+            vm: vm.to_string(),
+            vcpu,
+            cpus: cpus.clone(),
+            error,
         };
         let info = {
             let mut hv = self.hv();
@@ -490,4 +569,42 @@ pub fn help_text() -> String {
     }
     s.pop();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_errors_read_as_before() {
+        let t = |e: CommandLineError| e.to_string();
+        assert_eq!(t(usage("rm_vm")), "usage: rm_vm <vm> [--force]");
+        assert_eq!(t(usage("frob")), "unknown command 'frob' (try help)");
+        assert_eq!(
+            t(parse_u32("core", "0x3").expect_err("hex")),
+            "bad core '0x3': expected a decimal number"
+        );
+        assert_eq!(
+            t(parse_u32("core", "99999999999").expect_err("big")),
+            "bad core '99999999999': too large"
+        );
+        assert_eq!(parse_u32("core", "010").ok(), Some(10));
+        assert!(t(parse_list("3-").expect_err("list")).starts_with("bad channel list '3-': "));
+        assert_eq!(parse_list("all").ok(), Some(ChanList::All));
+        assert_eq!(
+            t(parse_op("sideways").expect_err("verb")),
+            "bad verb 'sideways': expected up, down, min, max, enable_turbo or disable_turbo"
+        );
+        assert!(t(parse_mask("zz").expect_err("mask")).starts_with("bad mask: "));
+        let e = CommandLineError::Pin {
+            vm: "vm-a".into(),
+            vcpu: 1,
+            cpus: CpuSet::from_iter_u32([4, 5]),
+            error: HvError::NotFound("vm-a".into()),
+        };
+        assert_eq!(
+            t(e),
+            "Unable to pin vCPU(1) of VM 'vm-a' to pCPU(s) 4-5 (mask 0x30): VM 'vm-a' not found"
+        );
+    }
 }

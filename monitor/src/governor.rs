@@ -23,8 +23,43 @@ use std::time::{Duration, Instant};
 
 use rte_pm::stats::procstat::{self, CpuTime};
 use rte_power::sysfs::SysfsRoot;
+use rte_power::PowerError;
 
 use crate::ondemand::{DEFAULT_UP_THRESHOLD, MAX_UP_THRESHOLD, MIN_UP_THRESHOLD};
+
+/// Why a governor or tunable value is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GovernorError {
+    /// Not one of the four names.
+    #[error("unknown governor '{0}': expected ondemand, performance, powersave or userspace")]
+    Unknown(String),
+    /// ondemand on a CPU whose transition latency is `CPUFREQ_ETERNAL`.
+    #[error(
+        "transition latency unknown (cpuinfo_transition_latency = 4294967295, CPUFREQ_ETERNAL)"
+    )]
+    LatencyUnknown,
+    /// ondemand on a CPU slower than 10 ms to change frequency.
+    #[error(
+        "transition latency {0} ns is above ondemand's limit of {MAX_TRANSITION_LATENCY_NS} ns"
+    )]
+    LatencyTooHigh(u64),
+    /// `up_threshold` outside 11..=100.
+    #[error("up_threshold {0} % out of range: allowed {MIN_UP_THRESHOLD}..{MAX_UP_THRESHOLD} %")]
+    UpThreshold(u32),
+    /// `sampling_rate` outside the CPU's range.
+    #[error(
+        "sampling_rate {value} us out of range for core {cpu}: allowed {}..{} us (default {} us)",
+        .limits.min_us, .limits.max_us, .limits.default_us
+    )]
+    SamplingRate {
+        /// The CPU.
+        cpu: u32,
+        /// The value asked for.
+        value: u32,
+        /// The CPU's range.
+        limits: RateLimits,
+    },
+}
 
 /// A monitor governor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,16 +95,12 @@ impl Governor {
     }
 
     /// Parses a governor name (exact, lower case).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, GovernorError> {
         Governor::ALL
             .iter()
             .copied()
             .find(|g| g.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown governor '{s}': expected ondemand, performance, powersave or userspace"
-                )
-            })
+            .ok_or_else(|| GovernorError::Unknown(s.to_string()))
     }
 }
 
@@ -128,15 +159,10 @@ impl RateLimits {
     }
 
     /// Why ondemand may not run on this CPU, if it may not.
-    pub fn ondemand_refusal(&self) -> Option<String> {
+    pub fn ondemand_refusal(&self) -> Option<GovernorError> {
         match self.latency_ns {
-            Some(CPUFREQ_ETERNAL) => Some(
-                "transition latency unknown (cpuinfo_transition_latency = 4294967295, CPUFREQ_ETERNAL)"
-                    .to_string(),
-            ),
-            Some(l) if l > MAX_TRANSITION_LATENCY_NS => Some(format!(
-                "transition latency {l} ns is above ondemand's limit of {MAX_TRANSITION_LATENCY_NS} ns"
-            )),
+            Some(CPUFREQ_ETERNAL) => Some(GovernorError::LatencyUnknown),
+            Some(l) if l > MAX_TRANSITION_LATENCY_NS => Some(GovernorError::LatencyTooHigh(l)),
             _ => None,
         }
     }
@@ -234,8 +260,8 @@ impl Governors {
     }
 
     /// Reads the per-CPU counters.
-    pub fn sample(&self) -> Result<BTreeMap<u32, CpuTime>, String> {
-        procstat::read_at(&self.proc_stat).map_err(|e| e.to_string())
+    pub fn sample(&self) -> Result<BTreeMap<u32, CpuTime>, PowerError> {
+        procstat::read_at(&self.proc_stat)
     }
 
     /// The governor of `cpu` (userspace when never set).
@@ -302,25 +328,24 @@ impl Governors {
 }
 
 /// Parses and checks an `up_threshold` value.
-pub fn check_up_threshold(v: u32) -> Result<u32, String> {
+pub fn check_up_threshold(v: u32) -> Result<u32, GovernorError> {
     if (MIN_UP_THRESHOLD..=MAX_UP_THRESHOLD).contains(&v) {
         Ok(v)
     } else {
-        Err(format!(
-            "up_threshold {v} % out of range: allowed {MIN_UP_THRESHOLD}..{MAX_UP_THRESHOLD} %"
-        ))
+        Err(GovernorError::UpThreshold(v))
     }
 }
 
 /// Checks a `sampling_rate` value against a CPU's range.
-pub fn check_sampling_rate(cpu: u32, v: u32, l: &RateLimits) -> Result<u32, String> {
+pub fn check_sampling_rate(cpu: u32, v: u32, l: &RateLimits) -> Result<u32, GovernorError> {
     if (l.min_us..=l.max_us).contains(&v) {
         Ok(v)
     } else {
-        Err(format!(
-            "sampling_rate {v} us out of range for core {cpu}: allowed {}..{} us (default {} us)",
-            l.min_us, l.max_us, l.default_us
-        ))
+        Err(GovernorError::SamplingRate {
+            cpu,
+            value: v,
+            limits: *l,
+        })
     }
 }
 
@@ -333,7 +358,9 @@ mod tests {
         for g in Governor::ALL {
             assert_eq!(Governor::parse(g.name()), Ok(g));
         }
-        let e = Governor::parse("schedutil").expect_err("not ours");
+        let e = Governor::parse("schedutil")
+            .expect_err("not ours")
+            .to_string();
         assert!(e.contains("unknown governor 'schedutil'"), "{e}");
         assert!(Governor::parse("Ondemand").is_err());
         assert!(Governor::parse("").is_err());
@@ -358,6 +385,7 @@ mod tests {
         assert!(RateLimits::from_latency(Some(CPUFREQ_ETERNAL))
             .ondemand_refusal()
             .expect("eternal")
+            .to_string()
             .contains("unknown"));
         assert!(RateLimits::from_latency(Some(20_000_000))
             .ondemand_refusal()
@@ -365,10 +393,14 @@ mod tests {
         let l = RateLimits::from_latency(Some(10_000));
         assert!(check_sampling_rate(3, 9_999, &l)
             .expect_err("low")
+            .to_string()
             .contains("allowed 10000..10000000 us"));
         assert!(check_sampling_rate(3, 10_000_001, &l).is_err());
         assert_eq!(check_sampling_rate(3, 10_000, &l), Ok(10_000));
-        assert!(check_up_threshold(10).is_err());
+        assert_eq!(
+            check_up_threshold(10).map_err(|e| e.to_string()),
+            Err("up_threshold 10 % out of range: allowed 11..100 %".to_string())
+        );
         assert!(check_up_threshold(101).is_err());
         assert_eq!(check_up_threshold(11), Ok(11));
         assert_eq!(check_up_threshold(100), Ok(100));

@@ -127,9 +127,7 @@ impl Host {
     pub fn lcore(&mut self, cpu: u32) -> Result<Lcore<'_>, PowerError> {
         if !self.is_managed(cpu) {
             if !self.exists(cpu) {
-                return Err(PowerError::InvalidArgument(format!(
-                    "cpu {cpu} does not exist"
-                )));
+                return Err(no_such_cpu(cpu));
             }
             self.power.init(cpu)?;
             let i = cpu as usize;
@@ -175,19 +173,15 @@ impl Host {
 
     /// Current frequency in kHz: the programmed table entry of a managed
     /// CPU, else what `scaling_cur_freq` says (nothing is initialised).
-    pub fn frequency(&self, cpu: u32) -> Result<u32, String> {
+    pub fn frequency(&self, cpu: u32) -> Result<u32, PowerError> {
         if self.is_managed(cpu) {
-            return self
-                .power
-                .lcore(cpu)
-                .and_then(|l| l.frequency())
-                .map_err(|e| e.to_string());
+            return self.power.lcore(cpu).and_then(|l| l.frequency());
         }
         if !self.exists(cpu) {
-            return Err(format!("cpu {cpu} does not exist"));
+            return Err(no_such_cpu(cpu));
         }
         let p = self.sysfs().cpufreq(cpu, "scaling_cur_freq");
-        self.sysfs().read_u32(cpu, &p).map_err(|e| e.to_string())
+        self.sysfs().read_u32(cpu, &p)
     }
 
     /// Turbo/priority capabilities (initialises the CPU).
@@ -231,6 +225,11 @@ impl Host {
         }
         errors
     }
+}
+
+/// The error for a CPU without a `cpuN` directory.
+fn no_such_cpu(cpu: u32) -> PowerError {
+    PowerError::InvalidArgument(format!("cpu {cpu} does not exist"))
 }
 
 /// Best-effort restore from a panic hook: exits every touched CPU.

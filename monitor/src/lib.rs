@@ -37,4 +37,4 @@ pub mod sys;
 pub use controller::Controller;
 pub use cpuset::CpuSet;
 pub use hv::{HvError, Hypervisor, VmInfo};
-pub use monitor::{ChanList, MonCmd, Monitor, MonitorConfig, MonitorHandle, Outcome};
+pub use monitor::{ChanList, MonCmd, Monitor, MonitorConfig, MonitorError, MonitorHandle, Outcome};

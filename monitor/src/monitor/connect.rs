@@ -1,0 +1,224 @@
+//! Attaching channels: connect, retry timer with backoff, inotify re-attach, hang-up, close.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use super::channel::Link;
+use super::event_loop::Source;
+use super::registry::ChanId;
+use super::Monitor;
+use crate::log::Level;
+use crate::sys::{self, TimerFd};
+
+/// Pending connect retries, earliest first, on one timerfd that is armed
+/// only while some are pending.
+pub(super) struct Retries {
+    timer: TimerFd,
+    armed_at: Option<Instant>,
+    heap: BinaryHeap<Reverse<(Instant, ChanId, u32)>>,
+}
+
+impl Retries {
+    pub(super) fn new(timer: TimerFd) -> Self {
+        Self {
+            timer,
+            armed_at: None,
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// Retry channel `id` (in generation `gen`) at `at`.
+    fn push(&mut self, at: Instant, id: ChanId, gen: u32) {
+        self.heap.push(Reverse((at, id, gen)));
+        if self.armed_at.is_none_or(|t| at < t) {
+            self.armed_at = None;
+            self.arm();
+        }
+    }
+
+    /// The timer fired: every retry due at `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<(ChanId, u32)> {
+        self.timer.drain();
+        self.armed_at = None;
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id, gen))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            due.push((id, gen));
+        }
+        due
+    }
+
+    /// Arms the timer for the earliest pending retry (disarms when none).
+    fn arm(&mut self) {
+        let next = self.heap.peek().map(|Reverse((at, _, _))| *at);
+        if next == self.armed_at {
+            return;
+        }
+        let after = next.map(|at| at.saturating_duration_since(Instant::now()));
+        if self.timer.set(after).is_ok() {
+            self.armed_at = next;
+        }
+    }
+}
+
+/// The events a connected channel is registered for.
+pub(super) fn channel_events(want_out: bool) -> u32 {
+    sys::IN | sys::RDHUP | if want_out { sys::OUT } else { 0 }
+}
+
+impl Monitor {
+    pub(super) fn on_inotify(&mut self) {
+        let names = self
+            .inotify
+            .as_ref()
+            .map(sys::Inotify::read_names)
+            .unwrap_or_default();
+        for name in names {
+            if let Some(id) = self.reg.channel_by_file(&name) {
+                let waiting = self.chans.get(id).is_some_and(|c| c.link == Link::Waiting);
+                if waiting {
+                    self.try_connect(id);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_retry_timer(&mut self) {
+        for (id, gen) in self.retries.take_due(Instant::now()) {
+            let due = self.chans.is_current(id, gen)
+                && self.chans.get(id).is_some_and(|c| c.link == Link::Waiting);
+            if due {
+                self.try_connect(id);
+            }
+        }
+        self.retries.arm();
+    }
+
+    /// Retries a channel after its backoff (which then doubles).
+    fn schedule_retry(&mut self, id: ChanId) {
+        let max = self.cfg.retry_max;
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        let at = Instant::now() + ch.backoff;
+        ch.backoff = (ch.backoff * 2).min(max);
+        let gen = self.chans.gen(id);
+        self.retries.push(at, id, gen);
+    }
+
+    /// Connects a waiting channel to its socket.
+    pub(super) fn try_connect(&mut self, id: ChanId) {
+        let gen = self.chans.gen(id);
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        match sys::unix_connect(&ch.path) {
+            Ok(stream) => {
+                let token = Source::Channel { id, gen }.into();
+                let fd = stream.as_raw_fd();
+                if let Err(e) = self.epoll.add(fd, channel_events(false), token) {
+                    ch.why = format!("epoll: {e}");
+                    return;
+                }
+                ch.attach(stream);
+                let (vm, num, path) = (ch.vm, ch.num, ch.path.display().to_string());
+                let msg = format!(
+                    "VM '{}' channel {num}: connected to {path}",
+                    self.reg.name(vm)
+                );
+                self.log(Level::Info, &msg);
+            }
+            Err(e) => {
+                let missing = e.kind() == io::ErrorKind::NotFound;
+                ch.why = if missing {
+                    "socket not present".to_string()
+                } else {
+                    e.to_string()
+                };
+                // a missing socket is reported by inotify when it appears
+                if !missing {
+                    self.schedule_retry(id);
+                }
+            }
+        }
+    }
+
+    /// Drops the connection (the channel stays registered).
+    pub(super) fn close_stream(&mut self, id: ChanId) {
+        if let Some(s) = self.chans.detach(id) {
+            let _ = self.epoll.delete(s.as_raw_fd());
+        }
+    }
+
+    /// The connection ended: close it, say why, ask the refresher to re-read
+    /// the VM, and retry.
+    pub(super) fn hang_up(&mut self, id: ChanId, why: &str) {
+        self.close_stream(id);
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        ch.why = why.to_string();
+        let (vm, num) = (ch.vm, ch.num);
+        let name = self.reg.name(vm).to_string();
+        self.log(
+            Level::Info,
+            &format!("VM '{name}' channel {num}: {why}; will re-attach when the socket is back"),
+        );
+        if let Some(tx) = &self.cfg.refresh_hint {
+            let _ = tx.send(name);
+        }
+        self.schedule_retry(id);
+    }
+
+    /// Closes a channel and forgets it.
+    pub(super) fn remove_channel(&mut self, id: ChanId) {
+        self.close_stream(id);
+        if let Some(ch) = self.chans.remove(id) {
+            if let Some(v) = self.reg.get_mut(ch.vm) {
+                v.channels.remove(&ch.num);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn retries_come_due_in_time_order_and_the_timer_follows() {
+        let mut r = Retries::new(TimerFd::new().expect("timerfd"));
+        let t0 = Instant::now();
+        r.push(t0 + Duration::from_secs(60), ChanId(1), 0);
+        assert_eq!(r.armed_at, Some(t0 + Duration::from_secs(60)));
+        r.push(t0 + Duration::from_millis(1), ChanId(2), 5);
+        assert_eq!(
+            r.armed_at,
+            Some(t0 + Duration::from_millis(1)),
+            "earlier wins"
+        );
+        r.push(t0 + Duration::from_millis(2), ChanId(3), 0);
+        assert!(r.take_due(t0).is_empty());
+        let due = r.take_due(t0 + Duration::from_secs(1));
+        assert_eq!(due, [(ChanId(2), 5), (ChanId(3), 0)]);
+        r.arm();
+        assert_eq!(r.armed_at, Some(t0 + Duration::from_secs(60)));
+        assert_eq!(r.take_due(t0 + Duration::from_secs(61)).len(), 1);
+        r.arm();
+        assert_eq!(r.armed_at, None, "disarmed when nothing is pending");
+    }
+
+    #[test]
+    fn channel_interest() {
+        assert_eq!(channel_events(false), sys::IN | sys::RDHUP);
+        assert_eq!(channel_events(true), sys::IN | sys::RDHUP | sys::OUT);
+    }
+}

@@ -1,0 +1,411 @@
+//! The monitor: its config, the command handle, and the state the loop thread owns.
+//!
+//! One thread owns every VM, channel and host CPU and blocks in
+//! `epoll_wait` (no timeout, no polling interval). Sources, each under a
+//! tagged token (`event_loop`): the command eventfd (the CLI, the control
+//! socket and the pinning refresher send [`MonCmd`]s on an mpsc channel,
+//! then kick it: `commands`); a signalfd for SIGINT/SIGTERM when asked;
+//! inotify on the socket directory and a retry timerfd armed only while a
+//! channel waits after a refused connect (`connect`); the ondemand
+//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
+//! UNIX stream per guest channel ([`channel`], served by `serve`, whose
+//! packets [`requests`] decides on). VMs are plain data in `registry`;
+//! text reports are in `reports`.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rte_power::sysfs::SysfsRoot;
+use rte_power::wire::ChannelPacket;
+
+use crate::governor::GovTraceFn;
+use crate::host::Host;
+use crate::log::{Level, LogSink};
+use crate::sys::{self, Epoll, EventFd, Inotify, SignalFd, TimerFd};
+
+pub mod channel;
+mod commands;
+mod connect;
+mod event_loop;
+mod gov_glue;
+pub(crate) mod registry;
+mod reports;
+pub mod requests;
+mod serve;
+
+pub use commands::{ChanList, MonCmd};
+
+use channel::Channels;
+use connect::Retries;
+use event_loop::Source;
+use gov_glue::GovLoop;
+use registry::Registry;
+
+/// Called after every applied CPU_POWER request (benchmarks, tests).
+pub type TraceFn = Box<dyn FnMut(&ChannelPacket) + Send>;
+
+/// How the monitor is set up.
+pub struct MonitorConfig {
+    /// Where QEMU's channel sockets are (`<dir>/<vm>.<N>`).
+    pub socket_dir: PathBuf,
+    /// Mode for the socket directory if the monitor creates it.
+    pub dir_mode: u32,
+    /// The host's `/sys/devices/system/cpu`.
+    pub sysfs: SysfsRoot,
+    /// Host CPUs as the hypervisor numbers them (0: count `cpuN` in sysfs).
+    pub host_cpus: u32,
+    /// Log destination.
+    pub log: LogSink,
+    /// Guest-triggered log lines allowed per channel and window.
+    pub log_burst: u32,
+    /// The rate-limit window.
+    pub log_window: Duration,
+    /// Handle SIGINT/SIGTERM (the caller must have blocked them).
+    pub signals: bool,
+    /// Pending reply bytes per channel before replies are dropped whole.
+    pub max_out_bytes: usize,
+    /// First retry delay after a refused connect or a hang-up.
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Told which VM to re-read from the hypervisor (refresher thread).
+    pub refresh_hint: Option<mpsc::Sender<String>>,
+    /// Hook after each applied CPU_POWER request.
+    pub trace: Option<TraceFn>,
+    /// Where the ondemand governor reads CPU load (default
+    /// `$RTE_POWER_PROC_STAT` or `/proc/stat`).
+    pub proc_stat: PathBuf,
+    /// Hook after each ondemand sample.
+    pub gov_trace: Option<GovTraceFn>,
+}
+
+impl MonitorConfig {
+    /// Defaults for a socket directory and sysfs root.
+    pub fn new(socket_dir: impl Into<PathBuf>, sysfs: SysfsRoot) -> Self {
+        Self {
+            socket_dir: socket_dir.into(),
+            dir_mode: 0o700,
+            sysfs,
+            host_cpus: 0,
+            log: crate::log::stderr_sink(),
+            log_burst: 10,
+            log_window: Duration::from_secs(10),
+            signals: false,
+            max_out_bytes: 1024 * 1024,
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_secs(2),
+            refresh_hint: None,
+            trace: None,
+            proc_stat: rte_pm::stats::procstat::path_from_env(),
+            gov_trace: None,
+        }
+    }
+}
+
+/// Why the monitor could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The socket directory is a symlink.
+    #[error("socket directory {} is a symlink; refusing it", .0.display())]
+    DirIsSymlink(PathBuf),
+    /// The socket directory is something else than a directory.
+    #[error("socket directory {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A system call failed (creating the directory, epoll and its fds).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Result of a command: success and the text to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Did the command succeed?
+    pub ok: bool,
+    /// What to print.
+    pub text: String,
+}
+
+impl Outcome {
+    /// Success.
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    /// Failure.
+    pub fn err(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+        }
+    }
+}
+
+/// What a caller of [`MonitorHandle::call`] gets once the loop is gone.
+const STOPPED: &str = "the monitor has stopped";
+
+/// A command for the loop and where its outcome goes.
+struct CmdRequest {
+    cmd: MonCmd,
+    reply: mpsc::Sender<Outcome>,
+}
+
+/// A cloneable way to send commands to the loop.
+#[derive(Clone)]
+pub struct MonitorHandle {
+    tx: mpsc::Sender<CmdRequest>,
+    wake: Arc<EventFd>,
+}
+
+impl std::fmt::Debug for MonitorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MonitorHandle")
+    }
+}
+
+impl MonitorHandle {
+    /// Runs `cmd` on the loop and waits for its outcome.
+    pub fn call(&self, cmd: MonCmd) -> Outcome {
+        let (reply, rx) = mpsc::channel();
+        if self.tx.send(CmdRequest { cmd, reply }).is_err() || self.wake.signal().is_err() {
+            return Outcome::err(STOPPED);
+        }
+        rx.recv().unwrap_or_else(|_| Outcome::err(STOPPED))
+    }
+}
+
+/// The state owned by the loop thread.
+pub struct Monitor {
+    cfg: MonitorConfig,
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    rx: mpsc::Receiver<CmdRequest>,
+    signal: Option<SignalFd>,
+    inotify: Option<Inotify>,
+    retries: Retries,
+    host: Host,
+    host_cpus: u32,
+    gov: GovLoop,
+    reg: Registry,
+    chans: Channels,
+    /// Read buffer shared by every channel.
+    scratch: Box<[u8]>,
+    stop: bool,
+}
+
+impl Monitor {
+    /// Sets up the loop (socket directory, epoll and its sources) and starts
+    /// its thread. Returns the command handle and the thread, which ends
+    /// after `Quit` or a signal with every host CPU restored.
+    pub fn spawn(
+        cfg: MonitorConfig,
+    ) -> Result<(MonitorHandle, std::thread::JoinHandle<io::Result<()>>), MonitorError> {
+        let (handle, mut mon) = Self::new(cfg)?;
+        let t = std::thread::Builder::new()
+            .name("vmpm-monitor".into())
+            .spawn(move || mon.run())?;
+        Ok((handle, t))
+    }
+
+    /// The loop without its thread (call [`Monitor::run`]).
+    pub fn new(cfg: MonitorConfig) -> Result<(MonitorHandle, Monitor), MonitorError> {
+        prepare_dir(&cfg.socket_dir, cfg.dir_mode, &cfg.log)?;
+        let epoll = Epoll::new()?;
+        let wake = Arc::new(EventFd::new()?);
+        epoll.add(wake.as_raw_fd(), sys::IN, Source::Wake.into())?;
+        let signal = if cfg.signals {
+            let s = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])?;
+            epoll.add(s.as_raw_fd(), sys::IN, Source::Signal.into())?;
+            Some(s)
+        } else {
+            None
+        };
+        let inotify = Inotify::watch(&cfg.socket_dir)?;
+        epoll.add(inotify.as_raw_fd(), sys::IN, Source::Inotify.into())?;
+        let timer = TimerFd::new()?;
+        epoll.add(timer.as_raw_fd(), sys::IN, Source::RetryTimer.into())?;
+        let gov_timer = TimerFd::new()?;
+        epoll.add(gov_timer.as_raw_fd(), sys::IN, Source::GovTimer.into())?;
+        let gov = GovLoop::new(cfg.proc_stat.clone(), gov_timer);
+        let host = Host::new(cfg.sysfs.clone());
+        let host_cpus = if cfg.host_cpus > 0 {
+            cfg.host_cpus
+        } else {
+            count_cpus(cfg.sysfs.dir())
+        };
+        let (tx, rx) = mpsc::channel();
+        let handle = MonitorHandle {
+            tx,
+            wake: Arc::clone(&wake),
+        };
+        let mon = Monitor {
+            cfg,
+            epoll,
+            wake,
+            rx,
+            signal,
+            inotify: Some(inotify),
+            retries: Retries::new(timer),
+            host,
+            host_cpus,
+            gov,
+            reg: Registry::new(),
+            chans: Channels::new(),
+            scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
+            stop: false,
+        };
+        Ok((handle, mon))
+    }
+
+    /// Power context and touched CPUs, for a panic hook.
+    pub fn restore_handle(&self) -> (Arc<rte_power::Power>, crate::host::Touched) {
+        self.host.restore_handle()
+    }
+
+    fn log(&self, level: Level, msg: &str) {
+        (self.cfg.log)(level, msg);
+    }
+
+    /// Runs until `Quit` or a signal; restores the host CPUs on every way
+    /// out.
+    pub fn run(&mut self) -> io::Result<()> {
+        let r = self.run_loop();
+        self.shutdown();
+        r
+    }
+
+    fn shutdown(&mut self) {
+        for id in self.chans.ids() {
+            self.close_stream(id);
+        }
+        // the governors are engine state only: stop sampling, forget them;
+        // rte_power's exit below gives the kernel its own governor back
+        self.gov.stop();
+        for e in self.host.restore_all() {
+            self.log(Level::Error, &e);
+        }
+        // answer whoever is still waiting
+        while let Ok(r) = self.rx.try_recv() {
+            let _ = r.reply.send(Outcome::err(STOPPED));
+        }
+    }
+
+    fn on_signal(&mut self) {
+        if let Some(sig) = self.signal.as_ref().and_then(SignalFd::read) {
+            self.log(
+                Level::Info,
+                &format!("signal {sig}: restoring host CPUs and stopping"),
+            );
+            self.stop = true;
+        }
+    }
+}
+
+/// Creates the socket directory (mode `mode`) if missing; refuses a
+/// symlink or non-directory; warns about a world-writable one.
+fn prepare_dir(dir: &Path, mode: u32, log: &LogSink) -> Result<(), MonitorError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(MonitorError::DirIsSymlink(dir.to_owned())),
+        Ok(m) if !m.is_dir() => Err(MonitorError::NotADirectory(dir.to_owned())),
+        Ok(m) => {
+            if m.mode() & 0o002 != 0 {
+                log(
+                    Level::Warn,
+                    &format!(
+                        "socket directory {} is world-writable (mode {:o}); anyone could plant channel sockets",
+                        dir.display(),
+                        m.permissions().mode() & 0o7777
+                    ),
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)?;
+            // the umask may have removed bits the operator asked for
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Number of `cpuN` directories under a sysfs root.
+fn count_cpus(dir: &Path) -> u32 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("cpu"))
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count()
+        })
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// A loop on empty temporary directories (no thread), for unit tests of
+/// the loop-side modules.
+#[cfg(test)]
+pub(super) fn test_monitor(host_cpus: u32) -> (tempfile::TempDir, Monitor) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sysfs = tmp.path().join("sys");
+    std::fs::create_dir(&sysfs).expect("sysfs");
+    let mut cfg = MonitorConfig::new(tmp.path().join("sockets"), SysfsRoot::new(&sysfs));
+    cfg.host_cpus = host_cpus;
+    cfg.log = Arc::new(|_, _| {});
+    let (_, mon) = Monitor::new(cfg).expect("monitor");
+    (tmp, mon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet() -> LogSink {
+        Arc::new(|_, _| {})
+    }
+
+    #[test]
+    fn the_socket_dir_is_created_with_its_mode_and_symlinks_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("a/b");
+        prepare_dir(&dir, 0o710, &quiet()).expect("created");
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o7777, 0o710);
+        prepare_dir(&dir, 0o700, &quiet()).expect("exists: fine");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        let e = prepare_dir(&link, 0o700, &quiet()).expect_err("symlink");
+        assert!(e.to_string().ends_with("is a symlink; refusing it"), "{e}");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").expect("file");
+        let e = prepare_dir(&file, 0o700, &quiet()).expect_err("file");
+        assert!(matches!(e, MonitorError::NotADirectory(_)));
+    }
+
+    #[test]
+    fn cpus_are_counted_from_cpu_n_directories() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        for d in ["cpu0", "cpu1", "cpu12", "cpufreq", "cpuidle", "cpu"] {
+            std::fs::create_dir(tmp.path().join(d)).expect("dir");
+        }
+        assert_eq!(count_cpus(tmp.path()), 3);
+        assert_eq!(count_cpus(&tmp.path().join("missing")), 0);
+    }
+}

@@ -1,0 +1,575 @@
+//! Guest request handling as a pure function: VM view + packet bytes in, verdict out.
+//!
+//! The verdict carries the reply bytes, the action for the loop to take (scale these pCPUs,
+//! store or drop the policy) and what to count and log. Every refusal rule lives here.
+//!
+//! Host facts a reply needs (the governor of a pCPU, its frequency and
+//! capabilities) come through the small [`HostFacts`] trait rather than as
+//! an operation the loop resolves and hands back: a query would otherwise
+//! need a second pass (decide, let the loop read sysfs, then build the
+//! reply or a NACK from what it read), with a half-built reply travelling
+//! through the loop and the refusal rules split over two calls. With the
+//! trait, one call decides everything, tests and fuzzers fake the host with
+//! a table, and what changes the host (scaling, storing a policy) is still
+//! returned as an [`Action`], never done here. No sockets, no sysfs, no
+//! libvirt in this file.
+
+use std::fmt;
+
+use rte_power::wire::{
+    self, CapsListPacket, ChannelPacket, Command, CoreType, FreqListPacket, PacketHeader, Response,
+    VmName, WireError, MAX_VCPU_PER_VM, PACKET_SIZE,
+};
+use rte_power::{Capabilities, PowerError};
+
+use crate::cpuset::CpuSet;
+use crate::governor::Governor;
+use crate::host::FreqOp;
+
+/// What the request handling needs to know about the host CPUs.
+pub trait HostFacts {
+    /// The monitor governor of a host CPU.
+    fn governor(&self, cpu: u32) -> Governor;
+    /// Its current frequency, kHz.
+    fn frequency(&mut self, cpu: u32) -> Result<u32, PowerError>;
+    /// Its turbo/priority capabilities (the monitor's host brings the CPU
+    /// under management to read them, as it always did).
+    fn capabilities(&mut self, cpu: u32) -> Result<Capabilities, PowerError>;
+}
+
+/// The VM a packet arrived for (the owner of the channel), as the request
+/// handling sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct VmView<'a> {
+    /// The VM's name.
+    pub name: &'a str,
+    /// Its name as the 32-byte wire field (`None`: longer than 31 bytes).
+    pub wire_name: Option<VmName>,
+    /// Per vCPU, the host CPUs it may run on.
+    pub vcpus: &'a [CpuSet],
+    /// Host CPUs (an affinity this wide means "not pinned"; 0 or 1: no such
+    /// check).
+    pub host_cpus: u32,
+    /// `set_query` enabled for it.
+    pub allow_query: bool,
+    /// It has a stored policy.
+    pub has_policy: bool,
+    /// The channel the packet came on is enabled.
+    pub channel_enabled: bool,
+}
+
+/// Names a request in log lines: `CPU_POWER(vCPU 3)`, `command 99`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestName {
+    /// Raw `command`.
+    pub command: u32,
+    /// Raw `resource_id`.
+    pub resource_id: u64,
+}
+
+impl fmt::Display for RequestName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.resource_id;
+        match Command::try_from(self.command) {
+            Ok(Command::CpuPower) => write!(f, "CPU_POWER(vCPU {id})"),
+            Ok(Command::Connect) => f.write_str("CONNECT"),
+            Ok(Command::PktPolicy) => f.write_str("PKT_POLICY"),
+            Ok(Command::PktPolicyRemove) => f.write_str("PKT_POLICY_REMOVE"),
+            Ok(Command::QueryFreqList) => f.write_str("QUERY_FREQ_LIST"),
+            Ok(Command::QueryFreq) => write!(f, "QUERY_FREQ(vCPU {id})"),
+            Ok(Command::QueryCapsList) => f.write_str("QUERY_CAPS_LIST"),
+            Ok(Command::QueryCaps) => write!(f, "QUERY_CAPS(vCPU {id})"),
+            Err(_) => write!(f, "command {}", self.command),
+        }
+    }
+}
+
+/// Why a request is refused (the text after `refused <request>: ` in the
+/// log).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The packet does not decode (bad counts, hours, bools, enums, command).
+    #[error("malformed packet: {0}")]
+    Malformed(WireError),
+    /// A command the monitor does not serve.
+    #[error("unknown command")]
+    UnknownCommand,
+    /// `set_channel_status ... disabled`.
+    #[error("channel disabled")]
+    ChannelDisabled,
+    /// `vm_name` names another VM (see [`check_vm_name`]).
+    #[error("vm_name '{0}' is not this channel's VM")]
+    ForeignVmName(VmName),
+    /// `core_type = PHYSICAL`: a guest may not name host CPUs.
+    #[error("core_type PHYSICAL is not accepted from a guest")]
+    PhysicalCore,
+    /// The vCPU index is not one of the VM's.
+    #[error("vCPU {vcpu} out of range (VM has {count})")]
+    VcpuOutOfRange {
+        /// `resource_id`.
+        vcpu: u64,
+        /// The VM's vCPUs.
+        count: usize,
+    },
+    /// The hypervisor gives the vCPU no host CPU.
+    #[error("vCPU {0} has no host CPU")]
+    NoHostCpu(u64),
+    /// The vCPU may run on every host CPU.
+    #[error("vCPU {0} is not pinned (may run on every host CPU)")]
+    NotPinned(u64),
+    /// `unit` is not a scale operation.
+    #[error("{0}")]
+    BadUnit(WireError),
+    /// A pCPU of the vCPU is under another governor than userspace.
+    #[error(
+        "CPU {cpu} is under the {governor} governor; guest requests are served only under userspace"
+    )]
+    NotUserspace {
+        /// The pCPU.
+        cpu: u32,
+        /// Its governor.
+        governor: Governor,
+    },
+    /// The host refused the change (set by the loop after the action).
+    #[error("{} on CPU(s) {cpus} failed: {error}", .op.name())]
+    ScaleFailed {
+        /// The operation.
+        op: FreqOp,
+        /// The pCPUs of the vCPU.
+        cpus: CpuSet,
+        /// The first failure.
+        error: PowerError,
+    },
+    /// A policy names a vCPU the VM does not have.
+    #[error("policy names vCPU {vcpu}, VM has {count}")]
+    PolicyVcpu {
+        /// The entry of `vcpu_to_control`.
+        vcpu: u8,
+        /// The VM's vCPUs.
+        count: usize,
+    },
+    /// Queries need `set_query <vm> enable`.
+    #[error("queries are not enabled for this VM (set_query)")]
+    QueriesDisabled,
+    /// A single query for a vCPU the reply cannot carry.
+    #[error(
+        "vCPU {vcpu} out of range (VM has {count}, replies carry at most {max})",
+        max = MAX_VCPU_PER_VM
+    )]
+    QueryVcpuOutOfRange {
+        /// `resource_id`.
+        vcpu: u64,
+        /// The VM's vCPUs.
+        count: usize,
+    },
+    /// Reading a pCPU's frequency or capabilities failed.
+    #[error("cpu {cpu}: {error}")]
+    HostRead {
+        /// The pCPU.
+        cpu: u32,
+        /// What failed.
+        error: PowerError,
+    },
+}
+
+/// Reply bytes, in the size the guest reads for the request: the 464-byte
+/// ACK/NACK echo, or an 88-byte frequency list or 184-byte capability
+/// list (or a query's NACK in that size).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    buf: [u8; PACKET_SIZE],
+    len: usize,
+}
+
+impl Reply {
+    /// A reply of these bytes (at most 464).
+    fn new(bytes: &[u8]) -> Self {
+        let mut buf = [0u8; PACKET_SIZE];
+        let len = bytes.len().min(PACKET_SIZE);
+        buf[..len].copy_from_slice(&bytes[..len]);
+        Self { buf, len }
+    }
+
+    /// The bytes to send.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.as_bytes();
+        let cmd = b.get(12..16).and_then(|c| <[u8; 4]>::try_from(c).ok());
+        f.debug_struct("Reply")
+            .field("len", &b.len())
+            .field("command", &cmd.map(u32::from_le_bytes))
+            .finish()
+    }
+}
+
+/// A change for the loop to make before it sends the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Apply `op` to every pCPU of the vCPU (all of them are tried; any
+    /// failure turns the reply into a NACK).
+    Scale {
+        /// The vCPU's pCPUs (always a subset of the VM's pins).
+        cpus: CpuSet,
+        /// What to do.
+        op: FreqOp,
+    },
+    /// Keep this policy for the VM (replacing any other).
+    StorePolicy(Box<ChannelPacket>),
+    /// Forget the VM's policy.
+    RemovePolicy,
+}
+
+/// An informational log line about an accepted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// PKT_POLICY stored.
+    PolicyStored,
+    /// PKT_POLICY_REMOVE removed one.
+    PolicyRemoved,
+    /// PKT_POLICY_REMOVE found none.
+    NoPolicyToRemove,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Note::PolicyStored => "policy stored (the policy engine is not part of this monitor)",
+            Note::PolicyRemoved => "policy removed",
+            Note::NoPolicyToRemove => "no policy to remove",
+        })
+    }
+}
+
+/// What to do about one packet.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Nothing to count, answer or log (CONNECT).
+    Ignored,
+    /// Count a refusal, log `refused <request>: <error>` (rate-limited),
+    /// send `reply` (a NACK) if any.
+    Refused {
+        /// Why.
+        error: RequestError,
+        /// The NACK, if the request is one DPDK's guests wait an answer for.
+        reply: Option<Reply>,
+    },
+    /// Take `action`; if it fails, refuse with [`Handled::failure_nack`];
+    /// otherwise count an acceptance, log `note`, send `reply`.
+    Accepted {
+        /// The change to make, if any.
+        action: Option<Action>,
+        /// The answer, if any.
+        reply: Option<Reply>,
+        /// An informational log line.
+        note: Option<Note>,
+    },
+}
+
+/// The result of [`handle`].
+#[derive(Debug)]
+pub struct Handled {
+    /// The request, for log lines.
+    pub what: RequestName,
+    /// The decoded packet (`None`: it did not decode).
+    pub packet: Option<ChannelPacket>,
+    /// What to do.
+    pub verdict: Verdict,
+}
+
+impl Handled {
+    /// The NACK to send when the action fails (none for a policy removal).
+    pub fn failure_nack(&self) -> Option<Reply> {
+        failure_nack(self.what, self.packet.as_ref())
+    }
+}
+
+/// The NACK to send when the action of `packet` fails.
+pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option<Reply> {
+    nack(what.command, &packet?.reply(Response::Nack))
+}
+
+/// Handles one complete packet that arrived on a channel of `vm`.
+pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
+    let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
+        // cannot happen: 464 bytes always hold a header
+        return Handled {
+            what: RequestName {
+                command: 0,
+                resource_id: 0,
+            },
+            packet: None,
+            verdict: Verdict::Ignored,
+        };
+    };
+    let what = RequestName {
+        command: hdr.command,
+        resource_id: hdr.resource_id,
+    };
+    let pkt = match ChannelPacket::decode(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            return Handled {
+                what,
+                packet: None,
+                verdict: malformed(&hdr, e),
+            }
+        }
+    };
+    let verdict = decide(vm, host, &pkt);
+    Handled {
+        what,
+        packet: Some(pkt),
+        verdict,
+    }
+}
+
+/// A packet that failed to decode: its header is all that is trusted.
+fn malformed(hdr: &PacketHeader, e: WireError) -> Verdict {
+    match hdr.command_kind() {
+        // DPDK's guests send CONNECT with uninitialised bytes
+        Ok(Command::Connect) => Verdict::Ignored,
+        // the NACK echoes the header only (the name only if valid), body zero
+        _ => Verdict::Refused {
+            error: RequestError::Malformed(e),
+            reply: nack(hdr.command, &hdr.nack()),
+        },
+    }
+}
+
+/// The NACK for a request with this raw `command`, built from `p` (already
+/// a NACK echo): none for PKT_POLICY_REMOVE (DPDK never answers one); for
+/// queries in the size of the reply the guest reads (88 or 184 bytes) so
+/// its stream stays framed (DPDK's host sent nothing and the guest timed
+/// out); else the 464-byte echo.
+fn nack(command: u32, p: &ChannelPacket) -> Option<Reply> {
+    Some(match command {
+        wire::PKT_POLICY_REMOVE => return None,
+        wire::QUERY_FREQ | wire::QUERY_FREQ_LIST => {
+            let mut r = FreqListPacket::new();
+            r.command = wire::CMD_NACK;
+            r.resource_id = p.resource_id;
+            r.unit = p.unit;
+            r.vm_name = p.vm_name.to_wire();
+            Reply::new(&r.encode())
+        }
+        wire::QUERY_CAPS | wire::QUERY_CAPS_LIST => {
+            let mut r = CapsListPacket::new();
+            r.command = wire::CMD_NACK;
+            r.resource_id = p.resource_id;
+            r.unit = p.unit;
+            r.vm_name = p.vm_name.to_wire();
+            Reply::new(&r.encode())
+        }
+        _ => Reply::new(&p.encode()),
+    })
+}
+
+/// A decoded packet: the rules shared by every command, then the command's.
+fn decide(vm: &VmView<'_>, host: &mut dyn HostFacts, pkt: &ChannelPacket) -> Verdict {
+    let Ok(cmd) = pkt.command_kind() else {
+        // decode() already refuses unknown commands; kept as a rule
+        return Verdict::Refused {
+            error: RequestError::UnknownCommand,
+            reply: Some(Reply::new(&pkt.reply(Response::Nack).encode())),
+        };
+    };
+    if cmd == Command::Connect {
+        return Verdict::Ignored;
+    }
+    let r = common_rules(vm, pkt).and_then(|()| match cmd {
+        Command::CpuPower => cpu_power(vm, host, pkt),
+        Command::PktPolicy => policy(vm, pkt),
+        Command::PktPolicyRemove => Ok(remove_policy(vm)),
+        Command::QueryFreqList
+        | Command::QueryFreq
+        | Command::QueryCapsList
+        | Command::QueryCaps => query(vm, host, cmd, pkt),
+        Command::Connect => Ok(Verdict::Ignored),
+    });
+    r.unwrap_or_else(|error| Verdict::Refused {
+        error,
+        reply: nack(pkt.command, &pkt.reply(Response::Nack)),
+    })
+}
+
+/// Channel enabled, the packet's `vm_name`, `core_type`.
+fn common_rules(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<(), RequestError> {
+    if !vm.channel_enabled {
+        return Err(RequestError::ChannelDisabled);
+    }
+    check_vm_name(vm, &pkt.vm_name)?;
+    if pkt.core_kind() == CoreType::Physical {
+        return Err(RequestError::PhysicalCore);
+    }
+    Ok(())
+}
+
+/// The rule for the packet's `vm_name`. The request's VM is always the
+/// channel's owner; the name is never used to look a VM up. Today a name
+/// that is neither empty nor the channel's VM is refused; DESIGN §4 (and
+/// issue 12, for DPDK's guest_cli that always sends `ubuntu2`) wants it
+/// ignored: then this function returns `Ok(())` unconditionally.
+pub fn check_vm_name(vm: &VmView<'_>, name: &VmName) -> Result<(), RequestError> {
+    if !name.is_empty() && name.as_str() != vm.name {
+        return Err(RequestError::ForeignVmName(*name));
+    }
+    Ok(())
+}
+
+/// The pCPUs of `vcpu`, or why the guest may not use it.
+pub fn pins_of<'a>(vm: &VmView<'a>, vcpu: u64) -> Result<&'a CpuSet, RequestError> {
+    let count = vm.vcpus.len();
+    let pins = usize::try_from(vcpu)
+        .ok()
+        .and_then(|v| vm.vcpus.get(v))
+        .ok_or(RequestError::VcpuOutOfRange { vcpu, count })?;
+    if pins.is_empty() {
+        return Err(RequestError::NoHostCpu(vcpu));
+    }
+    if is_unpinned(pins, vm.host_cpus) {
+        return Err(RequestError::NotPinned(vcpu));
+    }
+    Ok(pins)
+}
+
+/// A vCPU whose affinity is every host CPU is not pinned: scaling "its"
+/// CPU would scale everybody's. (On a one-CPU host there is no choice.)
+pub fn is_unpinned(pins: &CpuSet, host_cpus: u32) -> bool {
+    host_cpus > 1 && pins.len() >= host_cpus as usize
+}
+
+/// CPU_POWER: scale the pCPUs of vCPU `resource_id`, only under userspace;
+/// a vCPU on several pCPUs is refused as a whole (nothing is written).
+fn cpu_power(
+    vm: &VmView<'_>,
+    host: &mut dyn HostFacts,
+    pkt: &ChannelPacket,
+) -> Result<Verdict, RequestError> {
+    let pins = pins_of(vm, pkt.resource_id)?;
+    let op = FreqOp::from_unit(pkt.unit_kind().map_err(RequestError::BadUnit)?);
+    for cpu in pins.iter() {
+        let governor = host.governor(cpu);
+        if governor != Governor::Userspace {
+            return Err(RequestError::NotUserspace { cpu, governor });
+        }
+    }
+    Ok(Verdict::Accepted {
+        action: Some(Action::Scale {
+            cpus: pins.clone(),
+            op,
+        }),
+        reply: Some(Reply::new(&pkt.reply(Response::Ack).encode())),
+        note: None,
+    })
+}
+
+/// PKT_POLICY: every vCPU it names must be the VM's; kept, not applied.
+fn policy(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<Verdict, RequestError> {
+    let count = vm.vcpus.len();
+    if let Some(&vcpu) = pkt.vcpus().iter().find(|v| usize::from(**v) >= count) {
+        return Err(RequestError::PolicyVcpu { vcpu, count });
+    }
+    Ok(Verdict::Accepted {
+        action: Some(Action::StorePolicy(Box::new(*pkt))),
+        reply: Some(Reply::new(&pkt.reply(Response::Ack).encode())),
+        note: Some(Note::PolicyStored),
+    })
+}
+
+/// PKT_POLICY_REMOVE: never answered.
+fn remove_policy(vm: &VmView<'_>) -> Verdict {
+    Verdict::Accepted {
+        action: Some(Action::RemovePolicy),
+        reply: None,
+        note: Some(if vm.has_policy {
+            Note::PolicyRemoved
+        } else {
+            Note::NoPolicyToRemove
+        }),
+    }
+}
+
+/// QUERY_FREQ(_LIST), QUERY_CAPS(_LIST): only with `set_query`, only
+/// about the asking VM, at most 8 vCPUs (the reply's arrays), every vCPU
+/// answered pinned; unused slots zero.
+fn query(
+    vm: &VmView<'_>,
+    host: &mut dyn HostFacts,
+    cmd: Command,
+    pkt: &ChannelPacket,
+) -> Result<Verdict, RequestError> {
+    if !vm.allow_query {
+        return Err(RequestError::QueriesDisabled);
+    }
+    let count = vm.vcpus.len();
+    let n = count.min(MAX_VCPU_PER_VM);
+    let single = matches!(cmd, Command::QueryFreq | Command::QueryCaps);
+    let wanted = if single {
+        let v = usize::try_from(pkt.resource_id)
+            .ok()
+            .filter(|v| *v < n)
+            .ok_or(RequestError::QueryVcpuOutOfRange {
+                vcpu: pkt.resource_id,
+                count,
+            })?;
+        v..v + 1
+    } else {
+        0..n
+    };
+    // the first pCPU of each wanted vCPU, all checked before any is read
+    let mut cpus = [0u32; MAX_VCPU_PER_VM];
+    for v in wanted.clone() {
+        let pins = pins_of(vm, v as u64)?;
+        cpus[v] = pins
+            .iter()
+            .next()
+            .ok_or(RequestError::NoHostCpu(v as u64))?;
+    }
+    let name = vm
+        .wire_name
+        .map_or([0; wire::VM_MAX_NAME_SZ], |n| n.to_wire());
+    let num_vcpu = u8::try_from(n).unwrap_or(u8::MAX);
+    let reply = if matches!(cmd, Command::QueryFreq | Command::QueryFreqList) {
+        let mut r = FreqListPacket::new();
+        r.resource_id = pkt.resource_id;
+        r.unit = pkt.unit;
+        r.vm_name = name;
+        r.num_vcpu = num_vcpu;
+        for v in wanted {
+            let cpu = cpus[v];
+            r.freq_list[v] = host
+                .frequency(cpu)
+                .map_err(|error| RequestError::HostRead { cpu, error })?;
+        }
+        Reply::new(&r.encode())
+    } else {
+        let mut r = CapsListPacket::new();
+        r.resource_id = pkt.resource_id;
+        r.unit = pkt.unit;
+        r.vm_name = name;
+        r.num_vcpu = num_vcpu;
+        for v in wanted {
+            let cpu = cpus[v];
+            let c = host
+                .capabilities(cpu)
+                .map_err(|error| RequestError::HostRead { cpu, error })?;
+            r.turbo[v] = u64::from(c.turbo);
+            r.priority[v] = u64::from(c.priority);
+        }
+        Reply::new(&r.encode())
+    };
+    Ok(Verdict::Accepted {
+        action: None,
+        reply: Some(reply),
+        note: None,
+    })
+}
+
+#[cfg(test)]
+#[path = "requests_tests.rs"]
+mod tests;
