@@ -175,25 +175,6 @@ pub struct PstateStats {
     pub elapsed_ns: u64,
 }
 
-/// A cheap monotonic time stamp for the statistics: the TSC on x86_64
-/// (constant-rate on every CPU our drivers serve), converted to ns when the
-/// statistics are read; CLOCK_MONOTONIC elsewhere.
-#[inline]
-pub(crate) fn stamp() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC has no preconditions on x86_64.
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_rdtsc()
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        monotonic_ns()
-    }
-}
-
 /// Times the statistics bookkeeping of `iters` changes on a scratch slot:
 /// the library's own code, for the `stats_cost` benchmark.
 #[doc(hidden)]
@@ -206,18 +187,6 @@ pub fn time_stats_bookkeeping(iters: u32) -> std::time::Duration {
     }
     std::hint::black_box(s.transitions.load(Relaxed));
     t.elapsed()
-}
-
-/// CLOCK_MONOTONIC in ns (vDSO: no system call).
-#[inline]
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 /// What init opened and what exit must undo; only touched by the slot owner.
@@ -247,7 +216,7 @@ pub(crate) struct Slot {
     /// P-state statistics kept by the library: ns spent at each index
     /// (closed intervals), the start of the current interval, transitions.
     residency: [AtomicU64; MAX_FREQS],
-    /// In [`stamp`] ticks (the TSC on x86_64): cheaper than a clock read.
+    /// In [`crate::clock::ticks`] (the TSC on x86_64): cheaper than a clock read.
     since: AtomicU64,
     started: AtomicU64,
     /// CLOCK_MONOTONIC at the start of the session, to convert ticks to ns.
@@ -485,9 +454,9 @@ impl Slot {
             r.store(0, Relaxed);
         }
         self.transitions.store(0, Relaxed);
-        let now = stamp();
+        let now = crate::clock::ticks();
         self.started.store(now, Relaxed);
-        self.started_ns.store(monotonic_ns(), Relaxed);
+        self.started_ns.store(crate::clock::monotonic_ns(), Relaxed);
         self.since.store(now, Relaxed);
     }
 
@@ -496,7 +465,7 @@ impl Slot {
     /// suffice (no read-modify-write on the fast path).
     #[inline]
     fn account(&self, from: u32) {
-        let now = stamp();
+        let now = crate::clock::ticks();
         let since = self.since.load(Relaxed);
         self.since.store(now, Relaxed);
         if let Some(r) = self.residency.get(from as usize) {
@@ -989,7 +958,7 @@ impl<'a> Lcore<'a> {
         let s = self.slot;
         let n = s.len.load(Relaxed) as usize;
         let cur = s.cur.load(Relaxed) as usize;
-        let (now, now_ns) = (stamp(), monotonic_ns());
+        let (now, now_ns) = (crate::clock::ticks(), crate::clock::monotonic_ns());
         let since = s.since.load(Relaxed);
         // ticks -> ns with this session's own measured rate
         let elapsed_ns = now_ns.saturating_sub(s.started_ns.load(Relaxed));

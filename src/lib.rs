@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod capi;
+mod clock;
 pub mod cpumap;
 pub mod dpdk_sym;
 pub mod empty_poll;

@@ -7,8 +7,9 @@
 //! lcore is initialised.
 //!
 //! The library does not link DPDK: the ethdev/EAL functions are found in the
-//! process at run time ([`crate::dpdk_sym`]) behind the [`EthDev`] trait,
-//! which tests implement with a fake device. Rules, as DPDK's
+//! process at run time ([`crate::dpdk_sym`]) and reach this module through
+//! the [`EthDev`] trait ([`DpdkEth`], in `ethdev.rs`), which tests implement
+//! with a fake device. Rules, as DPDK's
 //! `rte_power_pmd_mgmt.c`:
 //!
 //! - enable/disable need the queue, and every queue already managed on the
@@ -39,6 +40,11 @@ use crate::error::{PowerError, Result};
 use crate::lcore::MAX_LCORE;
 use crate::log::Level;
 use crate::Power;
+
+mod ethdev;
+pub use ethdev::{
+    DpdkEth, MAX_MONITORED, MONITOR_COND_SIZE, QUEUE_STATE_STOPPED, RXQ_INFO_QUEUE_STATE_OFFSET,
+};
 
 /// DPDK's default number of empty polls before sleeping.
 pub const DEFAULT_EMPTYPOLL_MAX: u32 = 512;
@@ -481,7 +487,7 @@ impl PmdMgmt {
     /// The process-wide instance of the C API: DPDK's ethdev found in the
     /// process, on [`Power::global`].
     pub fn global() -> &'static PmdMgmt {
-        GLOBAL.get_or_init(|| match crate::dpdk_sym::DpdkEth::resolve() {
+        GLOBAL.get_or_init(|| match DpdkEth::resolve() {
             Ok(eth) => PmdMgmt::new(Power::global(), Arc::new(eth)),
             Err(missing) => PmdMgmt::without_ethdev(Power::global(), missing),
         })
