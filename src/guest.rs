@@ -21,6 +21,12 @@ use std::time::{Duration, Instant};
 use crate::error::{PowerError, Result};
 use crate::wire::{self, ChannelPacket, PACKET_SIZE};
 
+/// Default directory of the guest's virtio-serial ports.
+pub const DEFAULT_PORTS_DIR: &str = "/dev/virtio-ports";
+/// Environment variable that overrides [`DEFAULT_PORTS_DIR`].
+pub const PORTS_DIR_ENV: &str = "RTE_POWER_VIRTIO_PORTS_DIR";
+/// Name prefix of the per-lcore guest ports.
+pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
 /// Environment variable: ms to wait at init for the host to take the
 /// CONNECT probe (default [`DEFAULT_CONNECT_TIMEOUT_MS`]).
 pub const CONNECT_TIMEOUT_ENV: &str = "RTE_POWER_GUEST_CONNECT_TIMEOUT_MS";
@@ -55,7 +61,7 @@ pub struct GuestConfig {
 impl Default for GuestConfig {
     fn default() -> Self {
         Self {
-            ports_dir: PathBuf::from(crate::power::DEFAULT_PORTS_DIR),
+            ports_dir: PathBuf::from(DEFAULT_PORTS_DIR),
             class_dir: PathBuf::from(DEFAULT_CLASS_DIR),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
             confirm: None,
@@ -72,7 +78,7 @@ impl GuestConfig {
     pub fn from_env() -> Self {
         let d = Self::default();
         Self {
-            ports_dir: std::env::var_os(crate::power::PORTS_DIR_ENV)
+            ports_dir: std::env::var_os(PORTS_DIR_ENV)
                 .filter(|v| !v.is_empty())
                 .map_or(d.ports_dir, PathBuf::from),
             class_dir: std::env::var_os(CLASS_DIR_ENV)
@@ -89,7 +95,7 @@ impl GuestConfig {
     /// The port of `lcore`: `<ports_dir>/virtio.serial.port.poweragent.<lcore>`,
     /// else the `/dev/vportNpM` whose sysfs name matches.
     pub fn port_path(&self, lcore: u32) -> Option<PathBuf> {
-        let name = format!("{}{lcore}", crate::power::PORT_PREFIX);
+        let name = format!("{PORT_PREFIX}{lcore}");
         let direct = self.ports_dir.join(&name);
         if direct.exists() {
             return Some(direct);
@@ -111,11 +117,9 @@ impl GuestConfig {
                 d.flatten().any(|e| {
                     if by_name {
                         std::fs::read_to_string(e.path().join("name"))
-                            .is_ok_and(|n| n.trim().starts_with(crate::power::PORT_PREFIX))
+                            .is_ok_and(|n| n.trim().starts_with(PORT_PREFIX))
                     } else {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(crate::power::PORT_PREFIX)
+                        e.file_name().to_string_lossy().starts_with(PORT_PREFIX)
                     }
                 })
             })
@@ -193,8 +197,7 @@ pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
     let path = cfg.port_path(lcore).ok_or_else(|| {
         chan_err(
             lcore,
-            &cfg.ports_dir
-                .join(format!("{}{lcore}", crate::power::PORT_PREFIX)),
+            &cfg.ports_dir.join(format!("{PORT_PREFIX}{lcore}")),
             io::Error::from_raw_os_error(libc::ENOENT),
         )
     })?;

@@ -704,7 +704,7 @@ impl<'a> Lcore<'a> {
         }
         guest::send_request(fd, self.id, unit).map_err(|source| PowerError::Channel {
             lcore: self.id,
-            path: std::path::PathBuf::from(format!("{}{}", crate::power::PORT_PREFIX, self.id)),
+            path: std::path::PathBuf::from(format!("{}{}", guest::PORT_PREFIX, self.id)),
             source,
         })?;
         if confirm > 0 {
@@ -733,7 +733,7 @@ impl<'a> Lcore<'a> {
     fn channel_err(&self, source: std::io::Error) -> PowerError {
         PowerError::Channel {
             lcore: self.id,
-            path: std::path::PathBuf::from(format!("{}{}", crate::power::PORT_PREFIX, self.id)),
+            path: std::path::PathBuf::from(format!("{}{}", guest::PORT_PREFIX, self.id)),
             source,
         }
     }

@@ -59,6 +59,7 @@ pub mod wire;
 pub use cpumap::CpuMap;
 pub use env::Env;
 pub use error::{PowerError, Result};
+pub use guest::{DEFAULT_PORTS_DIR, PORTS_DIR_ENV, PORT_PREFIX};
 pub use host::MAX_FREQS;
 pub use lcore::{Capabilities, Changed, Lcore, PstateStats, MAX_LCORE};
-pub use power::{Config, Power, DEFAULT_PORTS_DIR, PORTS_DIR_ENV, PORT_PREFIX};
+pub use power::{Config, Power};

@@ -18,13 +18,6 @@ use crate::log::Level;
 use crate::pmd_mgmt::PmdConfig;
 use crate::sysfs::SysfsRoot;
 
-/// Default directory of the guest's virtio-serial ports.
-pub const DEFAULT_PORTS_DIR: &str = "/dev/virtio-ports";
-/// Environment variable that overrides [`DEFAULT_PORTS_DIR`].
-pub const PORTS_DIR_ENV: &str = "RTE_POWER_VIRTIO_PORTS_DIR";
-/// Name prefix of the per-lcore guest ports.
-pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
-
 /// Where the library looks for things.
 #[derive(Debug, Clone)]
 pub struct Config {
