@@ -62,4 +62,4 @@ pub use error::{PowerError, Result};
 pub use guest::{DEFAULT_PORTS_DIR, PORTS_DIR_ENV, PORT_PREFIX};
 pub use host::MAX_FREQS;
 pub use lcore::{Capabilities, Changed, Lcore, PstateStats, MAX_LCORE};
-pub use power::{Config, Power};
+pub use power::{Config, PmdConfig, Power};

@@ -15,8 +15,10 @@ use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
 use crate::lcore::{Claim, Lcore, Slot, Table};
 use crate::log::Level;
-use crate::pmd_mgmt::PmdConfig;
 use crate::sysfs::SysfsRoot;
+
+mod tunables;
+pub use tunables::PmdConfig;
 
 /// Where the library looks for things.
 #[derive(Debug, Clone)]
