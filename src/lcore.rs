@@ -10,8 +10,8 @@
 //! behaviour, nor reach a file opened since: exit moves the descriptors to
 //! /dev/null and keeps their numbers until the next init.
 //!
-//! The C API's table is a static array (`GLOBAL_SLOTS`): a C call reaches
-//! its slot with one load of the state word, which also says host or guest.
+//! The C API's table is a static array (in `capi`): a C call reaches its
+//! slot with one load of the state word, which also says host or guest.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
@@ -230,9 +230,9 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// An IDLE slot. All zero, so that the global table is `.bss`: the
+    /// An IDLE slot. All zero, so that a static table is `.bss`: the
     /// descriptors and indexes mean something only once `install` set them.
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             state: AtomicU32::new(IDLE),
             backend: AtomicU32::new(BACKEND_NONE),
@@ -258,17 +258,14 @@ impl Slot {
     }
 }
 
-type Slots = [Slot; MAX_LCORE as usize];
-
-/// The lcore table of the C API's global context: a plain static array, so
-/// that a C call reaches its slot without any pointer chasing.
-static GLOBAL_SLOTS: Slots = [const { Slot::new() }; MAX_LCORE as usize];
+/// A whole lcore table: one slot per supported lcore id.
+pub(crate) type Slots = [Slot; MAX_LCORE as usize];
 
 /// The slot of `lcore`, or `InvalidLcore`. The error is built only on
 /// failure: an eagerly built `PowerError` costs every fast-path call a call
 /// to its drop glue.
 #[inline]
-fn slot_in(slots: &Slots, lcore: u32) -> Result<&Slot> {
+pub(crate) fn slot_in(slots: &Slots, lcore: u32) -> Result<&Slot> {
     match slots.get(lcore as usize) {
         Some(slot) => Ok(slot),
         None => Err(PowerError::InvalidLcore {
@@ -278,25 +275,10 @@ fn slot_in(slots: &Slots, lcore: u32) -> Result<&Slot> {
     }
 }
 
-/// A handle on an lcore of the global context (`Power::global()`) whose
-/// state the operation checks: the C entry points' fast path.
-#[inline]
-pub(crate) fn global_lcore(lcore: u32) -> Result<Lcore<'static>> {
-    Ok(Lcore::unchecked(slot_in(&GLOBAL_SLOTS, lcore)?, lcore))
-}
-
-/// [`global_lcore`] without an error value: `None` beyond the table.
-#[inline]
-pub(crate) fn global_lcore_opt(lcore: u32) -> Option<Lcore<'static>> {
-    GLOBAL_SLOTS
-        .get(lcore as usize)
-        .map(|slot| Lcore::unchecked(slot, lcore))
-}
-
-/// The slots of one [`crate::Power`]: the global static array, or a
-/// context's own.
+/// The slots of one [`crate::Power`]: a static array (the C API's, in
+/// `capi`), or a context's own.
 pub(crate) enum Table {
-    Global,
+    Static(&'static Slots),
     Owned(Box<Slots>),
 }
 
@@ -315,7 +297,7 @@ impl Table {
     #[inline]
     pub fn slot(&self, lcore: u32) -> Result<&Slot> {
         match self {
-            Table::Global => slot_in(&GLOBAL_SLOTS, lcore),
+            Table::Static(slots) => slot_in(slots, lcore),
             Table::Owned(slots) => slot_in(slots, lcore),
         }
     }

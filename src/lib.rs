@@ -6,8 +6,9 @@
 //! cppc_cpufreq, amd-pstate/amd-pstate-epp) and a lock-free per-lcore fast
 //! path.
 //!
-//! The Rust API: a [`Power`] context (the C API uses [`Power::global`]),
-//! [`Env`] selection, and [`Lcore`] handles for the frequency operations.
+//! The Rust API: a [`Power`] context (the C API uses
+//! [`capi::global::power`]), [`Env`] selection, and [`Lcore`] handles for
+//! the frequency operations.
 //!
 //! ```
 //! use rte_power::simulate::{FakeSysfs, Flavour};

@@ -4,10 +4,10 @@ use std::ffi::{c_int, c_uint};
 
 use super::boundary::{ffi_guard, ffi_guard_or};
 use super::errors::{quiet, report, to_c};
+use super::global;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::PowerError;
 use crate::lcore::{Changed, Lcore, Plan, Step};
-use crate::Power;
 
 /// `enum power_management_env` as it crosses the ABI (an `int`-sized enum).
 pub type power_management_env = c_uint;
@@ -23,19 +23,15 @@ pub struct rte_power_core_capabilities {
     pub capabilities: u64,
 }
 
-fn power() -> &'static Power {
-    Power::global()
-}
-
 #[inline]
 fn with_lcore<T>(
     lcore_id: c_uint,
     f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
 ) -> Result<T, PowerError> {
-    crate::lcore::global_lcore(lcore_id).and_then(f)
+    global::lcore(lcore_id).and_then(f)
 }
 
-/// [`Power::host_op`] on the global table, without touching the context
+/// [`crate::Power::host_op`] on the static table, without touching the context
 /// unless the call fails.
 #[inline]
 fn host_op<T>(
@@ -43,7 +39,7 @@ fn host_op<T>(
     what: &'static str,
     f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
 ) -> Result<T, PowerError> {
-    with_lcore(lcore_id, f).map_err(|e| power().as_guest_error(e, lcore_id, what))
+    with_lcore(lcore_id, f).map_err(|e| global::power().as_guest_error(e, lcore_id, what))
 }
 
 #[inline]
@@ -65,14 +61,16 @@ fn turbo(r: Result<Changed, PowerError>) -> c_int {
 /// 1 if the machine supports `env`, else 0 (also for invalid values, as DPDK 24.11).
 #[no_mangle]
 pub extern "C" fn rte_power_check_env_supported(env: power_management_env) -> c_int {
-    ffi_guard(|| Env::from_raw(env).map_or(0, |e| c_int::from(power().check_env_supported(e))))
+    ffi_guard(|| {
+        Env::from_raw(env).map_or(0, |e| c_int::from(global::power().check_env_supported(e)))
+    })
 }
 
 /// Selects an env: 0, or -1 if one is set already or `env` is invalid.
 #[no_mangle]
 pub extern "C" fn rte_power_set_env(env: power_management_env) -> c_int {
     ffi_guard(|| match Env::from_raw(env) {
-        Some(e) => power()
+        Some(e) => global::power()
             .set_env(e)
             .map_or_else(|e| report("rte_power_set_env", &e), |()| 0),
         None => report("rte_power_set_env", &PowerError::InvalidEnv(env)),
@@ -82,20 +80,22 @@ pub extern "C" fn rte_power_set_env(env: power_management_env) -> c_int {
 /// Forgets the selected env.
 #[no_mangle]
 pub extern "C" fn rte_power_unset_env() {
-    ffi_guard(|| power().unset_env())
+    ffi_guard(|| global::power().unset_env())
 }
 
 /// The selected env, `PM_ENV_NOT_SET` (0) if none.
 #[no_mangle]
 pub extern "C" fn rte_power_get_env() -> power_management_env {
-    ffi_guard_or(ENV_NOT_SET, || power().env().map_or(ENV_NOT_SET, Env::raw))
+    ffi_guard_or(ENV_NOT_SET, || {
+        global::power().env().map_or(ENV_NOT_SET, Env::raw)
+    })
 }
 
 /// Initialises an lcore (auto-detecting the env if none is set): 0 or -1.
 #[no_mangle]
 pub extern "C" fn rte_power_init(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        power()
+        global::power()
             .init(lcore_id)
             .map_or_else(|e| report("rte_power_init", &e), |_| 0)
     })
@@ -105,7 +105,7 @@ pub extern "C" fn rte_power_init(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        power()
+        global::power()
             .exit(lcore_id)
             .map_or_else(|e| report("rte_power_exit", &e), |()| 0)
     })
@@ -169,7 +169,7 @@ pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
 /// part runs inside the panic boundary.
 #[inline(always)]
 fn step(lcore_id: c_uint, step: Step) -> c_int {
-    match crate::lcore::global_lcore_opt(lcore_id) {
+    match global::lcore_opt(lcore_id) {
         Some(l) => match l.plan(step) {
             Plan::Stay => 0,
             // decided again out of line: passing the plan would need memory
@@ -187,7 +187,7 @@ fn run_step(l: Lcore<'static>, step: Step) -> c_int {
 #[cold]
 #[inline(never)]
 fn invalid_lcore(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(crate::lcore::global_lcore(lcore_id).and_then(|l| l.max())))
+    ffi_guard(|| changed(global::lcore(lcore_id).and_then(|l| l.max())))
 }
 
 /// One frequency step up: 1 changed, 0 unchanged, -1 error.

@@ -4,8 +4,8 @@
 use std::ffi::{c_int, c_uint, c_void};
 
 use super::boundary::ffi_guard;
-use crate::empty_poll::{EmptyPoll, EpParams, EpPolicy, LcoreView};
-use crate::Power;
+use super::global;
+use crate::empty_poll::{EpParams, EpPolicy, LcoreView};
 
 /// `struct ep_params` as the C header names it.
 pub type ep_params = EpParams;
@@ -44,8 +44,8 @@ pub unsafe extern "C" fn rte_power_empty_poll_stat_init(
             .then(|| unsafe { [*freq_tlb, *freq_tlb.add(1), *freq_tlb.add(2)] });
         // SAFETY: non-NULL and valid for reads (caller).
         let policy = unsafe { *policy };
-        let ep = EmptyPoll::global();
-        let view = LcoreView::detect(Power::global());
+        let ep = global::empty_poll();
+        let view = LcoreView::detect(global::power());
         match ep.stat_init(tlb, &policy, &view) {
             Ok(p) => {
                 // SAFETY: non-NULL and valid for writes (caller).
@@ -66,20 +66,24 @@ pub unsafe extern "C" fn rte_power_empty_poll_stat_init(
 /// Frees the empty-poll state (workers must have stopped).
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_free() {
-    ffi_guard(|| EmptyPoll::global().stat_free())
+    ffi_guard(|| global::empty_poll().stat_free())
 }
 
 /// Counts one empty poll of `lcore_id`: 0, or -1 (lcore ≥ 256, no state).
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_update(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| EmptyPoll::global().count_empty(lcore_id).map_or(-1, |()| 0))
+    ffi_guard(|| {
+        global::empty_poll()
+            .count_empty(lcore_id)
+            .map_or(-1, |()| 0)
+    })
 }
 
 /// Counts `nb_pkt` received packets of `lcore_id`: 0 or -1.
 #[no_mangle]
 pub extern "C" fn rte_power_poll_stat_update(lcore_id: c_uint, nb_pkt: u8) -> c_int {
     ffi_guard(|| {
-        EmptyPoll::global()
+        global::empty_poll()
             .count_packets(lcore_id, nb_pkt)
             .map_or(-1, |()| 0)
     })
@@ -88,7 +92,7 @@ pub extern "C" fn rte_power_poll_stat_update(lcore_id: c_uint, nb_pkt: u8) -> c_
 /// Empty polls counted for `lcore_id`; `(uint64_t)-1` on error.
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_fetch(lcore_id: c_uint) -> u64 {
-    std::panic::catch_unwind(|| EmptyPoll::global().empty_count(lcore_id))
+    std::panic::catch_unwind(|| global::empty_poll().empty_count(lcore_id))
         .ok()
         .flatten()
         .unwrap_or(u64::MAX)
@@ -97,7 +101,7 @@ pub extern "C" fn rte_power_empty_poll_stat_fetch(lcore_id: c_uint) -> u64 {
 /// Packets counted for `lcore_id`; `(uint64_t)-1` on error.
 #[no_mangle]
 pub extern "C" fn rte_power_poll_stat_fetch(lcore_id: c_uint) -> u64 {
-    std::panic::catch_unwind(|| EmptyPoll::global().packet_count(lcore_id))
+    std::panic::catch_unwind(|| global::empty_poll().packet_count(lcore_id))
         .ok()
         .flatten()
         .unwrap_or(u64::MAX)
@@ -107,5 +111,5 @@ pub extern "C" fn rte_power_poll_stat_fetch(lcore_id: c_uint) -> u64 {
 /// on the main lcore) with this callback and the `ep_params` as argument.
 #[no_mangle]
 pub extern "C" fn rte_empty_poll_detection(_tim: *mut rte_timer, _arg: *mut c_void) {
-    ffi_guard(|| EmptyPoll::global().detect())
+    ffi_guard(|| global::empty_poll().detect())
 }

@@ -4,8 +4,8 @@ use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
 use super::errors::quiet;
+use super::global;
 use crate::host::MAX_FREQS;
-use crate::Power;
 
 /// `struct rte_power_ext_pstate_stats`.
 #[repr(C)]
@@ -34,7 +34,7 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
     stats: *mut rte_power_ext_pstate_stats,
 ) -> c_int {
     ffi_guard(|| {
-        let st = match Power::global().host_op(lcore_id, "P-state statistics", |l| l.stats()) {
+        let st = match global::power().host_op(lcore_id, "P-state statistics", |l| l.stats()) {
             Ok(st) => st,
             Err(e) => return quiet(&e),
         };

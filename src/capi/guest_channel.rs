@@ -5,9 +5,9 @@ use std::ffi::{c_int, c_uint, c_void};
 use std::time::Duration;
 
 use super::boundary::ffi_guard;
+use super::global;
 use crate::guest;
 use crate::wire::PACKET_SIZE;
-use crate::Power;
 
 /// Opaque to the ABI: the library writes its 464 bytes as they are.
 #[repr(C)]
@@ -29,7 +29,7 @@ pub unsafe extern "C" fn rte_power_guest_channel_send_msg(
         if pkt.is_null() {
             return -1;
         }
-        let Ok(fd) = Power::global().guest_port(lcore_id) else {
+        let Ok(fd) = global::power().guest_port(lcore_id) else {
             crate::log!(
                 crate::log::Level::Error,
                 "guest channel: lcore {lcore_id} is not connected"
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn rte_power_guest_channel_receive_msg(
         if pkt.is_null() || pkt_len == 0 {
             return -1;
         }
-        let Ok(fd) = Power::global().guest_port(lcore_id) else {
+        let Ok(fd) = global::power().guest_port(lcore_id) else {
             return -1;
         };
         // SAFETY: non-NULL and, by the caller's contract, writable for pkt_len bytes.

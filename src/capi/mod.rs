@@ -10,6 +10,7 @@ pub mod cpufreq;
 pub mod empty_poll;
 mod errors;
 pub mod ext;
+pub mod global;
 pub mod guest_channel;
 pub mod pmd_mgmt;
 pub mod qos;

@@ -3,8 +3,8 @@
 use std::ffi::c_int;
 
 use super::boundary::ffi_guard;
+use super::global;
 use crate::error::PowerError;
-use crate::Power;
 
 /// DPDK's values: -EINVAL for an invalid lcore or a negative latency, -1
 /// for everything else (mapping, open, read, write).
@@ -22,7 +22,7 @@ fn qos_err(what: &str, e: &PowerError) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_qos_set_cpu_resume_latency(lcore_id: u16, latency: c_int) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .set_cpu_resume_latency(u32::from(lcore_id), latency)
             .map_or_else(
                 |e| qos_err("rte_power_qos_set_cpu_resume_latency", &e),
@@ -36,7 +36,7 @@ pub extern "C" fn rte_power_qos_set_cpu_resume_latency(lcore_id: u16, latency: c
 #[no_mangle]
 pub extern "C" fn rte_power_qos_get_cpu_resume_latency(lcore_id: u16) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .cpu_resume_latency(u32::from(lcore_id))
             .unwrap_or_else(|e| qos_err("rte_power_qos_get_cpu_resume_latency", &e))
     })

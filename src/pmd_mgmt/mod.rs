@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::env::Env;
 use crate::error::Result;
@@ -358,8 +358,6 @@ impl std::fmt::Debug for PmdMgmt {
     }
 }
 
-static GLOBAL: OnceLock<PmdMgmt> = OnceLock::new();
-
 impl PmdMgmt {
     /// Management over `eth` (tests: a fake device).
     pub fn new(power: &'static Power, eth: Arc<dyn EthDev>) -> PmdMgmt {
@@ -378,15 +376,6 @@ impl PmdMgmt {
             eth: Err(missing),
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// The process-wide instance of the C API: DPDK's ethdev found in the
-    /// process, on [`Power::global`].
-    pub fn global() -> &'static PmdMgmt {
-        GLOBAL.get_or_init(|| match DpdkEth::resolve() {
-            Ok(eth) => PmdMgmt::new(Power::global(), Arc::new(eth)),
-            Err(missing) => PmdMgmt::without_ethdev(Power::global(), missing),
-        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -1,19 +1,20 @@
 //! The library's context: configuration (sysfs root, lcore map), the selected
-//! env, the lcore table and the PMD tunables. The C API uses one global
-//! context configured from the environment; Rust users and tests may create
-//! their own.
+//! env, the lcore table and the PMD tunables. The C API uses one
+//! process-wide context configured from the environment
+//! ([`crate::capi::global::power`]); Rust users and tests may create their
+//! own.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use crate::cpumap::CpuMap;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::{PowerError, Result};
 use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
-use crate::lcore::{Claim, Lcore, Slot, Table};
+use crate::lcore::{Claim, Lcore, Slot, Slots, Table};
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
 
@@ -84,8 +85,8 @@ impl Config {
 ///
 /// let dir = tempfile::tempdir()?;
 /// FakeSysfs::new(Flavour::Pstate, 4).create(dir.path())?;
-/// // Power::global() is the context of the C API (real sysfs, or
-/// // RTE_POWER_SYSFS_CPU_DIR); tests and tools may make their own:
+/// // rte_power::capi::global::power() is the context of the C API (real
+/// // sysfs, or RTE_POWER_SYSFS_CPU_DIR); tests and tools make their own:
 /// let power = Power::new(Config::with_sysfs(dir.path()));
 /// power.set_env(Env::PstateCpufreq)?;
 /// let lcore = power.init(2)?;
@@ -114,12 +115,15 @@ impl std::fmt::Debug for Power {
     }
 }
 
-static GLOBAL: OnceLock<Power> = OnceLock::new();
-
 impl Power {
     /// A context with its own lcore table.
     pub fn new(config: Config) -> Self {
         Self::with_table(config, Table::new())
+    }
+
+    /// A context on a static lcore table: the C API's (see `capi`).
+    pub(crate) fn with_static_table(config: Config, slots: &'static Slots) -> Self {
+        Self::with_table(config, Table::Static(slots))
     }
 
     fn with_table(config: Config, table: Table) -> Self {
@@ -130,12 +134,6 @@ impl Power {
             pmd: PmdConfig::default(),
             policies: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The process-wide context used by the C API ([`Config::from_env`]).
-    #[inline]
-    pub fn global() -> &'static Power {
-        GLOBAL.get_or_init(|| Power::with_table(Config::from_env(), Table::Global))
     }
 
     /// The configuration.
