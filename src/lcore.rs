@@ -22,6 +22,7 @@ use crate::error::{PowerError, Result};
 use crate::guest;
 use crate::host::{Control, Programming, Restore, TurboModel, MAX_FREQS};
 use crate::sysfs::{pwrite_all, raw_fd, Rendered, SysfsRoot};
+use crate::wire::Step;
 
 /// lcore ids the library supports: `0..MAX_LCORE` (DPDK's default is 128).
 pub const MAX_LCORE: u32 = 1024;
@@ -53,28 +54,6 @@ const FD_MIN: usize = 0;
 const FD_MAX: usize = 1;
 const FD_PORT: usize = 0;
 
-/// A relative frequency step (DPDK's up/down/max/min).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    Up,
-    Down,
-    Max,
-    Min,
-}
-
-impl Step {
-    /// The guest request that carries this step.
-    #[inline]
-    fn unit(self) -> u32 {
-        match self {
-            Step::Up => crate::wire::SCALE_UP,
-            Step::Down => crate::wire::SCALE_DOWN,
-            Step::Max => crate::wire::SCALE_MAX,
-            Step::Min => crate::wire::SCALE_MIN,
-        }
-    }
-}
-
 /// What a step will do: small and `Copy`, so that deciding it needs no
 /// stack frame (the no-change call of a polling lcore is the hot path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +62,10 @@ pub(crate) enum Plan {
     Stay,
     /// Program index `idx`, the lcore being at `cur`.
     Go { idx: u32, cur: u32 },
-    /// KVM guest: send this request unit to the host.
-    Send(u32),
+    /// KVM guest: send this step to the host.
+    Send(Step),
+    /// Allow (`true`) or forbid turbo.
+    Turbo(bool),
     /// The lcore is not initialised.
     NotInitialised,
 }
@@ -675,7 +656,7 @@ impl<'a> Lcore<'a> {
     /// confirmed mode. Out of line and by value, to keep the host paths
     /// of the callers small.
     #[inline(never)]
-    fn request(self, unit: u32) -> Result<Changed> {
+    fn request(self, step: Step) -> Result<Changed> {
         let s = self.slot;
         let fd = s.fds[FD_PORT].load(Relaxed);
         let confirm = s.confirm_ms.load(Relaxed);
@@ -684,7 +665,7 @@ impl<'a> Lcore<'a> {
         if confirm > 0 || n % guest::DRAIN_EVERY == 0 {
             guest::drain(fd);
         }
-        guest::send_request(fd, self.id, unit).map_err(|source| PowerError::Channel {
+        guest::send_request(fd, self.id, step).map_err(|source| PowerError::Channel {
             lcore: self.id,
             path: std::path::PathBuf::from(format!("{}{}", guest::PORT_PREFIX, self.id)),
             source,
@@ -839,7 +820,7 @@ impl<'a> Lcore<'a> {
         let s = self.slot;
         match s.state.load(Acquire) {
             USED => {}
-            USED_GUEST => return Plan::Send(step.unit()),
+            USED_GUEST => return Plan::Send(step),
             _ => return Plan::NotInitialised,
         }
         let cur = s.cur.load(Relaxed);
@@ -852,6 +833,8 @@ impl<'a> Lcore<'a> {
             Step::Down => cur + 1,
             Step::Max => s.max_index(),
             Step::Min => len.saturating_sub(1),
+            Step::EnableTurbo => return Plan::Turbo(true),
+            Step::DisableTurbo => return Plan::Turbo(false),
         };
         if target == cur {
             Plan::Stay
@@ -866,33 +849,42 @@ impl<'a> Lcore<'a> {
         match plan {
             Plan::Stay => Ok(Changed::No),
             Plan::Go { idx, cur } => self.change(idx, cur),
-            Plan::Send(unit) => self.request(unit),
+            Plan::Send(step) => self.request(step),
+            Plan::Turbo(on) => self.set_turbo(on),
             Plan::NotInitialised => Err(PowerError::NotInitialised { lcore: self.id }),
         }
+    }
+
+    /// Carries out one DPDK step: the one entry point for every
+    /// [`Step`], which [`up`](Self::up) ... [`disable_turbo`](Self::disable_turbo)
+    /// name. In a KVM guest every step is sent to the host (`Sent`).
+    #[inline]
+    pub fn apply(&self, step: Step) -> Result<Changed> {
+        self.run(self.plan(step))
     }
 
     /// One step up (lower index); stops below the turbo region when turbo is off.
     #[inline]
     pub fn up(&self) -> Result<Changed> {
-        self.run(self.plan(Step::Up))
+        self.apply(Step::Up)
     }
 
     /// One step down (higher index).
     #[inline]
     pub fn down(&self) -> Result<Changed> {
-        self.run(self.plan(Step::Down))
+        self.apply(Step::Down)
     }
 
     /// The highest frequency allowed (turbo when enabled).
     #[inline]
     pub fn max(&self) -> Result<Changed> {
-        self.run(self.plan(Step::Max))
+        self.apply(Step::Max)
     }
 
     /// The lowest frequency.
     #[inline]
     pub fn min(&self) -> Result<Changed> {
-        self.run(self.plan(Step::Min))
+        self.apply(Step::Min)
     }
 
     /// Is turbo enabled?
@@ -904,30 +896,32 @@ impl<'a> Lcore<'a> {
     /// Allows the turbo region (and, except on intel_pstate, moves to it).
     /// Returns whether the frequency changed, or `Sent` in a KVM guest.
     pub fn enable_turbo(&self) -> Result<Changed> {
-        if self.used()? {
-            return self.request(crate::wire::ENABLE_TURBO);
-        }
+        self.apply(Step::EnableTurbo)
+    }
+
+    /// Forbids the turbo region, leaving it if the lcore is in it.
+    /// Returns whether the frequency changed, or `Sent` in a KVM guest.
+    pub fn disable_turbo(&self) -> Result<Changed> {
+        self.apply(Step::DisableTurbo)
+    }
+
+    /// A host lcore's turbo switch (see [`enable_turbo`](Self::enable_turbo)).
+    fn set_turbo(&self, on: bool) -> Result<Changed> {
         let s = self.slot;
+        if !on {
+            s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
+            if s.flags() & F_TURBO_AVAILABLE != 0 && s.cur.load(Relaxed) <= s.nominal.load(Relaxed)
+            {
+                return self.max();
+            }
+            return Ok(Changed::No);
+        }
         if s.flags() & F_TURBO_AVAILABLE == 0 {
             s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
             return Err(PowerError::TurboUnavailable { lcore: self.id });
         }
         s.flags.fetch_or(F_TURBO_ENABLED, Relaxed);
         if s.flags() & F_ENABLE_SELECTS_MAX != 0 {
-            return self.max();
-        }
-        Ok(Changed::No)
-    }
-
-    /// Forbids the turbo region, leaving it if the lcore is in it.
-    /// Returns whether the frequency changed, or `Sent` in a KVM guest.
-    pub fn disable_turbo(&self) -> Result<Changed> {
-        if self.used()? {
-            return self.request(crate::wire::DISABLE_TURBO);
-        }
-        let s = self.slot;
-        s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
-        if s.flags() & F_TURBO_AVAILABLE != 0 && s.cur.load(Relaxed) <= s.nominal.load(Relaxed) {
             return self.max();
         }
         Ok(Changed::No)

@@ -7,7 +7,8 @@ use super::errors::{quiet, report, to_c};
 use super::global;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::PowerError;
-use crate::lcore::{Changed, Lcore, Plan, Step};
+use crate::lcore::{Changed, Lcore, Plan};
+use crate::wire::Step;
 
 /// `enum power_management_env` as it crosses the ABI (an `int`-sized enum).
 pub type power_management_env = c_uint;

@@ -1,6 +1,6 @@
 //! The `u32` enums of the wire: request commands, the step a CPU_POWER
-//! request asks for, reply commands, core types; and the macro that gives
-//! every wire enum the same conversions.
+//! request asks for ([`Step`]), reply commands, core types; and the macro
+//! that gives every wire enum the same conversions.
 
 use super::*;
 
@@ -72,25 +72,52 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// `unit` of a CPU_POWER request: what to do with the core.
-    Unit, UnknownUnit {
-        /// One frequency step up.
-        ScaleUp = SCALE_UP,
-        /// One frequency step down.
-        ScaleDown = SCALE_DOWN,
-        /// Highest frequency.
-        ScaleMax = SCALE_MAX,
-        /// Lowest frequency.
-        ScaleMin = SCALE_MIN,
-        /// Allow turbo.
+    /// One frequency step, with DPDK's `unit` values (`CPU_POWER_SCALE_UP`
+    /// ... `CPU_POWER_DISABLE_TURBO`): what a CPU_POWER request asks for,
+    /// what the library's lcore carries out ([`crate::Lcore::apply`]) and
+    /// what the host monitor applies to a pCPU. The one step vocabulary of
+    /// the library.
+    Step, UnknownUnit {
+        /// One frequency step up (`CPU_POWER_SCALE_UP`).
+        Up = SCALE_UP,
+        /// One frequency step down (`CPU_POWER_SCALE_DOWN`).
+        Down = SCALE_DOWN,
+        /// Highest allowed frequency (`CPU_POWER_SCALE_MAX`).
+        Max = SCALE_MAX,
+        /// Lowest frequency (`CPU_POWER_SCALE_MIN`).
+        Min = SCALE_MIN,
+        /// Allow turbo (`CPU_POWER_ENABLE_TURBO`).
         EnableTurbo = ENABLE_TURBO,
-        /// Forbid turbo.
+        /// Forbid turbo (`CPU_POWER_DISABLE_TURBO`).
         DisableTurbo = DISABLE_TURBO,
     }
 }
 
-/// DPDK calls the `unit` values "CPU power command scaling"; both names work.
-pub type Scale = Unit;
+impl Step {
+    /// The name DPDK's guest CLI and the monitor's commands use: `up`,
+    /// `down`, `max`, `min`, `enable_turbo`, `disable_turbo`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::Up => "up",
+            Step::Down => "down",
+            Step::Max => "max",
+            Step::Min => "min",
+            Step::EnableTurbo => "enable_turbo",
+            Step::DisableTurbo => "disable_turbo",
+        }
+    }
+
+    /// The step named `name` (see [`Step::name`]).
+    pub fn from_name(name: &str) -> Option<Step> {
+        Self::ALL.iter().copied().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 wire_enum! {
     /// Host->guest reply `command` values.

@@ -37,7 +37,7 @@ mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use enums::{Command, CoreType, Response, Scale, Unit};
+pub use enums::{Command, CoreType, Response, Step};
 pub use lists::{CapsListPacket, FreqListPacket};
 pub use name::VmName;
 pub use packet::{ChannelPacket, PacketHeader};

@@ -13,7 +13,7 @@ use super::*;
 pub struct ChannelPacket {
     /// Core (vCPU or host CPU, see `core_type`) for CPU_POWER and single queries.
     pub resource_id: u64,
-    /// Scale direction of CPU_POWER ([`Unit`]); ignored by other commands.
+    /// The [`Step`] of a CPU_POWER request; ignored by other commands.
     pub unit: u32,
     /// [`Command`] in requests, [`Response`] ACK/NACK in replies.
     pub command: u32,
@@ -71,11 +71,12 @@ impl ChannelPacket {
     };
 
     /// The guest's per-lcore request, as DPDK's KVM driver sends it:
-    /// `resource_id` = lcore, `unit`, `command` = CPU_POWER, all else zero.
-    pub const fn cpu_power(lcore: u64, unit: Unit) -> Self {
+    /// `resource_id` = lcore, `unit` = the step, `command` = CPU_POWER, all
+    /// else zero.
+    pub const fn cpu_power(lcore: u64, step: Step) -> Self {
         let mut p = Self::ZEROED;
         p.resource_id = lcore;
-        p.unit = unit.as_u32();
+        p.unit = step.as_u32();
         p.command = CPU_POWER;
         p
     }
@@ -116,9 +117,9 @@ impl ChannelPacket {
         Response::try_from(self.command)
     }
 
-    /// `unit` as a scale operation (only meaningful for CPU_POWER).
-    pub fn unit_kind(&self) -> Result<Unit, WireError> {
-        Unit::try_from(self.unit)
+    /// `unit` as a [`Step`] (only meaningful for CPU_POWER).
+    pub fn unit_kind(&self) -> Result<Step, WireError> {
+        Step::try_from(self.unit)
     }
 
     /// How `resource_id` and `vcpu_to_control` are to be read.
@@ -208,7 +209,7 @@ impl ChannelPacket {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         Self::decode_with(bytes, |command, unit| {
             if Command::try_from(command)? == Command::CpuPower {
-                Unit::try_from(unit)?;
+                Step::try_from(unit)?;
             }
             Ok(())
         })

@@ -8,7 +8,7 @@ use super::*;
 fn enum_values_match_dpdk() {
     let cmds: Vec<u32> = Command::ALL.iter().map(|c| c.as_u32()).collect();
     assert_eq!(cmds, [1, 2, 3, 4, 7, 8, 9, 10]);
-    let units: Vec<u32> = Unit::ALL.iter().map(|u| u32::from(*u)).collect();
+    let units: Vec<u32> = Step::ALL.iter().map(|u| u32::from(*u)).collect();
     assert_eq!(units, [1, 2, 3, 4, 5, 6]);
     let resp: Vec<u32> = Response::ALL.iter().map(|r| r.as_u32()).collect();
     assert_eq!(resp, [1, 2, 3, 4]);
@@ -18,7 +18,9 @@ fn enum_values_match_dpdk() {
     assert_eq!(WorkloadLevel::Low as u32, 2);
     assert_eq!(PolicyKind::Traffic as u32, 0);
     assert_eq!(PolicyKind::BranchRatio as u32, 3);
-    let _: Scale = Unit::ScaleMax;
+    assert_eq!(Step::from_name("enable_turbo"), Some(Step::EnableTurbo));
+    assert_eq!(Step::Max.to_string(), "max");
+    assert_eq!(Step::from_name("turbo"), None);
 }
 
 #[test]
@@ -26,8 +28,8 @@ fn enum_try_from_round_trips_and_rejects() {
     for &c in Command::ALL {
         assert_eq!(Command::try_from(c.as_u32()), Ok(c));
     }
-    for &u in Unit::ALL {
-        assert_eq!(Unit::try_from(u.as_u32()), Ok(u));
+    for &u in Step::ALL {
+        assert_eq!(Step::try_from(u.as_u32()), Ok(u));
     }
     for &r in Response::ALL {
         assert_eq!(Response::try_from(r.as_u32()), Ok(r));
@@ -46,7 +48,7 @@ fn enum_try_from_round_trips_and_rejects() {
         Command::try_from(5),
         Err(WireError::UnknownCommand { value: 5 })
     );
-    assert_eq!(Unit::try_from(0), Err(WireError::UnknownUnit { value: 0 }));
+    assert_eq!(Step::try_from(0), Err(WireError::UnknownUnit { value: 0 }));
     assert_eq!(
         Response::try_from(5),
         Err(WireError::UnknownResponse { value: 5 })

@@ -216,7 +216,7 @@ fn caps_list_round_trip() {
 fn accessors() {
     let p = full_packet();
     assert_eq!(p.command_kind(), Ok(Command::PktPolicy));
-    assert_eq!(p.unit_kind(), Ok(Unit::ScaleMin));
+    assert_eq!(p.unit_kind(), Ok(Step::Min));
     assert_eq!(p.core_kind(), CoreType::Physical);
     assert_eq!(p.workload_level(), Ok(WorkloadLevel::Low));
     assert_eq!(p.policy_kind(), Ok(PolicyKind::BranchRatio));
@@ -242,7 +242,7 @@ fn dpdk_cpu_power(lcore: u64, unit: u32) -> [u8; PACKET_SIZE] {
 #[test]
 fn golden_cpu_power_packets() {
     for lcore in [0u64, 1] {
-        for &unit in Unit::ALL {
+        for &unit in Step::ALL {
             let golden = dpdk_cpu_power(lcore, unit.as_u32());
             let nonzero = golden.iter().filter(|&&x| x != 0).count();
             assert_eq!(nonzero, if lcore == 0 { 2 } else { 3 });
@@ -259,7 +259,7 @@ fn golden_cpu_power_packets() {
 #[test]
 fn golden_first_row_matches_dump() {
     // "0000: 01 00 00 00 00 00 00 00 06 00 00 00 01 00 00 00" (freq_disable_turbo(1))
-    let b = ChannelPacket::cpu_power(1, Unit::DisableTurbo).encode();
+    let b = ChannelPacket::cpu_power(1, Step::DisableTurbo).encode();
     assert_eq!(&b[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0]);
     assert!(b[16..].iter().all(|&x| x == 0));
 }

@@ -86,7 +86,7 @@ fn rejects_unknown_request_command() {
 #[test]
 fn rejects_unknown_unit_for_cpu_power_only() {
     for unit in [0u32, 7, 100] {
-        let mut p = ChannelPacket::cpu_power(3, Unit::ScaleUp);
+        let mut p = ChannelPacket::cpu_power(3, Step::Up);
         p.unit = unit;
         assert_eq!(
             ChannelPacket::decode(&p.encode()),
@@ -285,7 +285,7 @@ fn reply_decoder_accepts_only_ack_nack() {
         );
     }
     // An ACK echo of a CPU_POWER request with any unit decodes.
-    let mut ack = ChannelPacket::cpu_power(0, Unit::ScaleUp).reply(Response::Ack);
+    let mut ack = ChannelPacket::cpu_power(0, Step::Up).reply(Response::Ack);
     ack.unit = 77;
     assert_eq!(ChannelPacket::decode_reply(&ack.encode()), Ok(ack));
     // Body rules still apply to replies.
