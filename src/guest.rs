@@ -293,9 +293,10 @@ pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
 #[inline]
 pub(crate) fn send_request(fd: RawFd, lcore: u32, step: Step) -> io::Result<()> {
     let mut pkt = [0u8; PACKET_SIZE];
-    pkt[..8].copy_from_slice(&u64::from(lcore).to_le_bytes());
-    pkt[8..12].copy_from_slice(&step.as_u32().to_le_bytes());
-    pkt[12..16].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
+    use wire::layout::{COMMAND, RESOURCE_ID, UNIT};
+    pkt[RESOURCE_ID..RESOURCE_ID + 8].copy_from_slice(&u64::from(lcore).to_le_bytes());
+    pkt[UNIT..UNIT + 4].copy_from_slice(&step.as_u32().to_le_bytes());
+    pkt[COMMAND..COMMAND + 4].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
     loop {
         // SAFETY: `pkt` is valid for reading PACKET_SIZE bytes.
         let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), PACKET_SIZE) };
@@ -378,9 +379,9 @@ pub(crate) fn await_reply(fd: RawFd, lcore: u32, timeout: Duration) -> Result<()
             reply: "no reply before the timeout",
         });
     }
-    match u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]) {
-        wire::CMD_ACK => Ok(()),
-        wire::CMD_NACK => Err(PowerError::GuestReply {
+    match wire::reply_kind(&buf) {
+        Ok(wire::Response::Ack) => Ok(()),
+        Ok(wire::Response::Nack) => Err(PowerError::GuestReply {
             lcore,
             reply: "NACK",
         }),

@@ -143,6 +143,18 @@ wire_enum! {
     }
 }
 
+impl Response {
+    /// Bytes of the reply struct this response comes in: the 464-byte echo
+    /// for ACK/NACK, the list sizes for the lists.
+    pub const fn size(self) -> usize {
+        match self {
+            Response::Ack | Response::Nack => PACKET_SIZE,
+            Response::FreqList => FREQ_LIST_SIZE,
+            Response::CapsList => CAPS_LIST_SIZE,
+        }
+    }
+}
+
 impl CoreType {
     /// `core_type` is a C `bool` on the wire; `true` means physical.
     pub const fn from_bool(physical: bool) -> Self {

@@ -200,6 +200,36 @@ const FREQ_LIST_PACKET: &str = "rte_power_channel_packet_freq_list";
 const CAPS_LIST_PACKET: &str = "rte_power_channel_packet_caps_list";
 /// Name used in length errors for the lenient header.
 const HEADER: &str = "rte_power_channel_packet header";
+/// Name used in length errors for a reply's first bytes.
+const REPLY_HEAD: &str = "host reply";
+
+/// Bytes of a host reply that say what it is: up to and including
+/// `command`, which sits at the same offset in all three reply structs.
+pub const REPLY_KIND_SIZE: usize = layout::COMMAND + 4;
+
+/// What a host reply is, from its first [`REPLY_KIND_SIZE`] bytes (more
+/// may follow): the one decoder of a reply's `command`. A guest reading
+/// the stream learns here how many bytes the whole reply has
+/// ([`Response::size`]) and which decoder takes them.
+///
+/// ```
+/// use rte_power::wire::{self, ChannelPacket, Response, Step};
+///
+/// let ack = ChannelPacket::cpu_power(3, Step::Up).reply(Response::Ack).encode();
+/// let kind = wire::reply_kind(&ack[..wire::REPLY_KIND_SIZE])?;
+/// assert_eq!((kind, kind.size()), (Response::Ack, wire::PACKET_SIZE));
+/// # Ok::<(), wire::WireError>(())
+/// ```
+pub fn reply_kind(bytes: &[u8]) -> Result<Response, WireError> {
+    if bytes.len() < REPLY_KIND_SIZE {
+        return Err(WireError::TooShort {
+            packet: REPLY_HEAD,
+            expected: REPLY_KIND_SIZE,
+            actual: bytes.len(),
+        });
+    }
+    Response::try_from(bytes::rd_u32(bytes, layout::COMMAND))
+}
 
 /// Why a byte string is not a valid packet (or a value is not a valid enum
 /// member); every variant names the field and carries the offending value.

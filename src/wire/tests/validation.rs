@@ -399,3 +399,43 @@ fn lenient_header_needs_48_bytes() {
         })
     );
 }
+
+#[test]
+fn reply_kind_reads_the_command_of_any_reply() {
+    let ack = ChannelPacket::cpu_power(1, Step::Up)
+        .reply(Response::Ack)
+        .encode();
+    let nack = PacketHeader::decode_lenient(&ack).unwrap().nack().encode();
+    for (bytes, want, size) in [
+        (&ack[..], Response::Ack, PACKET_SIZE),
+        (&nack[..], Response::Nack, PACKET_SIZE),
+        (
+            &full_freq().encode()[..],
+            Response::FreqList,
+            FREQ_LIST_SIZE,
+        ),
+        (
+            &full_caps().encode()[..],
+            Response::CapsList,
+            CAPS_LIST_SIZE,
+        ),
+    ] {
+        assert_eq!(reply_kind(bytes), Ok(want));
+        assert_eq!(reply_kind(&bytes[..REPLY_KIND_SIZE]), Ok(want));
+        assert_eq!(want.size(), size);
+    }
+    assert_eq!(
+        reply_kind(&ack[..REPLY_KIND_SIZE - 1]),
+        Err(WireError::TooShort {
+            packet: "host reply",
+            expected: 16,
+            actual: 15
+        })
+    );
+    let mut odd = ack;
+    odd[layout::COMMAND..layout::COMMAND + 4].copy_from_slice(&7u32.to_le_bytes());
+    assert_eq!(
+        reply_kind(&odd),
+        Err(WireError::UnknownResponse { value: 7 })
+    );
+}
