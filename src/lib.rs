@@ -34,6 +34,7 @@
 
 pub mod capi;
 mod clock;
+pub mod cpulist;
 pub mod cpumap;
 pub mod dpdk_sym;
 pub mod empty_poll;
