@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
-use super::errors::quiet;
+use super::errors::{self, quiet};
 use super::global;
 use crate::host::MAX_FREQS;
 
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
             Err(e) => return quiet(&e),
         };
         if stats.is_null() {
-            return -1;
+            return errors::FAILED;
         }
         let mut out = rte_power_ext_pstate_stats {
             num: st.freqs_khz.len() as u32,
@@ -57,6 +57,6 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
         }
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { stats.write(out) };
-        0
+        errors::OK
     })
 }

@@ -8,7 +8,7 @@
 mod boundary;
 pub mod cpufreq;
 pub mod empty_poll;
-mod errors;
+pub mod errors;
 pub mod ext;
 pub mod global;
 pub mod guest_channel;

@@ -4,23 +4,11 @@
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
+use super::errors;
 use super::global;
-use crate::error::PowerError;
-use crate::pmd_mgmt::PmdError;
 
 /// `enum rte_power_pmd_mgmt_type` as it crosses the ABI.
 pub type rte_power_pmd_mgmt_type = c_uint;
-
-fn pmd_fail(what: &str, e: &PmdError) -> c_int {
-    // a missing ethdev or CPU feature is worth a line; refusals the caller
-    // can expect (busy, duplicate) are not
-    let lvl = match e {
-        PmdError::NotSupported(_) | PmdError::Invalid(_) => crate::log::Level::Error,
-        _ => crate::log::Level::Debug,
-    };
-    crate::log!(lvl, "{what}: {e}");
-    e.errno()
-}
 
 /// Starts power-managing an Rx queue polled by `lcore_id`: 0, or -EINVAL,
 /// -EBUSY (a queue is not stopped), -EEXIST, -ENOTSUP (no ethdev in the
@@ -36,8 +24,8 @@ pub extern "C" fn rte_power_ethdev_pmgmt_queue_enable(
         global::pmd_mgmt()
             .enable_raw(lcore_id, port_id, queue_id, mode)
             .map_or_else(
-                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_enable", &e),
-                |()| 0,
+                |e| errors::pmd_mgmt("rte_power_ethdev_pmgmt_queue_enable", &e),
+                |()| errors::OK,
             )
     })
 }
@@ -54,15 +42,10 @@ pub extern "C" fn rte_power_ethdev_pmgmt_queue_disable(
         global::pmd_mgmt()
             .disable(lcore_id, port_id, queue_id)
             .map_or_else(
-                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_disable", &e),
-                |()| 0,
+                |e| errors::pmd_mgmt("rte_power_ethdev_pmgmt_queue_disable", &e),
+                |()| errors::OK,
             )
     })
-}
-
-fn einval(e: &PowerError) -> c_int {
-    crate::log!(crate::log::Level::Error, "{e}");
-    -libc::EINVAL
 }
 
 /// Sets how many empty polls an lcore makes before sleeping or scaling down.
@@ -84,7 +67,7 @@ pub extern "C" fn rte_power_pmd_mgmt_set_pause_duration(duration: c_uint) -> c_i
         global::power()
             .pmd()
             .set_pause_duration(duration)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
@@ -101,7 +84,7 @@ pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_min(lcore: c_uint, min: c_
         global::power()
             .pmd()
             .set_scaling_min(lcore, min)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
@@ -112,7 +95,7 @@ pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_max(lcore: c_uint, max: c_
         global::power()
             .pmd()
             .set_scaling_max(lcore, max)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
@@ -123,7 +106,7 @@ pub extern "C" fn rte_power_pmd_mgmt_get_scaling_freq_min(lcore: c_uint) -> c_in
         global::power()
             .pmd()
             .scaling_min(lcore)
-            .map_or_else(|e| einval(&e), |v| v as c_int)
+            .map_or_else(|e| errors::pmd_tunable(&e), |v| v as c_int)
     })
 }
 
@@ -134,6 +117,6 @@ pub extern "C" fn rte_power_pmd_mgmt_get_scaling_freq_max(lcore: c_uint) -> c_in
         global::power()
             .pmd()
             .scaling_max(lcore)
-            .map_or_else(|e| einval(&e), |v| v as c_int)
+            .map_or_else(|e| errors::pmd_tunable(&e), |v| v as c_int)
     })
 }

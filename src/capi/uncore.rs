@@ -4,33 +4,22 @@
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::{ffi_guard, ffi_guard_or};
+use super::errors;
 use super::global;
-use crate::log::Level;
 use crate::uncore::{UncoreEnv, UncoreError, UNCORE_ENV_NOT_SET};
 
 /// `enum rte_uncore_power_mgmt_env` as it crosses the ABI.
 pub type rte_uncore_power_mgmt_env = c_uint;
 
-fn fail(what: &str, e: &UncoreError) -> c_int {
-    // out-of-range arguments are the caller's probing, not worth an error line
-    let lvl = match e {
-        UncoreError::NoDomain { .. }
-        | UncoreError::NotInitialised { .. }
-        | UncoreError::IndexOutOfRange { .. } => Level::Debug,
-        _ => Level::Error,
-    };
-    crate::log!(lvl, "{what}: {e}");
-    -1
-}
-
 /// Selects the uncore env: 0, or -1 (already set, AMD HSMP, invalid value).
 #[no_mangle]
 pub extern "C" fn rte_power_set_uncore_env(env: rte_uncore_power_mgmt_env) -> c_int {
     ffi_guard(|| match UncoreEnv::from_raw(env) {
-        Some(e) => global::uncore()
-            .set_env(e)
-            .map_or_else(|e| fail("rte_power_set_uncore_env", &e), |()| 0),
-        None => fail(
+        Some(e) => global::uncore().set_env(e).map_or_else(
+            |e| errors::uncore("rte_power_set_uncore_env", &e),
+            |()| errors::OK,
+        ),
+        None => errors::uncore(
             "rte_power_set_uncore_env",
             &UncoreError::EnvUnsupported(env),
         ),
@@ -57,9 +46,10 @@ pub extern "C" fn rte_power_get_uncore_env() -> rte_uncore_power_mgmt_env {
 #[no_mangle]
 pub extern "C" fn rte_power_uncore_init(pkg: c_uint, die: c_uint) -> c_int {
     ffi_guard(|| {
-        global::uncore()
-            .init(pkg, die)
-            .map_or_else(|e| fail("rte_power_uncore_init", &e), |()| 0)
+        global::uncore().init(pkg, die).map_or_else(
+            |e| errors::uncore("rte_power_uncore_init", &e),
+            |()| errors::OK,
+        )
     })
 }
 
@@ -67,9 +57,10 @@ pub extern "C" fn rte_power_uncore_init(pkg: c_uint, die: c_uint) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_uncore_exit(pkg: c_uint, die: c_uint) -> c_int {
     ffi_guard(|| {
-        global::uncore()
-            .exit(pkg, die)
-            .map_or_else(|e| fail("rte_power_uncore_exit", &e), |()| 0)
+        global::uncore().exit(pkg, die).map_or_else(
+            |e| errors::uncore("rte_power_uncore_exit", &e),
+            |()| errors::OK,
+        )
     })
 }
 
@@ -79,7 +70,7 @@ pub extern "C" fn rte_power_get_uncore_freq(pkg: c_uint, die: c_uint) -> u32 {
     ffi_guard(|| {
         global::uncore()
             .index(pkg, die)
-            .unwrap_or_else(|e| fail("rte_power_get_uncore_freq", &e) as u32)
+            .unwrap_or_else(|e| errors::uncore_index("rte_power_get_uncore_freq", &e))
     })
 }
 
@@ -88,9 +79,10 @@ pub extern "C" fn rte_power_get_uncore_freq(pkg: c_uint, die: c_uint) -> u32 {
 #[no_mangle]
 pub extern "C" fn rte_power_set_uncore_freq(pkg: c_uint, die: c_uint, index: u32) -> c_int {
     ffi_guard(|| {
-        global::uncore()
-            .set_index(pkg, die, index)
-            .map_or_else(|e| fail("rte_power_set_uncore_freq", &e), |()| 0)
+        global::uncore().set_index(pkg, die, index).map_or_else(
+            |e| errors::uncore("rte_power_set_uncore_freq", &e),
+            |()| errors::OK,
+        )
     })
 }
 
@@ -98,9 +90,10 @@ pub extern "C" fn rte_power_set_uncore_freq(pkg: c_uint, die: c_uint, index: u32
 #[no_mangle]
 pub extern "C" fn rte_power_uncore_freq_max(pkg: c_uint, die: c_uint) -> c_int {
     ffi_guard(|| {
-        global::uncore()
-            .max(pkg, die)
-            .map_or_else(|e| fail("rte_power_uncore_freq_max", &e), |()| 0)
+        global::uncore().max(pkg, die).map_or_else(
+            |e| errors::uncore("rte_power_uncore_freq_max", &e),
+            |()| errors::OK,
+        )
     })
 }
 
@@ -108,9 +101,10 @@ pub extern "C" fn rte_power_uncore_freq_max(pkg: c_uint, die: c_uint) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_uncore_freq_min(pkg: c_uint, die: c_uint) -> c_int {
     ffi_guard(|| {
-        global::uncore()
-            .min(pkg, die)
-            .map_or_else(|e| fail("rte_power_uncore_freq_min", &e), |()| 0)
+        global::uncore().min(pkg, die).map_or_else(
+            |e| errors::uncore("rte_power_uncore_freq_min", &e),
+            |()| errors::OK,
+        )
     })
 }
 
@@ -127,8 +121,8 @@ pub unsafe extern "C" fn rte_power_uncore_freqs(
     num: u32,
 ) -> c_int {
     ffi_guard(|| match global::uncore().freqs(pkg, die) {
-        Err(e) => fail("rte_power_uncore_freqs", &e),
-        Ok(t) if freqs.is_null() || (num as usize) < t.len() => 0,
+        Err(e) => errors::uncore("rte_power_uncore_freqs", &e),
+        Ok(t) if freqs.is_null() || (num as usize) < t.len() => errors::NOTHING_COPIED as c_int,
         Ok(t) => {
             // SAFETY: non-NULL, and the caller guarantees room for `num`
             // values, which is at least `t.len()`.
@@ -144,7 +138,7 @@ pub unsafe extern "C" fn rte_power_uncore_freqs(
 pub extern "C" fn rte_power_uncore_get_num_freqs(pkg: c_uint, die: c_uint) -> c_int {
     ffi_guard(|| {
         global::uncore().num_freqs(pkg, die).map_or_else(
-            |e| fail("rte_power_uncore_get_num_freqs", &e),
+            |e| errors::uncore("rte_power_uncore_get_num_freqs", &e),
             |n| n as c_int,
         )
     })
@@ -165,5 +159,5 @@ pub extern "C" fn rte_power_uncore_get_num_dies(pkg: c_uint) -> c_uint {
 /// A count that is 0, not `UINT_MAX`, if the core panicked (callers loop
 /// up to it).
 fn count(f: impl FnOnce() -> u32) -> c_uint {
-    ffi_guard_or(0, f)
+    ffi_guard_or(errors::PANIC_COUNT, f)
 }

@@ -73,7 +73,8 @@ pub(crate) enum Plan {
     NotInitialised,
 }
 
-/// Did a call change the frequency? (DPDK: 1 changed, 0 unchanged.)
+/// Did a call change the frequency? (The C API returns DPDK's 1 changed,
+/// 0 unchanged.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Changed {
     /// A new frequency was programmed.
@@ -82,16 +83,6 @@ pub enum Changed {
     No,
     /// KVM guest: the request was sent to the host (DPDK returns 1).
     Sent,
-}
-
-impl Changed {
-    /// DPDK's return value: 1 or 0.
-    pub fn to_c(self) -> i32 {
-        match self {
-            Changed::Yes | Changed::Sent => 1,
-            Changed::No => 0,
-        }
-    }
 }
 
 /// DPDK's `struct rte_power_core_capabilities` bits.

@@ -30,7 +30,6 @@
 //! queue that was not stopped cannot touch freed memory).
 
 use std::collections::BTreeMap;
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -69,7 +68,8 @@ impl PmdMode {
     }
 }
 
-/// Why enable/disable refused; [`errno`](Self::errno) is DPDK's value.
+/// Why enable/disable refused. The C API returns DPDK's negative errno
+/// for each ([`crate::capi::errors::pmd_errno`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PmdError {
     /// Bad port, queue, lcore or mode, or a queue whose info cannot be read.
@@ -106,19 +106,6 @@ pub enum PmdError {
     /// Missing ethdev, CPU or driver support.
     #[error("{0}")]
     NotSupported(String),
-}
-
-impl PmdError {
-    /// DPDK's (negative) return value.
-    pub fn errno(&self) -> c_int {
-        -match self {
-            PmdError::Invalid(_) => libc::EINVAL,
-            PmdError::Busy { .. } => libc::EBUSY,
-            PmdError::Exists { .. } => libc::EEXIST,
-            PmdError::NotFound { .. } => libc::ENOENT,
-            PmdError::NotSupported(_) => libc::ENOTSUP,
-        }
-    }
 }
 
 /// The CPU's power intrinsics as DPDK's EAL reports them.
