@@ -43,7 +43,7 @@ pub const DEFAULT_CLASS_DIR: &str = "/sys/class/virtio-ports";
 /// Library requests between two drains of pending host replies.
 pub const DRAIN_EVERY: u32 = 16;
 /// DPDK's receive timeout.
-pub const RECEIVE_TIMEOUT_MS: i32 = 10;
+pub const RECEIVE_TIMEOUT_MS: u64 = 10;
 
 /// How the guest env behaves (from the environment by default).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The one place that picks the values C functions return: DPDK's
 //! conventions per API area (cpufreq, QoS, uncore, PMD management, empty
-//! poll), for errors, for results that encode something
+//! poll, the guest channel), for errors, for results that encode something
 //! (1 changed / 0 unchanged, error values folded into counts and indexes)
 //! and for panics. The exports only say which area's mapping applies; the
 //! loudness of each failure's log line is decided here too.
@@ -217,6 +217,35 @@ pub(crate) fn empty_poll_update(r: Option<()>) -> c_int {
 /// after a panic).
 pub(crate) const EMPTY_POLL_NO_COUNT: u64 = u64::MAX;
 
+// ---- guest channel (rte_power_guest_channel.h) ----
+
+/// `rte_power_guest_channel_send_msg` failed: a positive errno when the
+/// write failed (EAGAIN for a full port; EIO if the OS gave none), -1 when
+/// the lcore has no channel (not initialised, not a KVM lcore, out of
+/// range), as DPDK.
+pub(crate) fn guest_send(lcore: u32, e: &PowerError) -> c_int {
+    match e {
+        PowerError::Channel { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+        _ => {
+            crate::log!(
+                Level::Error,
+                "guest channel: lcore {lcore} is not connected"
+            );
+            FAILED
+        }
+    }
+}
+
+/// `rte_power_guest_channel_receive_msg`: 0 when the whole message
+/// arrived, -1 otherwise (nothing before the timeout, no host, no channel,
+/// read error).
+pub(crate) fn guest_receive(r: Result<bool, PowerError>) -> c_int {
+    match r {
+        Ok(true) => 0,
+        Ok(false) | Err(_) => FAILED,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -230,6 +259,17 @@ mod tests {
             lcore: 1,
             env: Env::KvmVm,
             what: "get_freq",
+        }
+    }
+
+    fn channel(errno: Option<i32>) -> PowerError {
+        PowerError::Channel {
+            lcore: 0,
+            path: PathBuf::from("port"),
+            source: errno.map_or_else(
+                || io::Error::other("no errno"),
+                io::Error::from_raw_os_error,
+            ),
         }
     }
 
@@ -394,5 +434,29 @@ mod tests {
         assert_eq!(empty_poll_null("t"), -1);
         assert_eq!(empty_poll_update(Some(())), 0);
         assert_eq!(empty_poll_update(None), -1);
+    }
+
+    #[test]
+    fn guest_channel_errors() {
+        assert_eq!(guest_send(0, &channel(Some(libc::EAGAIN))), libc::EAGAIN);
+        assert_eq!(guest_send(0, &channel(Some(libc::EPIPE))), libc::EPIPE);
+        assert_eq!(guest_send(0, &channel(None)), libc::EIO);
+        for e in [
+            PowerError::NotInitialised { lcore: 0 },
+            PowerError::InvalidLcore {
+                lcore: 5000,
+                max: 1024,
+            },
+            unsupported(),
+        ] {
+            assert_eq!(guest_send(0, &e), -1, "not connected: {e}");
+        }
+        assert_eq!(guest_receive(Ok(true)), 0);
+        assert_eq!(guest_receive(Ok(false)), -1, "timeout");
+        assert_eq!(guest_receive(Err(channel(Some(libc::EIO)))), -1);
+        assert_eq!(
+            guest_receive(Err(PowerError::NotInitialised { lcore: 0 })),
+            -1
+        );
     }
 }

@@ -312,15 +312,6 @@ impl Slot {
         }));
     }
 
-    /// The guest port of an initialised KVM lcore.
-    pub fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
-        if self.state.load(Acquire) == USED_GUEST {
-            Ok(self.fds[FD_PORT].load(Relaxed))
-        } else {
-            Err(PowerError::NotInitialised { lcore })
-        }
-    }
-
     /// Closes the previous session's retired descriptors (slot owned).
     pub(super) fn close_retired(&self) {
         drop(

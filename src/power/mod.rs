@@ -344,11 +344,6 @@ impl Power {
         }
     }
 
-    /// The port descriptor of a connected KVM lcore (guest channel API).
-    pub(crate) fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
-        self.table.slot(lcore)?.guest_port(lcore)
-    }
-
     fn no_host_driver(&self, lcore: u32, cpu: u32, found: Option<&str>) -> PowerError {
         let detail = match found {
             Some(d) => format!("cpufreq driver {d:?} is not supported"),
