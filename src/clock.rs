@@ -1,3 +1,5 @@
+//! The library's clocks: the TSC and CLOCK_MONOTONIC.
+//!
 //! Cheap time stamps: the one TSC read and the one CLOCK_MONOTONIC read of
 //! the library.
 

@@ -1,3 +1,5 @@
+//! CPU sets: the one CPU-list type, its parsers and formatters.
+//!
 //! Sets of CPU numbers: the one CPU-list type of the library and its tools,
 //! parsed from the kernel's lists (`0-3,8`), hex masks (`0x4f`, any length)
 //! and `all`, printed both ways.

@@ -1,3 +1,5 @@
+//! The lcore -> CPU mapping (identity, or DPDK EAL's).
+//!
 //! lcore -> CPU mapping. Identity by default; when the process contains
 //! DPDK's EAL, its `rte_lcore_cpuset()` is followed (found at run time in
 //! [`crate::dpdk_sym`], so the library never links DPDK), and an lcore

@@ -1,3 +1,5 @@
+//! DPDK's functions found in the process: the plain symbol table.
+//!
 //! DPDK's EAL and ethdev functions, looked up at run time in the process
 //! (`dlsym(RTLD_DEFAULT, …)`): a plain symbol table and the library's one
 //! dlsym. The library never links DPDK; in a process without DPDK every

@@ -1,3 +1,5 @@
+//! The empty-poll detector of DPDK 22.11's empty-poll API.
+//!
 //! DPDK 22.11's empty-poll API (`rte_power_empty_poll.h`, removed in
 //! 23.11): workers count their empty and non-empty polls, a timer on the
 //! main lcore (every 10 ms, [`INTERVALS_PER_SECOND`]) turns the counts into

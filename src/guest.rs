@@ -1,3 +1,5 @@
+//! The KVM guest transport: ports, requests, replies, its constants.
+//!
 //! KVM guest env: frequency requests forwarded to the host monitor over the
 //! lcore's own virtio-serial port, byte-compatible with DPDK.
 //!

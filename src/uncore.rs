@@ -1,3 +1,5 @@
+//! Intel uncore frequency control per (package, die).
+//!
 //! Intel uncore frequency (DPDK's `rte_power_uncore.h`, 22.11's
 //! `rte_power_intel_uncore.h`): the mesh/LLC frequency of a (package, die),
 //! pinned by writing the same value to its `min_freq_khz` and `max_freq_khz`.

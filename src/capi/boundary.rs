@@ -1,3 +1,5 @@
+//! The one panic boundary of the C API: no panic unwinds into C.
+//!
 //! The panic boundary: no panic may unwind into C. Every export runs its
 //! body through [`ffi_guard`] (or [`ffi_guard_or`]); the value a caught
 //! panic returns is picked, per C return type, in `errors.rs`.

@@ -1,3 +1,5 @@
+//! The cpufreq exports of `rte_power_cpufreq.h` and `rte_power.h`.
+//!
 //! `rte_power_cpufreq.h` (and `rte_power.h`): DPDK 24.11's function API.
 
 use std::ffi::{c_int, c_uint};

@@ -1,3 +1,5 @@
+//! The empty-poll exports of `rte_power_empty_poll.h` (DPDK 22.11).
+//!
 //! `rte_power_empty_poll.h`: DPDK 22.11's empty-poll API (removed from DPDK
 //! in 23.11; kept here so 22.11 applications relink unchanged).
 

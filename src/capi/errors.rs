@@ -1,3 +1,5 @@
+//! Every value a C function returns: the one C error mapping.
+//!
 //! The one place that picks the values C functions return: DPDK's
 //! conventions per API area (cpufreq, QoS, uncore, PMD management, empty
 //! poll, the guest channel), for errors, for results that encode something

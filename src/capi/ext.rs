@@ -1,4 +1,4 @@
-//! `rte_power_ext.h`: rte-power's own extensions (not DPDK API).
+//! The exports of `rte_power_ext.h`, rte-power's own extensions.
 
 use std::ffi::{c_int, c_uint};
 

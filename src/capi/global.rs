@@ -1,3 +1,5 @@
+//! The process-wide singletons of the C API.
+//!
 //! The process-wide instances the C API works on: the static lcore table,
 //! the power context, PMD management, empty poll and uncore. Only the C
 //! layer holds singletons; the core takes its context as an argument.

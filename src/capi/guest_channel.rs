@@ -1,3 +1,5 @@
+//! The guest channel exports of `rte_power_guest_channel.h`.
+//!
 //! `rte_power_guest_channel.h`: the application's own packets on an lcore's
 //! guest channel (KVM env), with DPDK's signatures and return conventions.
 //! Both calls go through the lcore's own [`crate::Lcore::send_msg`] and

@@ -1,3 +1,5 @@
+//! The `extern "C"` layer: the only code that C calls.
+//!
 //! The `extern "C"` layer: argument checks, the panic boundary and the
 //! mapping of results to DPDK's return conventions. No policy lives here;
 //! every function converts its arguments, calls the Rust core and maps the

@@ -1,3 +1,5 @@
+//! The PMD management exports of `rte_power_pmd_mgmt.h`.
+//!
 //! `rte_power_pmd_mgmt.h`: queue enable/disable (DPDK's ethdev found in
 //! the process at run time) and the tunables.
 

@@ -1,3 +1,5 @@
+//! The PM QoS exports of `rte_power_qos.h`.
+//!
 //! `rte_power_qos.h`: the PM QoS resume latency API of DPDK 24.11.
 
 use std::ffi::c_int;

@@ -1,3 +1,5 @@
+//! The uncore exports of `rte_power_uncore.h`.
+//!
 //! `rte_power_uncore.h` (and 22.11's `rte_power_intel_uncore.h`): DPDK
 //! 24.11's uncore API, every call a real function.
 

@@ -1,3 +1,5 @@
+//! The acpi-cpufreq driver.
+//!
 //! acpi-cpufreq: the kernel lists the P-states in
 //! `scaling_available_frequencies`; the userspace governor takes a frequency
 //! in `scaling_setspeed`. A turbo P-state shows as max non-turbo + 1000 kHz.

@@ -1,3 +1,5 @@
+//! The amd-pstate and amd-pstate-epp driver.
+//!
 //! amd-pstate (passive: userspace governor + `scaling_setspeed`) and
 //! amd-pstate-epp (active: no userspace governor, so min = max pinning under
 //! the performance governor). The table is 64 evenly spaced values between

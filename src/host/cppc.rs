@@ -1,3 +1,5 @@
+//! The cppc_cpufreq driver.
+//!
 //! cppc_cpufreq: frequencies derived from ACPI CPPC performance levels
 //! (`acpi_cppc/nominal_perf`, in units of 10 MHz when small) in 100 MHz
 //! steps; `scaling_max_freq` is the turbo bucket when highest > nominal.

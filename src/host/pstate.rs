@@ -1,3 +1,5 @@
+//! The intel_pstate and intel_cpufreq driver.
+//!
 //! intel_pstate (active) and intel_cpufreq (its passive mode): no frequency
 //! list from the kernel, so the table is synthetic, in 100 MHz bus steps
 //! between `cpuinfo_min_freq` and the highest non-turbo frequency; a

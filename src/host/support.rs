@@ -1,3 +1,5 @@
+//! The probe steps host drivers share.
+//!
 //! The probe steps drivers share: the governor switch that undoes itself,
 //! `scaling_setspeed` with its restore value, rounding, index lookup and
 //! stepped tables.

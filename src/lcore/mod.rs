@@ -1,3 +1,5 @@
+//! The cpufreq core: the lcore handle, its state and the fast path.
+//!
 //! The per-lcore table: the IDLE/ONGOING/USED state machine and the
 //! frequency fast path, once for all drivers.
 //!

@@ -1,3 +1,5 @@
+//! One lcore's slot, the table of slots, install and uninstall.
+//!
 //! One lcore's slot and the table of them: the atomics the fast path
 //! reads, init's install and exit's uninstall, the claim that owns a slot
 //! while it changes, and the frequency write itself.

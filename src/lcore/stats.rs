@@ -1,3 +1,5 @@
+//! The library's own per-lcore P-state statistics.
+//!
 //! The library's own P-state statistics: time at each table index and
 //! transitions, booked on every change with two time stamps and relaxed
 //! atomics, converted to ns when read.

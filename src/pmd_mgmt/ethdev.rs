@@ -1,3 +1,5 @@
+//! The ethdev adapter: [`EthDev`] over DPDK in the process.
+//!
 //! The ethdev adapter: [`EthDev`] over DPDK's ethdev and EAL functions
 //! found in the process ([`crate::dpdk_sym`]), and the Rx callback that
 //! DPDK calls after every burst on a managed queue.

@@ -1,3 +1,5 @@
+//! PMD power management: queue enable/disable and the Rx callback policy.
+//!
 //! PMD power management (DPDK's `rte_power_pmd_mgmt.h`): the per-queue
 //! enable/disable that hooks an Rx callback into DPDK's ethdev to sleep
 //! (MONITOR), pause (PAUSE) or lower the lcore's frequency (SCALE) when a

@@ -1,3 +1,5 @@
+//! The power context: config, selected env, lcore table, tunables.
+//!
 //! The library's context: configuration (sysfs root, lcore map), the selected
 //! env, the lcore table and the PMD tunables. The C API uses one
 //! process-wide context configured from the environment

@@ -1,3 +1,5 @@
+//! The PMD-management tunables of a power context.
+//!
 //! The PMD-management tunables the power context holds: empty polls
 //! before sleeping, the pause duration, per-lcore scaling limits.
 

@@ -1,3 +1,5 @@
+//! Bounds-checked little-endian access to packet bytes.
+//!
 //! Little-endian field access on byte buffers, bounds-checked without
 //! panicking: the only place that indexes packet bytes.
 

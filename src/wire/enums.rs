@@ -1,3 +1,5 @@
+//! The `u32` enums of the wire, [`Step`] among them.
+//!
 //! The `u32` enums of the wire: request commands, the step a CPU_POWER
 //! request asks for ([`Step`]), reply commands, core types; and the macro
 //! that gives every wire enum the same conversions.

@@ -1,3 +1,5 @@
+//! The host's list replies (frequencies, capabilities).
+//!
 //! The host's list replies: the 88-byte frequency list and the 184-byte
 //! capability list.
 

@@ -1,3 +1,5 @@
+//! `vm_name`: the VM name every packet carries.
+//!
 //! `vm_name`: the NUL-terminated VM name every packet carries, checked to
 //! be printable UTF-8 that fits.
 

@@ -1,3 +1,5 @@
+//! The 464-byte channel packet and its lenient header.
+//!
 //! The 464-byte `struct rte_power_channel_packet` (every guest request and
 //! the host's ACK/NACK echo) and its lenient 48-byte header.
 

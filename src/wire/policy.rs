@@ -1,3 +1,5 @@
+//! The policy fields of a PKT_POLICY request.
+//!
 //! The policy parts of a PKT_POLICY request: traffic thresholds, the timer
 //! profile's hour lists, the workload level and the policy kind.
 

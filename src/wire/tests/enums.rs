@@ -1,4 +1,4 @@
-//! Enum values and conversions, errors, and arbitrary input.
+//! Wire enum tests: values, conversions, errors, arbitrary input.
 
 use super::*;
 

@@ -1,5 +1,4 @@
-//! Unit tests of the wire formats: shared fixtures, sizes, layout, round
-//! trips and golden bytes.
+//! Wire format tests: fixtures, sizes, layout, round trips, golden bytes.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! One test per decoding rule: lengths, fields, the lenient header.
+//! Wire decoding tests: one per rule.
 
 use super::*;
 
