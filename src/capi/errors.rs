@@ -256,6 +256,12 @@ mod tests {
     use super::*;
     use crate::env::Env;
 
+    /// The mappings log as they map; the lines are of no use here (and no
+    /// unit test of this binary reads stderr).
+    fn no_logs() {
+        crate::log::set_max_level(None);
+    }
+
     fn unsupported() -> PowerError {
         PowerError::Unsupported {
             lcore: 1,
@@ -293,6 +299,7 @@ mod tests {
 
     #[test]
     fn cpufreq_errors() {
+        no_logs();
         assert_eq!(cpufreq(&unsupported()), -libc::ENOTSUP);
         for e in [
             PowerError::NotInitialised { lcore: 1 },
@@ -323,6 +330,7 @@ mod tests {
 
     #[test]
     fn cpufreq_results() {
+        no_logs();
         assert_eq!(changed(Changed::Yes), 1);
         assert_eq!(changed(Changed::Sent), 1);
         assert_eq!(changed(Changed::No), 0);
@@ -338,6 +346,7 @@ mod tests {
 
     #[test]
     fn qos_errors() {
+        no_logs();
         let einval = -libc::EINVAL;
         assert_eq!(
             qos("t", &PowerError::InvalidLcore { lcore: 1, max: 1 }),
@@ -357,6 +366,7 @@ mod tests {
 
     #[test]
     fn uncore_errors() {
+        no_logs();
         for e in [
             UncoreError::NoDriver(PathBuf::from("x")),
             UncoreError::NoDomain { pkg: 0, die: 9 },
@@ -380,6 +390,7 @@ mod tests {
 
     #[test]
     fn pmd_mgmt_errors() {
+        no_logs();
         let cases = [
             (PmdError::Invalid("x".into()), libc::EINVAL),
             (PmdError::Busy { port: 0, queue: 1 }, libc::EBUSY),
@@ -418,6 +429,7 @@ mod tests {
 
     #[test]
     fn empty_poll_errors() {
+        no_logs();
         for e in [
             EpError::Index {
                 lcore: 1,
@@ -440,6 +452,7 @@ mod tests {
 
     #[test]
     fn guest_channel_errors() {
+        no_logs();
         assert_eq!(guest_send(0, &channel(Some(libc::EAGAIN))), libc::EAGAIN);
         assert_eq!(guest_send(0, &channel(Some(libc::EPIPE))), libc::EPIPE);
         assert_eq!(guest_send(0, &channel(None)), libc::EIO);
