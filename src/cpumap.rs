@@ -1,10 +1,13 @@
+//! The lcore -> CPU mapping (identity, or DPDK EAL's).
+//!
 //! lcore -> CPU mapping. Identity by default; when the process contains
-//! DPDK's EAL, its `rte_lcore_cpuset()` is followed (looked up at run time
-//! with dlsym, so the library never links DPDK), and an lcore mapped to other
-//! than exactly one CPU is refused, as DPDK 22.11.7+ does.
+//! DPDK's EAL, its `rte_lcore_cpuset()` is followed (found at run time in
+//! [`crate::dpdk_sym`], so the library never links DPDK), and an lcore
+//! mapped to other than exactly one CPU is refused, as DPDK 22.11.7+ does.
 
-use std::ffi::{c_int, c_uint, CStr};
+use std::ffi::{c_int, c_uint};
 
+use crate::dpdk_sym::Dpdk;
 use crate::error::{PowerError, Result};
 
 type LcoreToCpuId = unsafe extern "C" fn(c_int) -> c_int;
@@ -33,28 +36,12 @@ impl std::fmt::Debug for CpuMap {
     }
 }
 
-fn lookup(name: &CStr) -> Option<*mut libc::c_void> {
-    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads
-    // the process's symbol tables.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!p.is_null()).then_some(p)
-}
-
 impl CpuMap {
     /// EAL's mapping if the process has EAL, else identity.
     pub fn detect() -> CpuMap {
-        match (lookup(c"rte_lcore_to_cpu_id"), lookup(c"rte_lcore_cpuset")) {
-            (Some(a), Some(b)) => {
-                // SAFETY: these are DPDK's exported functions with exactly
-                // these C signatures (rte_lcore.h, all versions since 18.x);
-                // rte_cpuset_t is glibc's cpu_set_t on Linux.
-                unsafe {
-                    CpuMap::Eal {
-                        to_cpu_id: std::mem::transmute::<*mut libc::c_void, LcoreToCpuId>(a),
-                        cpuset: std::mem::transmute::<*mut libc::c_void, LcoreCpuset>(b),
-                    }
-                }
-            }
+        let d = Dpdk::get();
+        match (d.lcore_to_cpu_id, d.lcore_cpuset) {
+            (Some(to_cpu_id), Some(cpuset)) => CpuMap::Eal { to_cpu_id, cpuset },
             _ => CpuMap::Identity,
         }
     }

@@ -1,3 +1,5 @@
+//! The empty-poll detector of DPDK 22.11's empty-poll API.
+//!
 //! DPDK 22.11's empty-poll API (`rte_power_empty_poll.h`, removed in
 //! 23.11): workers count their empty and non-empty polls, a timer on the
 //! main lcore (every 10 ms, [`INTERVALS_PER_SECOND`]) turns the counts into
@@ -31,7 +33,7 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::log::Level;
 use crate::Power;
@@ -346,8 +348,6 @@ pub struct EmptyPoll {
     session: Mutex<Option<Session>>,
 }
 
-static GLOBAL: OnceLock<EmptyPoll> = OnceLock::new();
-
 impl EmptyPoll {
     /// A detector that changes frequencies through `power`.
     pub fn new(power: &'static Power) -> EmptyPoll {
@@ -356,11 +356,6 @@ impl EmptyPoll {
             hot: AtomicPtr::new(std::ptr::null_mut()),
             session: Mutex::new(None),
         }
-    }
-
-    /// The process-wide detector of the C API.
-    pub fn global() -> &'static EmptyPoll {
-        GLOBAL.get_or_init(|| EmptyPoll::new(Power::global()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Session>> {

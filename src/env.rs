@@ -1,3 +1,5 @@
+//! Power envs: DPDK's `enum power_management_env` and its drivers.
+//!
 //! Power management environments: DPDK's `enum power_management_env`, and
 //! which kernel cpufreq drivers each env serves.
 

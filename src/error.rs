@@ -1,3 +1,5 @@
+//! The library's one error type, [`PowerError`].
+//!
 //! The one error type of the library. The C layer maps it to DPDK's return
 //! values in `capi::errors`; everything else keeps the detail (which lcore,
 //! which CPU, which file, which OS error).

@@ -1,3 +1,5 @@
+//! The KVM guest transport: ports, requests, replies, its constants.
+//!
 //! KVM guest env: frequency requests forwarded to the host monitor over the
 //! lcore's own virtio-serial port, byte-compatible with DPDK.
 //!
@@ -19,8 +21,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{PowerError, Result};
-use crate::wire::{self, ChannelPacket, PACKET_SIZE};
+use crate::wire::{self, ChannelPacket, Step, PACKET_SIZE};
 
+/// Default directory of the guest's virtio-serial ports.
+pub const DEFAULT_PORTS_DIR: &str = "/dev/virtio-ports";
+/// Environment variable that overrides [`DEFAULT_PORTS_DIR`].
+pub const PORTS_DIR_ENV: &str = "RTE_POWER_VIRTIO_PORTS_DIR";
+/// Name prefix of the per-lcore guest ports.
+pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
 /// Environment variable: ms to wait at init for the host to take the
 /// CONNECT probe (default [`DEFAULT_CONNECT_TIMEOUT_MS`]).
 pub const CONNECT_TIMEOUT_ENV: &str = "RTE_POWER_GUEST_CONNECT_TIMEOUT_MS";
@@ -37,7 +45,7 @@ pub const DEFAULT_CLASS_DIR: &str = "/sys/class/virtio-ports";
 /// Library requests between two drains of pending host replies.
 pub const DRAIN_EVERY: u32 = 16;
 /// DPDK's receive timeout.
-pub const RECEIVE_TIMEOUT_MS: i32 = 10;
+pub const RECEIVE_TIMEOUT_MS: u64 = 10;
 
 /// How the guest env behaves (from the environment by default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +63,7 @@ pub struct GuestConfig {
 impl Default for GuestConfig {
     fn default() -> Self {
         Self {
-            ports_dir: PathBuf::from(crate::power::DEFAULT_PORTS_DIR),
+            ports_dir: PathBuf::from(DEFAULT_PORTS_DIR),
             class_dir: PathBuf::from(DEFAULT_CLASS_DIR),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
             confirm: None,
@@ -72,7 +80,7 @@ impl GuestConfig {
     pub fn from_env() -> Self {
         let d = Self::default();
         Self {
-            ports_dir: std::env::var_os(crate::power::PORTS_DIR_ENV)
+            ports_dir: std::env::var_os(PORTS_DIR_ENV)
                 .filter(|v| !v.is_empty())
                 .map_or(d.ports_dir, PathBuf::from),
             class_dir: std::env::var_os(CLASS_DIR_ENV)
@@ -89,7 +97,7 @@ impl GuestConfig {
     /// The port of `lcore`: `<ports_dir>/virtio.serial.port.poweragent.<lcore>`,
     /// else the `/dev/vportNpM` whose sysfs name matches.
     pub fn port_path(&self, lcore: u32) -> Option<PathBuf> {
-        let name = format!("{}{lcore}", crate::power::PORT_PREFIX);
+        let name = format!("{PORT_PREFIX}{lcore}");
         let direct = self.ports_dir.join(&name);
         if direct.exists() {
             return Some(direct);
@@ -111,11 +119,9 @@ impl GuestConfig {
                 d.flatten().any(|e| {
                     if by_name {
                         std::fs::read_to_string(e.path().join("name"))
-                            .is_ok_and(|n| n.trim().starts_with(crate::power::PORT_PREFIX))
+                            .is_ok_and(|n| n.trim().starts_with(PORT_PREFIX))
                     } else {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(crate::power::PORT_PREFIX)
+                        e.file_name().to_string_lossy().starts_with(PORT_PREFIX)
                     }
                 })
             })
@@ -193,8 +199,7 @@ pub(crate) fn connect(cfg: &GuestConfig, lcore: u32) -> Result<File> {
     let path = cfg.port_path(lcore).ok_or_else(|| {
         chan_err(
             lcore,
-            &cfg.ports_dir
-                .join(format!("{}{lcore}", crate::power::PORT_PREFIX)),
+            &cfg.ports_dir.join(format!("{PORT_PREFIX}{lcore}")),
             io::Error::from_raw_os_error(libc::ENOENT),
         )
     })?;
@@ -282,17 +287,18 @@ pub(crate) fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
 }
 
 /// The library's request for `lcore`: DPDK's per-lcore CPU_POWER packet
-/// (resource_id = lcore, unit, command = CPU_POWER, all else zero) in one
+/// (resource_id = lcore, unit = the step, command = CPU_POWER, all else zero) in one
 /// `write`. The packet is built on the stack: zeroing 464 bytes costs a
 /// few ns, while a `writev` of a header and a static zero tail (the first
 /// design) measured 25% slower than a plain write on a pty and 60 ns
 /// slower on a pipe (`benches/guest_send.rs`).
 #[inline]
-pub(crate) fn send_request(fd: RawFd, lcore: u32, unit: u32) -> io::Result<()> {
+pub(crate) fn send_request(fd: RawFd, lcore: u32, step: Step) -> io::Result<()> {
     let mut pkt = [0u8; PACKET_SIZE];
-    pkt[..8].copy_from_slice(&u64::from(lcore).to_le_bytes());
-    pkt[8..12].copy_from_slice(&unit.to_le_bytes());
-    pkt[12..16].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
+    use wire::layout::{COMMAND, RESOURCE_ID, UNIT};
+    pkt[RESOURCE_ID..RESOURCE_ID + 8].copy_from_slice(&u64::from(lcore).to_le_bytes());
+    pkt[UNIT..UNIT + 4].copy_from_slice(&step.as_u32().to_le_bytes());
+    pkt[COMMAND..COMMAND + 4].copy_from_slice(&wire::CPU_POWER.to_le_bytes());
     loop {
         // SAFETY: `pkt` is valid for reading PACKET_SIZE bytes.
         let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), PACKET_SIZE) };
@@ -375,9 +381,9 @@ pub(crate) fn await_reply(fd: RawFd, lcore: u32, timeout: Duration) -> Result<()
             reply: "no reply before the timeout",
         });
     }
-    match u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]) {
-        wire::CMD_ACK => Ok(()),
-        wire::CMD_NACK => Err(PowerError::GuestReply {
+    match wire::reply_kind(&buf) {
+        Ok(wire::Response::Ack) => Ok(()),
+        Ok(wire::Response::Nack) => Err(PowerError::GuestReply {
             lcore,
             reply: "NACK",
         }),
@@ -396,10 +402,10 @@ mod tests {
     #[test]
     fn request_bytes_match_dpdk() {
         let (a, b) = UnixStream::pair().expect("pair");
-        send_request(a.as_raw_fd(), 3, wire::SCALE_UP).expect("send");
+        send_request(a.as_raw_fd(), 3, Step::Up).expect("send");
         let mut got = [0u8; PACKET_SIZE];
         std::io::Read::read_exact(&mut &b, &mut got).expect("read");
-        let want = ChannelPacket::cpu_power(3, wire::Unit::ScaleUp).encode();
+        let want = ChannelPacket::cpu_power(3, Step::Up).encode();
         assert_eq!(got, want);
         assert_eq!(
             &got[..16],
@@ -411,7 +417,7 @@ mod tests {
     fn replies_are_classified() {
         let (a, b) = UnixStream::pair().expect("pair");
         b.set_nonblocking(true).expect("nb");
-        let mut ack = ChannelPacket::cpu_power(1, wire::Unit::ScaleDown);
+        let mut ack = ChannelPacket::cpu_power(1, Step::Down);
         ack.command = wire::CMD_ACK;
         write_packet(a.as_raw_fd(), &ack.encode()).expect("write");
         await_reply(b.as_raw_fd(), 1, Duration::from_millis(500)).expect("ack");

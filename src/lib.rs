@@ -6,8 +6,9 @@
 //! cppc_cpufreq, amd-pstate/amd-pstate-epp) and a lock-free per-lcore fast
 //! path.
 //!
-//! The Rust API: a [`Power`] context (the C API uses [`Power::global`]),
-//! [`Env`] selection, and [`Lcore`] handles for the frequency operations.
+//! The Rust API: a [`Power`] context (the C API uses
+//! [`capi::global::power`]), [`Env`] selection, and [`Lcore`] handles for
+//! the frequency operations.
 //!
 //! ```
 //! use testkit::sysfs::{FakeSysfs, Flavour};
@@ -32,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod capi;
+mod clock;
+pub mod cpulist;
 pub mod cpumap;
 pub mod dpdk_sym;
 pub mod empty_poll;
@@ -52,6 +55,7 @@ pub mod wire;
 pub use cpumap::CpuMap;
 pub use env::Env;
 pub use error::{PowerError, Result};
+pub use guest::{DEFAULT_PORTS_DIR, PORTS_DIR_ENV, PORT_PREFIX};
 pub use host::MAX_FREQS;
 pub use lcore::{Capabilities, Changed, Lcore, PstateStats, MAX_LCORE};
-pub use power::{Config, Power, DEFAULT_PORTS_DIR, PORTS_DIR_ENV, PORT_PREFIX};
+pub use power::{Config, PmdConfig, Power};

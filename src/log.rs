@@ -1,3 +1,5 @@
+//! The library's leveled logging to stderr.
+//!
 //! Minimal leveled logging to stderr. The level comes from the environment
 //! variable `RTE_POWER_LOG` (`off`, `error`, `warn`, `info`, `debug`;
 //! default `warn`). The frequency fast path never logs on success.

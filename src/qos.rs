@@ -1,3 +1,5 @@
+//! PM QoS: the per-CPU resume latency constraint.
+//!
 //! PM QoS: the per-CPU resume latency constraint
 //! (`cpuN/power/pm_qos_resume_latency_us`), with DPDK 24.11's semantics.
 //!

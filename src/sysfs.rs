@@ -1,3 +1,5 @@
+//! The cpufreq sysfs tree: paths, reads at init, fast-path writes.
+//!
 //! Access to the cpufreq sysfs tree: where it is, reading attributes at init
 //! time, and the pre-rendered, single-syscall writes of the fast path.
 //!

@@ -1,3 +1,5 @@
+//! Intel uncore frequency control per (package, die).
+//!
 //! Intel uncore frequency (DPDK's `rte_power_uncore.h`, 22.11's
 //! `rte_power_intel_uncore.h`): the mesh/LLC frequency of a (package, die),
 //! pinned by writing the same value to its `min_freq_khz` and `max_freq_khz`.
@@ -32,7 +34,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
@@ -323,13 +325,15 @@ struct Die {
     index: u32,
 }
 
-/// The uncore API: env, domains, per-die state. The C API uses
-/// [`Uncore::global`]; tests create their own on a generated tree.
+/// The uncore API: env, domains, per-die state. The C API uses one
+/// process-wide instance ([`crate::capi::global::uncore`]); tests create
+/// their own on a generated tree.
 ///
 /// ```no_run
+/// use rte_power::sysfs::SysfsRoot;
 /// use rte_power::uncore::Uncore;
 ///
-/// let uncore = Uncore::global();
+/// let uncore = Uncore::new(&SysfsRoot::from_env());
 /// for pkg in 0..uncore.num_pkgs() {
 ///     for die in 0..uncore.num_dies(pkg) {
 ///         uncore.init(pkg, die)?;
@@ -345,8 +349,6 @@ pub struct Uncore {
     dies: Mutex<BTreeMap<(u32, u32), Die>>,
 }
 
-static GLOBAL: OnceLock<Uncore> = OnceLock::new();
-
 impl Uncore {
     /// The uncore of the CPU sysfs tree at `root`.
     pub fn new(root: &SysfsRoot) -> Uncore {
@@ -355,11 +357,6 @@ impl Uncore {
             env: AtomicU32::new(UNCORE_ENV_NOT_SET),
             dies: Mutex::new(BTreeMap::new()),
         }
-    }
-
-    /// The process-wide instance (`RTE_POWER_SYSFS_CPU_DIR` or the real tree).
-    pub fn global() -> &'static Uncore {
-        GLOBAL.get_or_init(|| Uncore::new(&SysfsRoot::from_env()))
     }
 
     /// The `intel_uncore_frequency` directory used.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use rte_power::capi::errors::pmd_errno;
 use rte_power::pmd_mgmt::{CallbackId, EthDev, Intrinsics, PmdError, PmdMgmt, PmdMode, QueueEntry};
 use rte_power::{Config, Power};
 use testkit::sysfs::{FakeSysfs, Flavour};
@@ -150,7 +151,7 @@ fn setup(flavour: Flavour, ports: &[(u16, usize)]) -> Setup {
 }
 
 fn errno(r: Result<(), PmdError>) -> i32 {
-    r.map_or_else(|e| e.errno(), |()| 0)
+    r.map_or_else(|e| pmd_errno(&e), |()| 0)
 }
 
 const EINVAL: i32 = -libc::EINVAL;
@@ -229,7 +230,7 @@ fn without_ethdev_everything_is_enotsup() {
     let power: &'static Power = Box::leak(Box::new(Power::new(Config::with_sysfs("/nonexistent"))));
     let m = PmdMgmt::without_ethdev(power, "rte_eth_add_rx_callback".into());
     let e = m.enable(0, 0, 0, PmdMode::Scale).unwrap_err();
-    assert_eq!(e.errno(), ENOTSUP);
+    assert_eq!(pmd_errno(&e), ENOTSUP);
     assert!(e.to_string().contains("rte_eth_add_rx_callback"), "{e}");
     assert_eq!(errno(m.disable(0, 0, 0)), ENOTSUP);
     assert_eq!(errno(m.enable_raw(0, 0, 0, 9)), ENOTSUP);

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rte_power::sysfs::SysfsRoot;
-use rte_power::wire::{ChannelPacket, Unit, CMD_ACK, PACKET_SIZE};
+use rte_power::wire::{ChannelPacket, Step, CMD_ACK, PACKET_SIZE};
 use testkit::qemu::Qemu;
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::libvirt::Libvirt;
@@ -210,8 +210,8 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
     let mut partial: Vec<Vec<u8>> = vec![Vec::new(); nch];
     let mut out = Vec::with_capacity(PACKET_SIZE * 64);
     let templates = [
-        ChannelPacket::cpu_power(0, Unit::ScaleDown).encode(),
-        ChannelPacket::cpu_power(0, Unit::ScaleUp).encode(),
+        ChannelPacket::cpu_power(0, Step::Down).encode(),
+        ChannelPacket::cpu_power(0, Step::Up).encode(),
     ];
     let mut send = |i: usize, k: u32, s: &mut UnixStream, seq: &mut u64| -> std::io::Result<()> {
         out.clear();

@@ -56,15 +56,15 @@ impl FreqOp {
     ];
 
     /// From a wire `unit` value.
-    pub fn from_unit(u: rte_power::wire::Unit) -> Self {
-        use rte_power::wire::Unit;
+    pub fn from_unit(u: rte_power::wire::Step) -> Self {
+        use rte_power::wire::Step;
         match u {
-            Unit::ScaleUp => FreqOp::Up,
-            Unit::ScaleDown => FreqOp::Down,
-            Unit::ScaleMax => FreqOp::Max,
-            Unit::ScaleMin => FreqOp::Min,
-            Unit::EnableTurbo => FreqOp::EnableTurbo,
-            Unit::DisableTurbo => FreqOp::DisableTurbo,
+            Step::Up => FreqOp::Up,
+            Step::Down => FreqOp::Down,
+            Step::Max => FreqOp::Max,
+            Step::Min => FreqOp::Min,
+            Step::EnableTurbo => FreqOp::EnableTurbo,
+            Step::DisableTurbo => FreqOp::DisableTurbo,
         }
     }
 }

@@ -336,7 +336,7 @@ fn governor(sim: &SimHost, cpu: u32) -> String {
 
 /// The scripted tour of `--simulate --demo`.
 fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
-    use rte_power::wire::Unit;
+    use rte_power::wire::Step;
     let say = |cmd: &str| {
         let out = ctl.execute(cmd);
         println!("vmpower> {cmd}\n{}", out.text);
@@ -359,28 +359,25 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
     println!("simulated host in {}", sim.base.display());
     say("show_vm vm-a");
     say("show_cpu_freq 0");
-    guest("vm-a", 0, &[GuestOp::Power(Unit::ScaleDown)])?;
+    guest("vm-a", 0, &[GuestOp::Power(Step::Down)])?;
     say("show_cpu_freq 0");
     guest(
         "vm-a",
         0,
-        &[
-            GuestOp::Power(Unit::ScaleDown),
-            GuestOp::Power(Unit::ScaleDown),
-        ],
+        &[GuestOp::Power(Step::Down), GuestOp::Power(Step::Down)],
     )?;
     say("show_cpu_freq 0");
-    guest("vm-a", 2, &[GuestOp::Power(Unit::ScaleMin)])?;
+    guest("vm-a", 2, &[GuestOp::Power(Step::Min)])?;
     say("show_cpu_freq_mask 0xc");
     guest("vm-a", 1, &[GuestOp::QueryFreq, GuestOp::QueryCaps])?;
     println!("(vm-b's vCPU 3 does not exist: refused, nothing written)");
-    guest("vm-b", 2, &[GuestOp::Power(Unit::ScaleMin)])?;
+    guest("vm-b", 2, &[GuestOp::Power(Step::Min)])?;
     let lines = guest_session(
         &sim.sockets,
         "vm-b",
         1,
         3,
-        &[GuestOp::Power(Unit::ScaleMin)],
+        &[GuestOp::Power(Step::Min)],
         Duration::from_secs(10),
     )
     .map_err(|e| format!("guest vm-b.1: {e}"))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Env, T};
 use rte_pm::stats::procstat::{self, CpuTime};
-use rte_power::wire::{ChannelPacket, Response, Unit, CMD_NACK};
+use rte_power::wire::{ChannelPacket, Response, Step, CMD_NACK};
 use testkit::sim_host::HOST_CPUS;
 use testkit::sysfs::{write_proc_stat, ProcStatCpu};
 use vm_power_monitor::ctl::{self, CtlServer};
@@ -336,7 +336,7 @@ fn guest_requests_nacked_unless_userspace() {
     let low = *t.last().expect("min");
     assert_eq!(env.setspeed(0), low);
     let before = env.snapshot(&[0]);
-    let p = ChannelPacket::cpu_power(0, Unit::ScaleUp);
+    let p = ChannelPacket::cpu_power(0, Step::Up);
     g0.send(&p).expect("send");
     let r = g0.recv_reply(T).expect("reply");
     assert_eq!(r.command, CMD_NACK, "{r:?}");
@@ -347,13 +347,13 @@ fn guest_requests_nacked_unless_userspace() {
          guest requests are served only under userspace",
     );
     // turbo requests too
-    let p = ChannelPacket::cpu_power(0, Unit::EnableTurbo);
+    let p = ChannelPacket::cpu_power(0, Step::EnableTurbo);
     g0.send(&p).expect("send");
     assert_eq!(g0.recv_reply(T).expect("reply").command, CMD_NACK);
 
     // back to userspace: ACK and the step is taken from the pinned minimum
     env.ok("set_scaling_governor 0 userspace");
-    let p = ChannelPacket::cpu_power(0, Unit::ScaleUp);
+    let p = ChannelPacket::cpu_power(0, Step::Up);
     g0.send(&p).expect("send");
     assert_eq!(g0.recv_reply(T).expect("reply"), p.reply(Response::Ack));
     assert_eq!(env.setspeed(0), t[t.len() - 2]);
@@ -363,7 +363,7 @@ fn guest_requests_nacked_unless_userspace() {
     let (_q2, mut g2) = env.attach("vm-a", 2);
     env.ok("set_scaling_governor 3 performance");
     let before = env.snapshot(&[2, 3]);
-    let p = ChannelPacket::cpu_power(2, Unit::ScaleDown);
+    let p = ChannelPacket::cpu_power(2, Step::Down);
     g2.send(&p).expect("send");
     assert_eq!(g2.recv_reply(T).expect("reply").command, CMD_NACK);
     assert_eq!(env.snapshot(&[2, 3]), before, "nothing written on 2 or 3");

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use common::{Env, T};
 use rte_power::wire::{
-    ChannelPacket, Response, Unit, VmName, CMD_NACK, PACKET_SIZE, POLICY_TIME, QUERY_CAPS,
+    ChannelPacket, Response, Step, VmName, CMD_NACK, PACKET_SIZE, POLICY_TIME, QUERY_CAPS,
     QUERY_CAPS_LIST, QUERY_FREQ, QUERY_FREQ_LIST,
 };
 use testkit::qemu::{Guest, Qemu};
 
 const QUIET: Duration = Duration::from_millis(150);
 
-fn req(vcpu: u64, unit: Unit) -> ChannelPacket {
+fn req(vcpu: u64, unit: Step) -> ChannelPacket {
     ChannelPacket::cpu_power(vcpu, unit)
 }
 
@@ -68,13 +68,13 @@ fn cpu_power_scales_the_pinned_pcpu_and_acks() {
     let t = env.table(1);
     let min = *t.last().expect("table");
 
-    let p = req(1, Unit::ScaleMin);
+    let p = req(1, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.setspeed(1), min);
     assert_eq!(env.attr(1, "scaling_governor"), "userspace");
 
-    let p = req(1, Unit::ScaleUp);
+    let p = req(1, Step::Up);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     let one_up = t[t.len() - 2];
@@ -84,7 +84,7 @@ fn cpu_power_scales_the_pinned_pcpu_and_acks() {
         format!("Core 1 frequency: {one_up}")
     );
 
-    let p = req(1, Unit::ScaleDown);
+    let p = req(1, Step::Down);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.setspeed(1), min);
@@ -92,19 +92,19 @@ fn cpu_power_scales_the_pinned_pcpu_and_acks() {
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
 
-    let p = req(1, Unit::ScaleMax);
+    let p = req(1, Step::Max);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     let max = env.setspeed(1);
     assert!(max >= t[1], "max {max}");
-    let p = req(1, Unit::EnableTurbo);
+    let p = req(1, Step::EnableTurbo);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
-    let p = req(1, Unit::ScaleMax);
+    let p = req(1, Step::Max);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.setspeed(1), t[0], "turbo entry");
-    let p = req(1, Unit::DisableTurbo);
+    let p = req(1, Step::DisableTurbo);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.setspeed(1), t[1], "left the turbo entry");
@@ -120,7 +120,7 @@ fn a_vcpu_pinned_to_two_pcpus_scales_both() {
     let env = Env::new();
     env.ok("add_vm vm-a");
     let (_q, mut g) = env.attach("vm-a", 2);
-    let p = req(2, Unit::ScaleMin);
+    let p = req(2, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     let min = *env.table(2).last().expect("table");
@@ -139,7 +139,7 @@ fn refusals_are_nacked_logged_and_write_nothing() {
 
     // vCPU index out of range (vm-a has 3), also huge values
     for vcpu in [3u64, 200, u64::from(u32::MAX), u64::MAX] {
-        let p = req(vcpu, Unit::ScaleDown);
+        let p = req(vcpu, Step::Down);
         g.send(&p).expect("send");
         assert_eq!(expect_nack(&mut g), p.reply(Response::Nack));
     }
@@ -148,21 +148,21 @@ fn refusals_are_nacked_logged_and_write_nothing() {
     );
 
     // core_type PHYSICAL
-    let mut p = req(0, Unit::ScaleDown);
+    let mut p = req(0, Step::Down);
     p.core_type = true;
     g.send(&p).expect("send");
     expect_nack(&mut g);
     env.assert_log("core_type PHYSICAL is not accepted from a guest");
 
     // a vm_name that is not the channel's VM
-    let mut p = req(0, Unit::ScaleDown);
+    let mut p = req(0, Step::Down);
     p.vm_name = VmName::new("vm-b").expect("name");
     g.send(&p).expect("send");
     expect_nack(&mut g);
     env.assert_log("vm_name 'vm-b' is not this channel's VM");
 
     // unknown command and unknown unit: header echoed, body zero
-    let mut raw = req(0, Unit::ScaleDown).encode();
+    let mut raw = req(0, Step::Down).encode();
     raw[12..16].copy_from_slice(&99u32.to_le_bytes());
     raw[200] = 0x5a; // garbage that must not be reflected
     g.send_bytes(&raw).expect("send");
@@ -170,7 +170,7 @@ fn refusals_are_nacked_logged_and_write_nothing() {
     assert_eq!(&r[12..16], &CMD_NACK.to_le_bytes());
     assert!(r[48..].iter().all(|b| *b == 0), "body must be zero");
     env.assert_log("refused command 99: malformed packet");
-    let mut raw = req(0, Unit::ScaleDown).encode();
+    let mut raw = req(0, Step::Down).encode();
     raw[8..12].copy_from_slice(&77u32.to_le_bytes());
     g.send_bytes(&raw).expect("send");
     expect_nack(&mut g);
@@ -179,13 +179,13 @@ fn refusals_are_nacked_logged_and_write_nothing() {
     // nothing reached any CPU, and the channel still works
     assert_eq!(env.snapshot(&[0, 1, 2, 3, 4, 5, 6, 7]), before);
     assert!(env.ok("show_vm vm-a").contains("0 accepted, 8 refused"));
-    let p = req(0, Unit::ScaleDown);
+    let p = req(0, Step::Down);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
 
     // an unpinned vCPU could run anywhere: refused
     let (_q2, mut g2) = env.attach("vm-free", 0);
-    let p = req(0, Unit::ScaleDown);
+    let p = req(0, Step::Down);
     g2.send(&p).expect("send");
     expect_nack(&mut g2);
     env.assert_log("vCPU 0 is not pinned");
@@ -207,7 +207,7 @@ fn two_vms_cannot_reach_each_others_cpus() {
 
     // vm-b aims at vm-a's CPUs every way DPDK's sample allowed
     for vcpu in [3u64, 4, 127, 200, 0x7fff_ffff, 0xffff_ffff, 1 << 32] {
-        let p = req(vcpu, Unit::ScaleMin);
+        let p = req(vcpu, Step::Min);
         b.send(&p).expect("send");
         if vcpu == 1 << 32 {
             // not truncated to vCPU 0
@@ -217,7 +217,7 @@ fn two_vms_cannot_reach_each_others_cpus() {
         }
     }
     for cpu in 0..4u64 {
-        let mut p = req(cpu, Unit::ScaleMin);
+        let mut p = req(cpu, Step::Min);
         p.core_type = true;
         b.send(&p).expect("send");
         expect_nack(&mut b);
@@ -228,14 +228,14 @@ fn two_vms_cannot_reach_each_others_cpus() {
         b.send(&p).expect("send");
         expect_query_nack(&mut b, cmd);
     }
-    let mut p = req(0, Unit::ScaleMin);
+    let mut p = req(0, Step::Min);
     p.vm_name = VmName::new("vm-a").expect("name");
     b.send(&p).expect("send");
     expect_nack(&mut b);
     assert_eq!(env.snapshot(&a_cpus), before, "vm-a's CPUs were written");
 
     // vm-b's own vCPU 0 is CPU 4; vm-a's vCPU 0 is CPU 0
-    let p = req(0, Unit::ScaleMin);
+    let p = req(0, Step::Min);
     b.send(&p).expect("send");
     expect_ack(&mut b, &p);
     assert_eq!(env.attr(4, "scaling_governor"), "userspace");
@@ -259,7 +259,7 @@ fn queries_need_permission_and_carry_no_stale_bytes() {
     env.ok("set_query vm-a enable");
     assert!(env.ok("show_vm vm-a").contains("Query: enabled"));
 
-    let p = req(1, Unit::ScaleMin);
+    let p = req(1, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     let min = *env.table(1).last().expect("table");
@@ -313,7 +313,7 @@ fn connect_probe_is_silent_even_with_garbage() {
     }
     g.send_bytes(&raw).expect("send");
     assert!(g.silent_for(QUIET), "CONNECT must not be answered");
-    let p = req(0, Unit::ScaleDown);
+    let p = req(0, Step::Down);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
 }
@@ -364,8 +364,8 @@ fn partial_packets_one_byte_at_a_time() {
     let env = Env::new();
     env.ok("add_vm vm-a");
     let (_q, mut g) = env.attach("vm-a", 0);
-    let p1 = req(0, Unit::ScaleMin);
-    let p2 = req(1, Unit::ScaleMin);
+    let p1 = req(0, Step::Min);
+    let p2 = req(1, Step::Min);
     let mut bytes = p1.encode().to_vec();
     bytes.extend_from_slice(&p2.encode());
     for (i, b) in bytes.iter().enumerate() {
@@ -390,14 +390,7 @@ fn a_thousand_packets_in_one_write() {
     let mut sent = Vec::new();
     let mut bytes = Vec::new();
     for i in 0..1000u64 {
-        let mut p = req(
-            i % 3,
-            if i % 2 == 0 {
-                Unit::ScaleDown
-            } else {
-                Unit::ScaleUp
-            },
-        );
+        let mut p = req(i % 3, if i % 2 == 0 { Step::Down } else { Step::Up });
         p.vfid[0] = i; // a tag the echo must carry back
         bytes.extend_from_slice(&p.encode());
         sent.push(p);
@@ -426,7 +419,7 @@ fn disabled_channels_are_read_and_nacked() {
     );
     assert!(env.ok("show_vm vm-a").contains("vm-a.0, status = DISABLED"));
     let before = env.snapshot(&[0]);
-    let p = req(0, Unit::ScaleMin);
+    let p = req(0, Step::Min);
     g0.send(&p).expect("send");
     assert_eq!(expect_nack(&mut g0), p.reply(Response::Nack));
     env.assert_log("VM 'vm-a' channel 0: refused CPU_POWER(vCPU 0): channel disabled");
@@ -450,11 +443,11 @@ fn hang_up_then_reattach_when_the_socket_returns() {
     let env = Env::new();
     env.ok("add_vm vm-b");
     let (q, mut g) = env.attach("vm-b", 0);
-    let p = req(0, Unit::ScaleMin);
+    let p = req(0, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     // half a packet, then the VM stops: the partial packet is dropped
-    g.send_bytes(&req(0, Unit::ScaleMax).encode()[..100])
+    g.send_bytes(&req(0, Step::Max).encode()[..100])
         .expect("half");
     drop(g);
     q.shut_down();
@@ -467,7 +460,7 @@ fn hang_up_then_reattach_when_the_socket_returns() {
 
     // the VM starts again: QEMU binds the socket; the guest already wrote
     let mut q = Qemu::bind(&env.sim.sockets, "vm-b", 0).expect("rebind");
-    let early = req(0, Unit::ScaleUp);
+    let early = req(0, Step::Up);
     q.write_early(&early.encode());
     let mut g = q.accept(T).expect("monitor re-attaches");
     expect_ack(&mut g, &early);
@@ -491,7 +484,7 @@ fn a_socket_that_appears_later_is_attached() {
         .contains("status = DISCONNECTED (socket not present)"));
     let mut q = Qemu::bind(&env.sim.sockets, "vm-d", 0).expect("bind");
     let mut g = q.accept(T).expect("attached through inotify");
-    let p = req(0, Unit::ScaleMin);
+    let p = req(0, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.attr(7, "scaling_governor"), "userspace");
@@ -504,7 +497,7 @@ fn quit_restores_every_touched_cpu() {
     let (_q, mut g) = env.attach("vm-a", 0);
     let orig = env.snapshot(&[0, 2, 3]);
     for v in [0, 2] {
-        let p = req(v, Unit::ScaleMin);
+        let p = req(v, Step::Min);
         g.send(&p).expect("send");
         expect_ack(&mut g, &p);
     }
@@ -539,7 +532,7 @@ fn request_follows_live_repinning() {
     assert!(env
         .ok("show_vm vm-b")
         .contains("[1]: Physical CPU(s) 3, mask 0x8"));
-    let p = req(1, Unit::ScaleMin);
+    let p = req(1, Step::Min);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
     assert_eq!(env.attr(3, "scaling_governor"), "userspace");

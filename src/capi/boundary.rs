@@ -1,29 +1,15 @@
-//! The panic boundary: no panic may unwind into C. Each C return type has
-//! the value DPDK uses for failure.
+//! The one panic boundary of the C API: no panic unwinds into C.
+//!
+//! The panic boundary: no panic may unwind into C. Every export runs its
+//! body through [`ffi_guard`] (or [`ffi_guard_or`]); the value a caught
+//! panic returns is picked, per C return type, in `errors.rs`.
 
-use std::ffi::{c_int, c_uint};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// The value a C function returns if the Rust core panicked.
+/// The value a C function returns if the Rust core panicked (implemented
+/// in `errors.rs`).
 pub(crate) trait OnPanic {
     fn on_panic() -> Self;
-}
-
-impl OnPanic for c_int {
-    fn on_panic() -> Self {
-        -1
-    }
-}
-
-impl OnPanic for c_uint {
-    /// For the index/count returning functions: DPDK's invalid index.
-    fn on_panic() -> Self {
-        c_uint::MAX
-    }
-}
-
-impl OnPanic for () {
-    fn on_panic() -> Self {}
 }
 
 /// Runs `f`, turning a panic into the type's failure value.

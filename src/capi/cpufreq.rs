@@ -1,13 +1,16 @@
+//! The cpufreq exports of `rte_power_cpufreq.h` and `rte_power.h`.
+//!
 //! `rte_power_cpufreq.h` (and `rte_power.h`): DPDK 24.11's function API.
 
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::{ffi_guard, ffi_guard_or};
-use super::errors::{quiet, report, to_c};
+use super::errors::{self, quiet, report};
+use super::global;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::PowerError;
-use crate::lcore::{Changed, Lcore, Plan, Step};
-use crate::Power;
+use crate::lcore::{Changed, Lcore, Plan};
+use crate::wire::Step;
 
 /// `enum power_management_env` as it crosses the ABI (an `int`-sized enum).
 pub type power_management_env = c_uint;
@@ -23,19 +26,15 @@ pub struct rte_power_core_capabilities {
     pub capabilities: u64,
 }
 
-fn power() -> &'static Power {
-    Power::global()
-}
-
 #[inline]
 fn with_lcore<T>(
     lcore_id: c_uint,
     f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
 ) -> Result<T, PowerError> {
-    crate::lcore::global_lcore(lcore_id).and_then(f)
+    global::lcore(lcore_id).and_then(f)
 }
 
-/// [`Power::host_op`] on the global table, without touching the context
+/// [`crate::Power::host_op`] on the static table, without touching the context
 /// unless the call fails.
 #[inline]
 fn host_op<T>(
@@ -43,38 +42,30 @@ fn host_op<T>(
     what: &'static str,
     f: impl FnOnce(Lcore<'_>) -> Result<T, PowerError>,
 ) -> Result<T, PowerError> {
-    with_lcore(lcore_id, f).map_err(|e| power().as_guest_error(e, lcore_id, what))
+    with_lcore(lcore_id, f).map_err(|e| global::power().as_guest_error(e, lcore_id, what))
 }
 
+/// A step's result as DPDK returns it (1 changed, 0 unchanged, error).
 #[inline]
 fn changed(r: Result<Changed, PowerError>) -> c_int {
-    r.map_or_else(|e| quiet(&e), Changed::to_c)
-}
-
-/// DPDK's turbo calls: 0 on a host (whether or not the frequency moved),
-/// 1 when a KVM guest sent the request.
-#[inline]
-fn turbo(r: Result<Changed, PowerError>) -> c_int {
-    match r {
-        Ok(Changed::Sent) => 1,
-        Ok(_) => 0,
-        Err(e) => quiet(&e),
-    }
+    r.map_or_else(|e| quiet(&e), errors::changed)
 }
 
 /// 1 if the machine supports `env`, else 0 (also for invalid values, as DPDK 24.11).
 #[no_mangle]
 pub extern "C" fn rte_power_check_env_supported(env: power_management_env) -> c_int {
-    ffi_guard(|| Env::from_raw(env).map_or(0, |e| c_int::from(power().check_env_supported(e))))
+    ffi_guard(|| {
+        errors::env_supported(Env::from_raw(env).map(|e| global::power().check_env_supported(e)))
+    })
 }
 
 /// Selects an env: 0, or -1 if one is set already or `env` is invalid.
 #[no_mangle]
 pub extern "C" fn rte_power_set_env(env: power_management_env) -> c_int {
     ffi_guard(|| match Env::from_raw(env) {
-        Some(e) => power()
+        Some(e) => global::power()
             .set_env(e)
-            .map_or_else(|e| report("rte_power_set_env", &e), |()| 0),
+            .map_or_else(|e| report("rte_power_set_env", &e), |()| errors::OK),
         None => report("rte_power_set_env", &PowerError::InvalidEnv(env)),
     })
 }
@@ -82,22 +73,24 @@ pub extern "C" fn rte_power_set_env(env: power_management_env) -> c_int {
 /// Forgets the selected env.
 #[no_mangle]
 pub extern "C" fn rte_power_unset_env() {
-    ffi_guard(|| power().unset_env())
+    ffi_guard(|| global::power().unset_env())
 }
 
 /// The selected env, `PM_ENV_NOT_SET` (0) if none.
 #[no_mangle]
 pub extern "C" fn rte_power_get_env() -> power_management_env {
-    ffi_guard_or(ENV_NOT_SET, || power().env().map_or(ENV_NOT_SET, Env::raw))
+    ffi_guard_or(ENV_NOT_SET, || {
+        global::power().env().map_or(ENV_NOT_SET, Env::raw)
+    })
 }
 
 /// Initialises an lcore (auto-detecting the env if none is set): 0 or -1.
 #[no_mangle]
 pub extern "C" fn rte_power_init(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        power()
+        global::power()
             .init(lcore_id)
-            .map_or_else(|e| report("rte_power_init", &e), |_| 0)
+            .map_or_else(|e| report("rte_power_init", &e), |_| errors::OK)
     })
 }
 
@@ -105,9 +98,9 @@ pub extern "C" fn rte_power_init(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
     ffi_guard(|| {
-        power()
+        global::power()
             .exit(lcore_id)
-            .map_or_else(|e| report("rte_power_exit", &e), |()| 0)
+            .map_or_else(|e| report("rte_power_exit", &e), |()| errors::OK)
     })
 }
 
@@ -120,13 +113,13 @@ pub extern "C" fn rte_power_exit(lcore_id: c_uint) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num: u32) -> u32 {
     // a count: 0, never UINT_MAX, if anything went wrong
-    ffi_guard_or(0, || {
+    ffi_guard_or(errors::PANIC_COUNT, || {
         let r = host_op(lcore_id, "the frequency table", |l| {
             // the lcore is checked first: the KVM env answers -ENOTSUP
             // even for a NULL buffer, as DPDK's does
             let n = l.num_freqs()?;
             if freqs.is_null() || num < n {
-                return Ok(0);
+                return Ok(errors::NOTHING_COPIED);
             }
             // SAFETY: non-NULL, and the caller guarantees room for `num`
             // values, at least the `n` written, for the duration of this
@@ -135,12 +128,7 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
             let out = unsafe { std::slice::from_raw_parts_mut(freqs, n as usize) };
             l.freqs_into(out)
         });
-        match r {
-            Ok(n) => n as u32,
-            // the KVM env answers -ENOTSUP (as a uint32_t, like DPDK)
-            Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
-            Err(_) => 0,
-        }
+        r.map_or_else(|e| errors::freqs(&e), |n| n as u32)
     })
 }
 
@@ -148,10 +136,8 @@ pub unsafe extern "C" fn rte_power_freqs(lcore_id: c_uint, freqs: *mut u32, num:
 /// (`(uint32_t)-ENOTSUP` in the KVM guest env).
 #[no_mangle]
 pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
-    ffi_guard(|| match host_op(lcore_id, "get_freq", |l| l.index()) {
-        Ok(i) => i,
-        Err(e @ PowerError::Unsupported { .. }) => to_c(&e) as u32,
-        Err(_) => RTE_POWER_INVALID_FREQ_INDEX,
+    ffi_guard(|| {
+        host_op(lcore_id, "get_freq", |l| l.index()).unwrap_or_else(|e| errors::freq_index(&e))
     })
 }
 
@@ -159,7 +145,7 @@ pub extern "C" fn rte_power_get_freq(lcore_id: c_uint) -> u32 {
 /// `uint32_t`, DPDK 24.11's prototype).
 #[no_mangle]
 pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
-    ffi_guard(|| changed(host_op(lcore_id, "set_freq", |l| l.set_index(index))) as u32)
+    ffi_guard(|| errors::set_freq(host_op(lcore_id, "set_freq", |l| l.set_index(index))))
 }
 
 /// A relative step: the plan is decided inline; anything but "nothing to
@@ -169,9 +155,9 @@ pub extern "C" fn rte_power_set_freq(lcore_id: c_uint, index: u32) -> u32 {
 /// part runs inside the panic boundary.
 #[inline(always)]
 fn step(lcore_id: c_uint, step: Step) -> c_int {
-    match crate::lcore::global_lcore_opt(lcore_id) {
+    match global::lcore_opt(lcore_id) {
         Some(l) => match l.plan(step) {
-            Plan::Stay => 0,
+            Plan::Stay => errors::changed(Changed::No),
             // decided again out of line: passing the plan would need memory
             _ => run_step(l, step),
         },
@@ -187,7 +173,7 @@ fn run_step(l: Lcore<'static>, step: Step) -> c_int {
 #[cold]
 #[inline(never)]
 fn invalid_lcore(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| changed(crate::lcore::global_lcore(lcore_id).and_then(|l| l.max())))
+    ffi_guard(|| changed(global::lcore(lcore_id).and_then(|l| l.max())))
 }
 
 /// One frequency step up: 1 changed, 0 unchanged, -1 error.
@@ -226,13 +212,17 @@ pub extern "C" fn rte_power_turbo_status(lcore_id: c_uint) -> c_int {
 /// Enables turbo: 0, or negative on error (no turbo on this CPU).
 #[no_mangle]
 pub extern "C" fn rte_power_freq_enable_turbo(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| turbo(with_lcore(lcore_id, |l| l.enable_turbo())))
+    ffi_guard(|| {
+        with_lcore(lcore_id, |l| l.enable_turbo()).map_or_else(|e| quiet(&e), errors::turbo)
+    })
 }
 
 /// Disables turbo: 0, or negative on error.
 #[no_mangle]
 pub extern "C" fn rte_power_freq_disable_turbo(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| turbo(with_lcore(lcore_id, |l| l.disable_turbo())))
+    ffi_guard(|| {
+        with_lcore(lcore_id, |l| l.disable_turbo()).map_or_else(|e| quiet(&e), errors::turbo)
+    })
 }
 
 /// Fills `caps`: 0, or negative (NULL `caps`, lcore not initialised).
@@ -248,7 +238,7 @@ pub unsafe extern "C" fn rte_power_get_capabilities(
         // the lcore is checked first: the KVM env answers -ENOTSUP even for
         // a NULL `caps`, as DPDK's does
         match host_op(lcore_id, "get_capabilities", |l| l.capabilities()) {
-            Ok(_) if caps.is_null() => -1,
+            Ok(_) if caps.is_null() => errors::FAILED,
             Ok(c) => {
                 // SAFETY: non-NULL, and the caller guarantees it is writable.
                 unsafe {
@@ -256,7 +246,7 @@ pub unsafe extern "C" fn rte_power_get_capabilities(
                         capabilities: c.bits(),
                     })
                 };
-                0
+                errors::OK
             }
             Err(e) => quiet(&e),
         }

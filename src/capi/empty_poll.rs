@@ -1,11 +1,14 @@
+//! The empty-poll exports of `rte_power_empty_poll.h` (DPDK 22.11).
+//!
 //! `rte_power_empty_poll.h`: DPDK 22.11's empty-poll API (removed from DPDK
 //! in 23.11; kept here so 22.11 applications relink unchanged).
 
 use std::ffi::{c_int, c_uint, c_void};
 
-use super::boundary::ffi_guard;
-use crate::empty_poll::{EmptyPoll, EpParams, EpPolicy, LcoreView};
-use crate::Power;
+use super::boundary::{ffi_guard, ffi_guard_or};
+use super::errors;
+use super::global;
+use crate::empty_poll::{EpParams, EpPolicy, LcoreView};
 
 /// `struct ep_params` as the C header names it.
 pub type ep_params = EpParams;
@@ -33,32 +36,22 @@ pub unsafe extern "C" fn rte_power_empty_poll_stat_init(
 ) -> c_int {
     ffi_guard(|| {
         if eptr.is_null() || policy.is_null() {
-            crate::log!(
-                crate::log::Level::Error,
-                "rte_power_empty_poll_stat_init: NULL argument"
-            );
-            return -1;
+            return errors::empty_poll_null("rte_power_empty_poll_stat_init");
         }
         // SAFETY: non-NULL; the caller passes 3 readable bytes.
         let tlb = (!freq_tlb.is_null())
             .then(|| unsafe { [*freq_tlb, *freq_tlb.add(1), *freq_tlb.add(2)] });
         // SAFETY: non-NULL and valid for reads (caller).
         let policy = unsafe { *policy };
-        let ep = EmptyPoll::global();
-        let view = LcoreView::detect(Power::global());
+        let ep = global::empty_poll();
+        let view = LcoreView::detect(global::power());
         match ep.stat_init(tlb, &policy, &view) {
             Ok(p) => {
                 // SAFETY: non-NULL and valid for writes (caller).
                 unsafe { *eptr = p.as_ptr() };
-                0
+                errors::OK
             }
-            Err(e) => {
-                crate::log!(
-                    crate::log::Level::Error,
-                    "rte_power_empty_poll_stat_init: {e}"
-                );
-                -1
-            }
+            Err(e) => errors::empty_poll("rte_power_empty_poll_stat_init", &e),
         }
     })
 }
@@ -66,46 +59,44 @@ pub unsafe extern "C" fn rte_power_empty_poll_stat_init(
 /// Frees the empty-poll state (workers must have stopped).
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_free() {
-    ffi_guard(|| EmptyPoll::global().stat_free())
+    ffi_guard(|| global::empty_poll().stat_free())
 }
 
 /// Counts one empty poll of `lcore_id`: 0, or -1 (lcore ≥ 256, no state).
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_update(lcore_id: c_uint) -> c_int {
-    ffi_guard(|| EmptyPoll::global().count_empty(lcore_id).map_or(-1, |()| 0))
+    ffi_guard(|| errors::empty_poll_update(global::empty_poll().count_empty(lcore_id)))
 }
 
 /// Counts `nb_pkt` received packets of `lcore_id`: 0 or -1.
 #[no_mangle]
 pub extern "C" fn rte_power_poll_stat_update(lcore_id: c_uint, nb_pkt: u8) -> c_int {
-    ffi_guard(|| {
-        EmptyPoll::global()
-            .count_packets(lcore_id, nb_pkt)
-            .map_or(-1, |()| 0)
-    })
+    ffi_guard(|| errors::empty_poll_update(global::empty_poll().count_packets(lcore_id, nb_pkt)))
 }
 
 /// Empty polls counted for `lcore_id`; `(uint64_t)-1` on error.
 #[no_mangle]
 pub extern "C" fn rte_power_empty_poll_stat_fetch(lcore_id: c_uint) -> u64 {
-    std::panic::catch_unwind(|| EmptyPoll::global().empty_count(lcore_id))
-        .ok()
-        .flatten()
-        .unwrap_or(u64::MAX)
+    ffi_guard_or(errors::EMPTY_POLL_NO_COUNT, || {
+        global::empty_poll()
+            .empty_count(lcore_id)
+            .unwrap_or(errors::EMPTY_POLL_NO_COUNT)
+    })
 }
 
 /// Packets counted for `lcore_id`; `(uint64_t)-1` on error.
 #[no_mangle]
 pub extern "C" fn rte_power_poll_stat_fetch(lcore_id: c_uint) -> u64 {
-    std::panic::catch_unwind(|| EmptyPoll::global().packet_count(lcore_id))
-        .ok()
-        .flatten()
-        .unwrap_or(u64::MAX)
+    ffi_guard_or(errors::EMPTY_POLL_NO_COUNT, || {
+        global::empty_poll()
+            .packet_count(lcore_id)
+            .unwrap_or(errors::EMPTY_POLL_NO_COUNT)
+    })
 }
 
 /// The detection step: the application arms an `rte_timer` (every 10 ms,
 /// on the main lcore) with this callback and the `ep_params` as argument.
 #[no_mangle]
 pub extern "C" fn rte_empty_poll_detection(_tim: *mut rte_timer, _arg: *mut c_void) {
-    ffi_guard(|| EmptyPoll::global().detect())
+    ffi_guard(|| global::empty_poll().detect())
 }

@@ -1,11 +1,11 @@
-//! `rte_power_ext.h`: rte-power's own extensions (not DPDK API).
+//! The exports of `rte_power_ext.h`, rte-power's own extensions.
 
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
-use super::errors::quiet;
+use super::errors::{self, quiet};
+use super::global;
 use crate::host::MAX_FREQS;
-use crate::Power;
 
 /// `struct rte_power_ext_pstate_stats`.
 #[repr(C)]
@@ -34,12 +34,12 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
     stats: *mut rte_power_ext_pstate_stats,
 ) -> c_int {
     ffi_guard(|| {
-        let st = match Power::global().host_op(lcore_id, "P-state statistics", |l| l.stats()) {
+        let st = match global::power().host_op(lcore_id, "P-state statistics", |l| l.stats()) {
             Ok(st) => st,
             Err(e) => return quiet(&e),
         };
         if stats.is_null() {
-            return -1;
+            return errors::FAILED;
         }
         let mut out = rte_power_ext_pstate_stats {
             num: st.freqs_khz.len() as u32,
@@ -57,6 +57,6 @@ pub unsafe extern "C" fn rte_power_ext_get_pstate_stats(
         }
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { stats.write(out) };
-        0
+        errors::OK
     })
 }

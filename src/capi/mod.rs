@@ -1,3 +1,5 @@
+//! The `extern "C"` layer: the only code that C calls.
+//!
 //! The `extern "C"` layer: argument checks, the panic boundary and the
 //! mapping of results to DPDK's return conventions. No policy lives here;
 //! every function converts its arguments, calls the Rust core and maps the
@@ -8,8 +10,9 @@
 mod boundary;
 pub mod cpufreq;
 pub mod empty_poll;
-mod errors;
+pub mod errors;
 pub mod ext;
+pub mod global;
 pub mod guest_channel;
 pub mod pmd_mgmt;
 pub mod qos;

@@ -1,26 +1,16 @@
+//! The PMD management exports of `rte_power_pmd_mgmt.h`.
+//!
 //! `rte_power_pmd_mgmt.h`: queue enable/disable (DPDK's ethdev found in
 //! the process at run time) and the tunables.
 
 use std::ffi::{c_int, c_uint};
 
 use super::boundary::ffi_guard;
-use crate::error::PowerError;
-use crate::pmd_mgmt::{PmdError, PmdMgmt};
-use crate::Power;
+use super::errors;
+use super::global;
 
 /// `enum rte_power_pmd_mgmt_type` as it crosses the ABI.
 pub type rte_power_pmd_mgmt_type = c_uint;
-
-fn pmd_fail(what: &str, e: &PmdError) -> c_int {
-    // a missing ethdev or CPU feature is worth a line; refusals the caller
-    // can expect (busy, duplicate) are not
-    let lvl = match e {
-        PmdError::NotSupported(_) | PmdError::Invalid(_) => crate::log::Level::Error,
-        _ => crate::log::Level::Debug,
-    };
-    crate::log!(lvl, "{what}: {e}");
-    e.errno()
-}
 
 /// Starts power-managing an Rx queue polled by `lcore_id`: 0, or -EINVAL,
 /// -EBUSY (a queue is not stopped), -EEXIST, -ENOTSUP (no ethdev in the
@@ -33,11 +23,11 @@ pub extern "C" fn rte_power_ethdev_pmgmt_queue_enable(
     mode: rte_power_pmd_mgmt_type,
 ) -> c_int {
     ffi_guard(|| {
-        PmdMgmt::global()
+        global::pmd_mgmt()
             .enable_raw(lcore_id, port_id, queue_id, mode)
             .map_or_else(
-                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_enable", &e),
-                |()| 0,
+                |e| errors::pmd_mgmt("rte_power_ethdev_pmgmt_queue_enable", &e),
+                |()| errors::OK,
             )
     })
 }
@@ -51,57 +41,52 @@ pub extern "C" fn rte_power_ethdev_pmgmt_queue_disable(
     queue_id: u16,
 ) -> c_int {
     ffi_guard(|| {
-        PmdMgmt::global()
+        global::pmd_mgmt()
             .disable(lcore_id, port_id, queue_id)
             .map_or_else(
-                |e| pmd_fail("rte_power_ethdev_pmgmt_queue_disable", &e),
-                |()| 0,
+                |e| errors::pmd_mgmt("rte_power_ethdev_pmgmt_queue_disable", &e),
+                |()| errors::OK,
             )
     })
-}
-
-fn einval(e: &PowerError) -> c_int {
-    crate::log!(crate::log::Level::Error, "{e}");
-    -libc::EINVAL
 }
 
 /// Sets how many empty polls an lcore makes before sleeping or scaling down.
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_set_emptypoll_max(max: c_uint) {
-    ffi_guard(|| Power::global().pmd().set_emptypoll_max(max))
+    ffi_guard(|| global::power().pmd().set_emptypoll_max(max))
 }
 
 /// The empty-poll threshold (default 512).
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_get_emptypoll_max() -> c_uint {
-    ffi_guard(|| Power::global().pmd().emptypoll_max())
+    ffi_guard(|| global::power().pmd().emptypoll_max())
 }
 
 /// Sets the pause duration in microseconds: 0, or -EINVAL for 0.
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_set_pause_duration(duration: c_uint) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .pmd()
             .set_pause_duration(duration)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
 /// The pause duration in microseconds (default 1).
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_get_pause_duration() -> c_uint {
-    ffi_guard(|| Power::global().pmd().pause_duration())
+    ffi_guard(|| global::power().pmd().pause_duration())
 }
 
 /// Sets an lcore's minimum scaling frequency (kHz): 0 or -EINVAL.
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_min(lcore: c_uint, min: c_uint) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .pmd()
             .set_scaling_min(lcore, min)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
@@ -109,10 +94,10 @@ pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_min(lcore: c_uint, min: c_
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_max(lcore: c_uint, max: c_uint) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .pmd()
             .set_scaling_max(lcore, max)
-            .map_or_else(|e| einval(&e), |()| 0)
+            .map_or_else(|e| errors::pmd_tunable(&e), |()| errors::OK)
     })
 }
 
@@ -120,10 +105,10 @@ pub extern "C" fn rte_power_pmd_mgmt_set_scaling_freq_max(lcore: c_uint, max: c_
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_get_scaling_freq_min(lcore: c_uint) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .pmd()
             .scaling_min(lcore)
-            .map_or_else(|e| einval(&e), |v| v as c_int)
+            .map_or_else(|e| errors::pmd_tunable(&e), |v| v as c_int)
     })
 }
 
@@ -131,9 +116,9 @@ pub extern "C" fn rte_power_pmd_mgmt_get_scaling_freq_min(lcore: c_uint) -> c_in
 #[no_mangle]
 pub extern "C" fn rte_power_pmd_mgmt_get_scaling_freq_max(lcore: c_uint) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .pmd()
             .scaling_max(lcore)
-            .map_or_else(|e| einval(&e), |v| v as c_int)
+            .map_or_else(|e| errors::pmd_tunable(&e), |v| v as c_int)
     })
 }

@@ -1,20 +1,12 @@
+//! The PM QoS exports of `rte_power_qos.h`.
+//!
 //! `rte_power_qos.h`: the PM QoS resume latency API of DPDK 24.11.
 
 use std::ffi::c_int;
 
 use super::boundary::ffi_guard;
-use crate::error::PowerError;
-use crate::Power;
-
-/// DPDK's values: -EINVAL for an invalid lcore or a negative latency, -1
-/// for everything else (mapping, open, read, write).
-fn qos_err(what: &str, e: &PowerError) -> c_int {
-    crate::log!(crate::log::Level::Error, "{what}: {e}");
-    match e {
-        PowerError::InvalidLcore { .. } | PowerError::InvalidArgument(_) => -libc::EINVAL,
-        _ => -1,
-    }
-}
+use super::errors;
+use super::global;
 
 /// Sets the resume latency of the lcore's CPU: `latency` 0 strict,
 /// `RTE_POWER_QOS_RESUME_LATENCY_NO_CONSTRAINT` none, else µs. Returns 0,
@@ -22,11 +14,11 @@ fn qos_err(what: &str, e: &PowerError) -> c_int {
 #[no_mangle]
 pub extern "C" fn rte_power_qos_set_cpu_resume_latency(lcore_id: u16, latency: c_int) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .set_cpu_resume_latency(u32::from(lcore_id), latency)
             .map_or_else(
-                |e| qos_err("rte_power_qos_set_cpu_resume_latency", &e),
-                |()| 0,
+                |e| errors::qos("rte_power_qos_set_cpu_resume_latency", &e),
+                |()| errors::OK,
             )
     })
 }
@@ -36,8 +28,8 @@ pub extern "C" fn rte_power_qos_set_cpu_resume_latency(lcore_id: u16, latency: c
 #[no_mangle]
 pub extern "C" fn rte_power_qos_get_cpu_resume_latency(lcore_id: u16) -> c_int {
     ffi_guard(|| {
-        Power::global()
+        global::power()
             .cpu_resume_latency(u32::from(lcore_id))
-            .unwrap_or_else(|e| qos_err("rte_power_qos_get_cpu_resume_latency", &e))
+            .unwrap_or_else(|e| errors::qos("rte_power_qos_get_cpu_resume_latency", &e))
     })
 }

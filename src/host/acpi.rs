@@ -1,11 +1,11 @@
+//! The acpi-cpufreq driver.
+//!
 //! acpi-cpufreq: the kernel lists the P-states in
 //! `scaling_available_frequencies`; the userspace governor takes a frequency
 //! in `scaling_setspeed`. A turbo P-state shows as max non-turbo + 1000 kHz.
 
-use super::{
-    index_of, open_setspeed, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming,
-    Restore, TurboModel, MAX_FREQS,
-};
+use super::support::{current_index, GovernorSwitch, Setspeed};
+use super::{Control, CpufreqDriver, ProbeCtx, Programming, Restore, TurboModel, MAX_FREQS};
 use crate::env::Env;
 use crate::error::{PowerError, Result};
 
@@ -55,21 +55,23 @@ impl CpufreqDriver for Acpi {
         let table = parse_available(cpu, &avail, &root.read_str(cpu, &avail)?)?;
         let turbo = table.len() >= 2 && table[0].checked_sub(1000) == Some(table[1]);
 
-        let (setspeed, cur) = open_setspeed(root, cpu)?;
-        let current = index_of(&table, cur).ok_or_else(|| PowerError::Table {
+        let setspeed = Setspeed::open(root, cpu, &gov)?;
+        let current = current_index(
             cpu,
-            reason: format!("current frequency {cur} kHz is not in scaling_available_frequencies"),
-        })?;
-        let restore_setspeed = (gov.original() == "userspace").then_some(cur);
+            &table,
+            setspeed.cur,
+            1,
+            "scaling_available_frequencies",
+        )?;
         Ok(Programming {
             writes: table.clone(),
             table,
             current: Some(current),
-            control: Control::Setspeed(setspeed),
+            control: Control::Setspeed(setspeed.file),
             turbo: TurboModel::bucket(turbo),
             priority: false,
             restore: Restore {
-                setspeed: restore_setspeed,
+                setspeed: setspeed.restore,
                 limits: None,
                 governor: gov.keep(),
             },

@@ -1,13 +1,16 @@
+//! The amd-pstate and amd-pstate-epp driver.
+//!
 //! amd-pstate (passive: userspace governor + `scaling_setspeed`) and
 //! amd-pstate-epp (active: no userspace governor, so min = max pinning under
 //! the performance governor). The table is 64 evenly spaced values between
 //! the limits, rounded to 1 MHz; the turbo region is every index above
 //! `acpi_cppc/nominal_freq`.
 
-use super::{
-    open_setspeed, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming, Restore,
-    TurboModel, MAX_FREQS,
-};
+use super::support::{index_of, round_to, GovernorSwitch, Setspeed};
+use super::{Control, CpufreqDriver, ProbeCtx, Programming, Restore, TurboModel, MAX_FREQS};
+
+/// amd-pstate rounds its table, and the current frequency, to 1 MHz.
+const ROUND_KHZ: u32 = 1000;
 use crate::env::Env;
 use crate::error::{PowerError, Result};
 
@@ -26,7 +29,7 @@ pub(crate) fn build_table(max: u32, min: u32) -> Vec<u32> {
     let mut t: Vec<u32> = Vec::with_capacity(MAX_FREQS);
     for i in 0..MAX_FREQS as u64 {
         let v = u64::from(max).saturating_sub(i * step);
-        let v = ((v + 500) / 1000 * 1000) as u32;
+        let v = round_to(u32::try_from(v).unwrap_or(u32::MAX), ROUND_KHZ);
         if t.last() != Some(&v) {
             t.push(v);
         }
@@ -82,13 +85,16 @@ impl CpufreqDriver for AmdPstate {
                 Some(limits),
             )
         } else {
-            let (f, cur) = open_setspeed(root, cpu)?;
-            let rounded = (cur + 500) / 1000 * 1000;
+            let setspeed = Setspeed::open(root, cpu, &gov)?;
             // Unlike DPDK (init fails), an unknown current frequency only
             // means that init's first write cannot be skipped.
-            let current = table.iter().position(|&f| f == rounded).map(|i| i as u32);
-            let keep = (gov.original() == "userspace").then_some(cur);
-            (Control::Setspeed(f), current, keep, None)
+            let current = index_of(&table, setspeed.cur, ROUND_KHZ);
+            (
+                Control::Setspeed(setspeed.file),
+                current,
+                setspeed.restore,
+                None,
+            )
         };
         Ok(Programming {
             writes: table.clone(),

@@ -1,11 +1,11 @@
+//! The cppc_cpufreq driver.
+//!
 //! cppc_cpufreq: frequencies derived from ACPI CPPC performance levels
 //! (`acpi_cppc/nominal_perf`, in units of 10 MHz when small) in 100 MHz
 //! steps; `scaling_max_freq` is the turbo bucket when highest > nominal.
 
-use super::{
-    open_setspeed, round_to, stepped_table, Control, CpufreqDriver, GovernorSwitch, ProbeCtx,
-    Programming, Restore, TurboModel,
-};
+use super::support::{current_index, stepped_table, GovernorSwitch, Setspeed};
+use super::{Control, CpufreqDriver, ProbeCtx, Programming, Restore, TurboModel};
 use crate::env::Env;
 use crate::error::{PowerError, Result};
 
@@ -53,28 +53,17 @@ impl CpufreqDriver for Cppc {
         };
         let table = stepped_table(cpu, turbo.then_some(smax), nominal, smin, STEP_KHZ)?;
 
-        let (setspeed, cur) = open_setspeed(root, cpu)?;
-        let rounded = round_to(cur, STEP_KHZ);
-        let current =
-            table
-                .iter()
-                .position(|&f| f == rounded)
-                .ok_or_else(|| PowerError::Table {
-                    cpu,
-                    reason: format!(
-                        "current frequency {cur} kHz (rounded {rounded}) is not in the table"
-                    ),
-                })?;
-        let restore_setspeed = (gov.original() == "userspace").then_some(cur);
+        let setspeed = Setspeed::open(root, cpu, &gov)?;
+        let current = current_index(cpu, &table, setspeed.cur, STEP_KHZ, "the table")?;
         Ok(Programming {
             writes: table.clone(),
             table,
-            current: Some(current as u32),
-            control: Control::Setspeed(setspeed),
+            current: Some(current),
+            control: Control::Setspeed(setspeed.file),
             turbo: TurboModel::bucket(turbo),
             priority: false,
             restore: Restore {
-                setspeed: restore_setspeed,
+                setspeed: setspeed.restore,
                 limits: None,
                 governor: gov.keep(),
             },

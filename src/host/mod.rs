@@ -5,12 +5,14 @@
 //! highest) and says how a frequency is programmed ([`Control`]). Policy
 //! (up/down/min/max, turbo rules, "no write when nothing changes") lives once
 //! for all drivers in [`crate::lcore`]. Every host change is recorded in a
-//! [`Restore`] so that `exit`, or a failed `init`, puts it back.
+//! [`Restore`] so that `exit`, or a failed `init`, puts it back. The probe
+//! steps several drivers share (governor switch, setspeed, table and index
+//! lookup, rounding) are written once, in `support.rs`.
 
 use std::fs::File;
 
 use crate::env::Env;
-use crate::error::{PowerError, Result};
+use crate::error::Result;
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
 
@@ -18,6 +20,7 @@ pub(crate) mod acpi;
 pub(crate) mod amd_pstate;
 pub(crate) mod cppc;
 pub(crate) mod pstate;
+mod support;
 
 /// DPDK's per-lcore table capacity (`RTE_MAX_LCORE_FREQS`).
 pub const MAX_FREQS: usize = 64;
@@ -156,130 +159,5 @@ pub(crate) fn driver_for(env: Env) -> Option<&'static dyn CpufreqDriver> {
         Env::CppcCpufreq => Some(&cppc::Cppc),
         Env::AmdPstateCpufreq => Some(&amd_pstate::AmdPstate),
         Env::KvmVm => None,
-    }
-}
-
-/// A governor switch that is undone when dropped, unless kept.
-pub(crate) struct GovernorSwitch<'a> {
-    root: &'a SysfsRoot,
-    cpu: u32,
-    original: String,
-    changed: bool,
-}
-
-impl<'a> GovernorSwitch<'a> {
-    /// Switches `cpu` to `name` (no write if it is already that governor).
-    pub fn to(root: &'a SysfsRoot, cpu: u32, name: &str) -> Result<Self> {
-        let original = root.governor(cpu)?;
-        let changed = original != name;
-        if changed {
-            root.set_governor(cpu, name)?;
-        }
-        Ok(Self {
-            root,
-            cpu,
-            original,
-            changed,
-        })
-    }
-
-    /// The governor found before the switch.
-    pub fn original(&self) -> &str {
-        &self.original
-    }
-
-    /// Keeps the switch; returns the governor to restore at exit, if any.
-    pub fn keep(mut self) -> Option<String> {
-        let changed = std::mem::replace(&mut self.changed, false);
-        changed.then(|| std::mem::take(&mut self.original))
-    }
-}
-
-impl Drop for GovernorSwitch<'_> {
-    fn drop(&mut self) {
-        if self.changed {
-            if let Err(e) = self.root.set_governor(self.cpu, &self.original) {
-                crate::log!(
-                    Level::Error,
-                    "cannot restore governor after failed init: {e}"
-                );
-            }
-        }
-    }
-}
-
-/// Opens `scaling_setspeed` for the fast path and reads the frequency the
-/// userspace governor holds now (kHz).
-pub(crate) fn open_setspeed(root: &SysfsRoot, cpu: u32) -> Result<(File, u32)> {
-    let path = root.cpufreq(cpu, "scaling_setspeed");
-    let file = root.open_rw(cpu, &path)?;
-    let cur = root.read_u32(cpu, &path)?;
-    Ok((file, cur))
-}
-
-/// `v` rounded to the nearest multiple of `step`.
-pub(crate) fn round_to(v: u32, step: u32) -> u32 {
-    ((u64::from(v) + u64::from(step / 2)) / u64::from(step) * u64::from(step))
-        .min(u64::from(u32::MAX)) as u32
-}
-
-/// Index of `v` in `table`.
-pub(crate) fn index_of(table: &[u32], v: u32) -> Option<u32> {
-    table.iter().position(|&f| f == v).map(|i| i as u32)
-}
-
-/// A descending table in `step` kHz steps from `top` down to `bottom`, with an
-/// optional turbo entry in front; refuses tables DPDK refuses (≥ 64 entries).
-pub(crate) fn stepped_table(
-    cpu: u32,
-    turbo: Option<u32>,
-    top: u32,
-    bottom: u32,
-    step: u32,
-) -> Result<Vec<u32>> {
-    let span = top.checked_sub(bottom).ok_or_else(|| PowerError::Table {
-        cpu,
-        reason: format!("highest non-turbo frequency {top} kHz is below the lowest {bottom} kHz"),
-    })?;
-    let n = span as usize / step as usize + 1 + usize::from(turbo.is_some());
-    if n >= MAX_FREQS {
-        return Err(PowerError::Table {
-            cpu,
-            reason: format!("{n} frequencies (limit {})", MAX_FREQS - 1),
-        });
-    }
-    let mut t = Vec::with_capacity(n);
-    t.extend(turbo);
-    let mut f = top;
-    while t.len() < n {
-        t.push(f);
-        f = f.saturating_sub(step);
-    }
-    Ok(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rounding_and_tables() {
-        assert_eq!(round_to(1_849_999, 100_000), 1_800_000);
-        assert_eq!(round_to(1_850_000, 100_000), 1_900_000);
-        assert_eq!(round_to(2_449_600, 1000), 2_450_000);
-        let t = stepped_table(0, Some(2_300_001), 2_300_000, 800_000, 100_000).expect("table");
-        assert_eq!(t.len(), 17);
-        assert_eq!(t[0], 2_300_001);
-        assert_eq!(t[1], 2_300_000);
-        assert_eq!(*t.last().expect("last"), 800_000);
-        assert!(stepped_table(0, None, 800_000, 900_000, 100_000).is_err());
-        // 63 entries is the most DPDK accepts
-        assert_eq!(
-            stepped_table(0, None, 6_200_000, 0, 100_000)
-                .expect("63")
-                .len(),
-            63
-        );
-        assert!(stepped_table(0, None, 6_300_000, 0, 100_000).is_err());
     }
 }

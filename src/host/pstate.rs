@@ -1,3 +1,5 @@
+//! The intel_pstate and intel_cpufreq driver.
+//!
 //! intel_pstate (active) and intel_cpufreq (its passive mode): no frequency
 //! list from the kernel, so the table is synthetic, in 100 MHz bus steps
 //! between `cpuinfo_min_freq` and the highest non-turbo frequency; a
@@ -5,10 +7,8 @@
 //! under the performance governor. The turbo entry (max non-turbo + 1 kHz) is
 //! a marker: selecting it writes the CPU's maximum.
 
-use super::{
-    round_to, stepped_table, Control, CpufreqDriver, GovernorSwitch, ProbeCtx, Programming,
-    Restore, TurboModel,
-};
+use super::support::{index_of, stepped_table, GovernorSwitch};
+use super::{Control, CpufreqDriver, ProbeCtx, Programming, Restore, TurboModel};
 use crate::env::Env;
 use crate::error::{PowerError, Result};
 
@@ -99,11 +99,8 @@ impl CpufreqDriver for Pstate {
         }
         let min = root.open_rw(cpu, &min_p)?;
         let max = root.open_rw(cpu, &max_p)?;
-        let cur = round_to(
-            root.read_u32(cpu, &root.cpufreq(cpu, "scaling_cur_freq"))?,
-            BUS_KHZ,
-        );
-        let current = table.iter().position(|&f| f == cur).map(|i| i as u32);
+        let cur = root.read_u32(cpu, &root.cpufreq(cpu, "scaling_cur_freq"))?;
+        let current = index_of(&table, cur, BUS_KHZ);
         Ok(Programming {
             table,
             writes,

@@ -100,7 +100,7 @@ impl SimHost {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestOp {
     /// CPU_POWER with this unit.
-    Power(rte_power::wire::Unit),
+    Power(rte_power::wire::Step),
     /// QUERY_FREQ_LIST.
     QueryFreq,
     /// QUERY_CAPS_LIST.
@@ -111,14 +111,14 @@ impl GuestOp {
     /// Parses `up`, `down`, `min`, `max`, `enable_turbo`, `disable_turbo`,
     /// `query_freq`, `query_caps`.
     pub fn parse(s: &str) -> Option<Self> {
-        use rte_power::wire::Unit;
+        use rte_power::wire::Step;
         Some(match s {
-            "up" => GuestOp::Power(Unit::ScaleUp),
-            "down" => GuestOp::Power(Unit::ScaleDown),
-            "max" => GuestOp::Power(Unit::ScaleMax),
-            "min" => GuestOp::Power(Unit::ScaleMin),
-            "enable_turbo" => GuestOp::Power(Unit::EnableTurbo),
-            "disable_turbo" => GuestOp::Power(Unit::DisableTurbo),
+            "up" => GuestOp::Power(Step::Up),
+            "down" => GuestOp::Power(Step::Down),
+            "max" => GuestOp::Power(Step::Max),
+            "min" => GuestOp::Power(Step::Min),
+            "enable_turbo" => GuestOp::Power(Step::EnableTurbo),
+            "disable_turbo" => GuestOp::Power(Step::DisableTurbo),
             "query_freq" => GuestOp::QueryFreq,
             "query_caps" => GuestOp::QueryCaps,
             _ => return None,
@@ -155,7 +155,16 @@ pub fn guest_session(
                 } else {
                     "NACK"
                 };
-                out.push(format!("{vm} vCPU {vcpu}: {unit:?} -> {verdict}"));
+                // the names the demo printed before wire::Step
+                let unit = match unit {
+                    wire::Step::Up => "ScaleUp",
+                    wire::Step::Down => "ScaleDown",
+                    wire::Step::Max => "ScaleMax",
+                    wire::Step::Min => "ScaleMin",
+                    wire::Step::EnableTurbo => "EnableTurbo",
+                    wire::Step::DisableTurbo => "DisableTurbo",
+                };
+                out.push(format!("{vm} vCPU {vcpu}: {unit} -> {verdict}"));
             }
             GuestOp::QueryFreq | GuestOp::QueryCaps => {
                 let mut p = ChannelPacket::ZEROED;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use rte_power::wire::{
-    ChannelPacket, Unit, CAPS_LIST_SIZE, CMD_ACK, CMD_NACK, CPU_POWER, FREQ_LIST_SIZE, POLICY_TIME,
+    ChannelPacket, Step, CAPS_LIST_SIZE, CMD_ACK, CMD_NACK, CPU_POWER, FREQ_LIST_SIZE, POLICY_TIME,
     QUERY_CAPS, QUERY_CAPS_LIST, QUERY_FREQ, QUERY_FREQ_LIST, WL_LOW,
 };
 
@@ -80,7 +80,7 @@ fn run(vm: &VmView<'_>, host: &mut FakeHost, p: &ChannelPacket) -> Handled {
     handle(vm, host, &p.encode())
 }
 
-fn req(vcpu: u64, unit: Unit) -> ChannelPacket {
+fn req(vcpu: u64, unit: Step) -> ChannelPacket {
     ChannelPacket::cpu_power(vcpu, unit)
 }
 
@@ -159,7 +159,7 @@ fn cpu_power_every_unit_scales_the_vcpus_pins_and_acks() {
     let pins = pins();
     let vm = view(&pins);
     let mut host = FakeHost::new();
-    for unit in Unit::ALL.iter().copied() {
+    for unit in Step::ALL.iter().copied() {
         for vcpu in 0..3u64 {
             let p = req(vcpu, unit);
             let (action, reply, note) = accepted(run(&vm, &mut host, &p));
@@ -180,7 +180,7 @@ fn cpu_power_every_unit_scales_the_vcpus_pins_and_acks() {
 #[test]
 fn cpu_power_ack_echoes_the_request_with_command_ack() {
     let pins = pins();
-    let mut p = req(2, Unit::ScaleDown);
+    let mut p = req(2, Step::Down);
     p.vfid[0] = 0xdead_beef; // a tag a load generator puts there
     let (_, reply, _) = accepted(run(&view(&pins), &mut FakeHost::new(), &p));
     let reply = reply.expect("ACK");
@@ -203,14 +203,14 @@ fn cpu_power_vcpu_out_of_range_is_refused_never_truncated() {
         (1 << 32) + 1,
         u64::MAX,
     ] {
-        let p = req(vcpu, Unit::ScaleMin);
+        let p = req(vcpu, Step::Min);
         let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
         assert!(
             matches!(e, RequestError::VcpuOutOfRange { vcpu: v, count: 3 } if v == vcpu),
             "{e}"
         );
     }
-    let p = req(3, Unit::ScaleMin);
+    let p = req(3, Step::Min);
     let (e, _) = refused(run(&vm, &mut FakeHost::new(), &p));
     assert_eq!(e.to_string(), "vCPU 3 out of range (VM has 3)");
 }
@@ -223,23 +223,23 @@ fn cpu_power_on_an_unpinned_vcpu_or_one_without_cpu_is_refused() {
         CpuSet::from_iter_u32(0..7),
     ];
     let vm = view(&pins);
-    let p = req(0, Unit::ScaleDown);
+    let p = req(0, Step::Down);
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(
         e.to_string(),
         "vCPU 0 is not pinned (may run on every host CPU)"
     );
-    let p = req(1, Unit::ScaleDown);
+    let p = req(1, Step::Down);
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(e.to_string(), "vCPU 1 has no host CPU");
     // seven of eight CPUs counts as pinned (today's rule)
-    let (action, _, _) = accepted(run(&vm, &mut FakeHost::new(), &req(2, Unit::ScaleDown)));
+    let (action, _, _) = accepted(run(&vm, &mut FakeHost::new(), &req(2, Step::Down)));
     assert!(matches!(action, Some(Action::Scale { cpus, .. }) if cpus.len() == 7));
     // a one-CPU host has nothing else to run on
     let one = vec![CpuSet::single(0)];
     let mut vm1 = view(&one);
     vm1.host_cpus = 1;
-    accepted(run(&vm1, &mut FakeHost::new(), &req(0, Unit::ScaleDown)));
+    accepted(run(&vm1, &mut FakeHost::new(), &req(0, Step::Down)));
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn no_resource_id_reaches_a_cpu_outside_the_vms_pins() {
     let ids = (0..300u64).chain([1 << 32, 1 << 33, u64::MAX - 1, u64::MAX]);
     for id in ids {
         for physical in [false, true] {
-            for unit in Unit::ALL.iter().copied() {
+            for unit in Step::ALL.iter().copied() {
                 let mut p = req(id, unit);
                 p.core_type = physical;
                 if let Verdict::Accepted {
@@ -272,7 +272,7 @@ fn core_type_physical_is_refused_for_every_command() {
     let pins = pins();
     let mut vm = view(&pins);
     vm.allow_query = true;
-    let mut p = req(0, Unit::ScaleMax);
+    let mut p = req(0, Step::Max);
     p.core_type = true;
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(
@@ -305,7 +305,7 @@ fn cpu_power_outside_userspace_is_refused_naming_cpu_and_governor() {
     let mut host = FakeHost::new();
     host.governors.insert(3, Governor::Powersave);
     // vCPU 2 is on pCPUs 2 and 3: refused as a whole
-    let p = req(2, Unit::ScaleUp);
+    let p = req(2, Step::Up);
     let e = nacked(run(&vm, &mut host, &p), &p);
     assert_eq!(
         e.to_string(),
@@ -313,13 +313,13 @@ fn cpu_power_outside_userspace_is_refused_naming_cpu_and_governor() {
     );
     for g in [Governor::Performance, Governor::Ondemand] {
         host.governors.insert(0, g);
-        let p = req(0, Unit::ScaleUp);
+        let p = req(0, Step::Up);
         let e = nacked(run(&vm, &mut host, &p), &p);
         assert!(matches!(e, RequestError::NotUserspace { cpu: 0, governor } if governor == g));
     }
     host.governors.insert(0, Governor::Userspace);
-    accepted(run(&vm, &mut host, &req(0, Unit::ScaleUp)));
-    accepted(run(&vm, &mut host, &req(1, Unit::ScaleUp)));
+    accepted(run(&vm, &mut host, &req(0, Step::Up)));
+    accepted(run(&vm, &mut host, &req(1, Step::Up)));
 }
 
 #[test]
@@ -592,22 +592,22 @@ fn policy_remove_is_never_answered() {
 fn unknown_commands_and_units_are_nacked_without_reflecting_garbage() {
     let pins = pins();
     let vm = view(&pins);
-    let mut raw = req(0, Unit::ScaleDown).encode();
+    let mut raw = req(0, Step::Down).encode();
     raw[12..16].copy_from_slice(&99u32.to_le_bytes());
     raw[200] = 0x5a;
     malformed_nack(&vm, &raw, "unknown request command 99");
     let h = handle(&vm, &mut FakeHost::new(), &raw);
     assert_eq!(h.what.to_string(), "command 99");
     for c in [0u32, 5, 6, 11, u32::MAX] {
-        let mut raw = req(0, Unit::ScaleDown).encode();
+        let mut raw = req(0, Step::Down).encode();
         raw[12..16].copy_from_slice(&c.to_le_bytes());
         malformed_nack(&vm, &raw, "unknown request command");
     }
-    let mut raw = req(0, Unit::ScaleDown).encode();
+    let mut raw = req(0, Step::Down).encode();
     raw[8..12].copy_from_slice(&77u32.to_le_bytes());
     malformed_nack(&vm, &raw, "unit: unknown scale unit 77");
     // an invalid name is not echoed
-    let mut raw = req(0, Unit::ScaleDown).encode();
+    let mut raw = req(0, Step::Down).encode();
     raw[16..48].fill(b'x');
     let (_, reply) = refused(handle(&vm, &mut FakeHost::new(), &raw));
     assert!(reply.expect("NACK")[16..48].iter().all(|b| *b == 0));
@@ -623,7 +623,7 @@ fn a_vm_name_other_than_the_channels_vm_is_refused() {
     let pins = pins();
     let mut vm = view(&pins);
     vm.allow_query = true;
-    let mut p = req(0, Unit::ScaleDown);
+    let mut p = req(0, Step::Down);
     p.vm_name = VmName::new("vm-b").expect("name");
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(e.to_string(), "vm_name 'vm-b' is not this channel's VM");
@@ -635,7 +635,7 @@ fn a_vm_name_other_than_the_channels_vm_is_refused() {
     nacked(run(&vm, &mut FakeHost::new(), &pol), &pol);
     // its own name and no name are fine
     for name in ["vm-a", ""] {
-        let mut p = req(0, Unit::ScaleDown);
+        let mut p = req(0, Step::Down);
         p.vm_name = VmName::new(name).expect("name");
         accepted(run(&vm, &mut FakeHost::new(), &p));
     }
@@ -659,7 +659,7 @@ fn a_disabled_channel_refuses_everything_but_connect() {
     let mut vm = view(&pins);
     vm.channel_enabled = false;
     vm.allow_query = true;
-    let p = req(0, Unit::ScaleMin);
+    let p = req(0, Step::Min);
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(e.to_string(), "channel disabled");
     let q = query(QUERY_FREQ, 0);
@@ -673,7 +673,7 @@ fn replies_carry_no_byte_the_host_did_not_decode() {
     let pins = pins();
     let vm = view(&pins);
     // garbage in every padding byte of a valid request
-    let p = req(1, Unit::ScaleUp);
+    let p = req(1, Step::Up);
     let mut raw = p.encode();
     for pad in (153..156).chain(445..448).chain(457..464) {
         raw[pad] = 0xa5;
@@ -683,19 +683,19 @@ fn replies_carry_no_byte_the_host_did_not_decode() {
     let (_, reply, _) = accepted(h);
     assert_eq!(reply.as_deref(), Some(&p.reply(Response::Ack).encode()[..]));
     // the same for a refusal
-    let mut raw = req(7, Unit::ScaleUp).encode();
+    let mut raw = req(7, Step::Up).encode();
     raw[463] = 0xff;
     let (_, reply) = refused(handle(&vm, &mut FakeHost::new(), &raw));
     let r = reply.expect("NACK");
     assert_eq!(r[463], 0);
-    assert_eq!(r, req(7, Unit::ScaleUp).reply(Response::Nack).encode());
+    assert_eq!(r, req(7, Step::Up).reply(Response::Nack).encode());
 }
 
 #[test]
 fn failure_nack_is_the_requests_nack() {
     let pins = pins();
     let vm = view(&pins);
-    let p = req(0, Unit::ScaleUp);
+    let p = req(0, Step::Up);
     let h = run(&vm, &mut FakeHost::new(), &p);
     assert_eq!(
         h.failure_nack().map(|r| r.as_bytes().to_vec()),

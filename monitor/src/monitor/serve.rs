@@ -279,7 +279,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use rte_power::wire::{Response, Unit, CMD_NACK};
+    use rte_power::wire::{Response, Step, CMD_NACK};
 
     use super::super::channel::Channel;
     use super::super::test_monitor;
@@ -328,8 +328,8 @@ mod tests {
             std::sync::Arc::new(move |_, m: &str| l2.lock().expect("logs").push(m.to_string()));
         let gen = mon.chans.gen(id);
         // out of range, split over two reads; then a host failure
-        let bad = ChannelPacket::cpu_power(5, Unit::ScaleUp);
-        let fail = ChannelPacket::cpu_power(0, Unit::ScaleUp);
+        let bad = ChannelPacket::cpu_power(5, Step::Up);
+        let fail = ChannelPacket::cpu_power(0, Step::Up);
         let mut bytes = bad.encode().to_vec();
         bytes.extend_from_slice(&fail.encode());
         guest.write_all(&bytes[..300]).expect("send");

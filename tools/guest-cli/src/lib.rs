@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub use policy::Policy;
 use rte_power::guest::GuestConfig;
 use rte_power::wire::{
-    self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Unit, CAPS_LIST_SIZE,
+    self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Step, CAPS_LIST_SIZE,
     FREQ_LIST_SIZE, MAX_VCPU_PER_VM, PACKET_SIZE,
 };
 use rte_power::{Config, Env, Lcore, Power, PowerError, MAX_LCORE, PORT_PREFIX};
@@ -459,12 +459,12 @@ impl Session {
             .parse()
             .map_err(|_| CliError::usage(format!("set_cpu_freq: {n:?} is not an lcore number")))?;
         let unit = match *verb {
-            "up" => Unit::ScaleUp,
-            "down" => Unit::ScaleDown,
-            "min" => Unit::ScaleMin,
-            "max" => Unit::ScaleMax,
-            "enable_turbo" => Unit::EnableTurbo,
-            "disable_turbo" => Unit::DisableTurbo,
+            "up" => Step::Up,
+            "down" => Step::Down,
+            "min" => Step::Min,
+            "max" => Step::Max,
+            "enable_turbo" => Step::EnableTurbo,
+            "disable_turbo" => Step::DisableTurbo,
             _ => {
                 let all = "up, down, min, max, enable_turbo, disable_turbo";
                 return Err(CliError::usage(format!(
@@ -477,12 +477,12 @@ impl Session {
         let l = self.lcore(n)?;
         l.discard_replies()?;
         match unit {
-            Unit::ScaleUp => l.up(),
-            Unit::ScaleDown => l.down(),
-            Unit::ScaleMin => l.min(),
-            Unit::ScaleMax => l.max(),
-            Unit::EnableTurbo => l.enable_turbo(),
-            Unit::DisableTurbo => l.disable_turbo(),
+            Step::Up => l.up(),
+            Step::Down => l.down(),
+            Step::Min => l.min(),
+            Step::Max => l.max(),
+            Step::EnableTurbo => l.enable_turbo(),
+            Step::DisableTurbo => l.disable_turbo(),
         }?;
         match read_reply(&l, &what, timeout, PACKET_SIZE)? {
             Reply::Ack(p) | Reply::Nack(p)

@@ -1,14 +1,16 @@
-//! PMD power management (DPDK's `rte_power_pmd_mgmt.h`): the tunables, and
-//! the per-queue enable/disable that hooks an Rx callback into DPDK's ethdev
-//! to sleep (MONITOR), pause (PAUSE) or lower the lcore's frequency (SCALE)
-//! when a polling loop keeps finding its queues empty.
+//! PMD power management: queue enable/disable and the Rx callback policy.
 //!
-//! The per-lcore scaling limits are read by the intel_pstate driver when an
-//! lcore is initialised.
+//! PMD power management (DPDK's `rte_power_pmd_mgmt.h`): the per-queue
+//! enable/disable that hooks an Rx callback into DPDK's ethdev to sleep
+//! (MONITOR), pause (PAUSE) or lower the lcore's frequency (SCALE) when a
+//! polling loop keeps finding its queues empty. The tunables it reads
+//! ([`crate::PmdConfig`]) belong to the power context, which the
+//! intel_pstate driver also reads them from at init.
 //!
 //! The library does not link DPDK: the ethdev/EAL functions are found in the
-//! process at run time ([`crate::dpdk_sym`]) behind the [`EthDev`] trait,
-//! which tests implement with a fake device. Rules, as DPDK's
+//! process at run time ([`crate::dpdk_sym`]) and reach this module through
+//! the [`EthDev`] trait ([`DpdkEth`], in `ethdev.rs`), which tests implement
+//! with a fake device. Rules, as DPDK's
 //! `rte_power_pmd_mgmt.c`:
 //!
 //! - enable/disable need the queue, and every queue already managed on the
@@ -30,118 +32,19 @@
 //! queue that was not stopped cannot touch freed memory).
 
 use std::collections::BTreeMap;
-use std::ffi::c_int;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::env::Env;
-use crate::error::{PowerError, Result};
+use crate::error::Result;
 use crate::lcore::MAX_LCORE;
 use crate::log::Level;
 use crate::Power;
 
-/// DPDK's default number of empty polls before sleeping.
-pub const DEFAULT_EMPTYPOLL_MAX: u32 = 512;
-/// DPDK's default pause duration in microseconds.
-pub const DEFAULT_PAUSE_DURATION_US: u32 = 1;
-
-/// The tunables; one set per [`crate::Power`].
-#[derive(Debug)]
-pub struct PmdConfig {
-    emptypoll_max: AtomicU32,
-    pause_duration: AtomicU32,
-    scale_min: Box<[AtomicU32]>,
-    /// `u32::MAX` = unset.
-    scale_max: Box<[AtomicU32]>,
-}
-
-impl Default for PmdConfig {
-    fn default() -> Self {
-        Self {
-            emptypoll_max: AtomicU32::new(DEFAULT_EMPTYPOLL_MAX),
-            pause_duration: AtomicU32::new(DEFAULT_PAUSE_DURATION_US),
-            scale_min: (0..MAX_LCORE).map(|_| AtomicU32::new(0)).collect(),
-            scale_max: (0..MAX_LCORE).map(|_| AtomicU32::new(u32::MAX)).collect(),
-        }
-    }
-}
-
-fn idx(lcore: u32) -> Result<usize> {
-    if lcore < MAX_LCORE {
-        Ok(lcore as usize)
-    } else {
-        Err(PowerError::InvalidLcore {
-            lcore,
-            max: MAX_LCORE,
-        })
-    }
-}
-
-impl PmdConfig {
-    /// Empty polls before an lcore sleeps or scales down.
-    pub fn emptypoll_max(&self) -> u32 {
-        self.emptypoll_max.load(Relaxed)
-    }
-
-    /// Sets [`emptypoll_max`](Self::emptypoll_max) (any value, as DPDK).
-    pub fn set_emptypoll_max(&self, v: u32) {
-        self.emptypoll_max.store(v, Relaxed)
-    }
-
-    /// Pause duration in microseconds.
-    pub fn pause_duration(&self) -> u32 {
-        self.pause_duration.load(Relaxed)
-    }
-
-    /// Sets the pause duration; 0 is refused.
-    pub fn set_pause_duration(&self, us: u32) -> Result<()> {
-        if us == 0 {
-            return Err(PowerError::InvalidArgument(
-                "pause duration must be at least 1 us".into(),
-            ));
-        }
-        self.pause_duration.store(us, Relaxed);
-        Ok(())
-    }
-
-    /// Minimum scaling frequency of an lcore in kHz (0 = unset).
-    pub fn scaling_min(&self, lcore: u32) -> Result<u32> {
-        Ok(self.scale_min[idx(lcore)?].load(Relaxed))
-    }
-
-    /// Maximum scaling frequency of an lcore in kHz (0 = unset).
-    pub fn scaling_max(&self, lcore: u32) -> Result<u32> {
-        let v = self.scale_max[idx(lcore)?].load(Relaxed);
-        Ok(if v == u32::MAX { 0 } else { v })
-    }
-
-    /// Sets the minimum; refused above the lcore's maximum.
-    pub fn set_scaling_min(&self, lcore: u32, khz: u32) -> Result<()> {
-        let i = idx(lcore)?;
-        let max = self.scale_max[i].load(Relaxed);
-        if khz > max {
-            return Err(PowerError::InvalidArgument(format!(
-                "lcore {lcore}: scaling min {khz} kHz is above its max {max} kHz"
-            )));
-        }
-        self.scale_min[i].store(khz, Relaxed);
-        Ok(())
-    }
-
-    /// Sets the maximum (0 = unset); refused below the lcore's minimum.
-    pub fn set_scaling_max(&self, lcore: u32, khz: u32) -> Result<()> {
-        let i = idx(lcore)?;
-        let v = if khz == 0 { u32::MAX } else { khz };
-        let min = self.scale_min[i].load(Relaxed);
-        if v < min {
-            return Err(PowerError::InvalidArgument(format!(
-                "lcore {lcore}: scaling max {khz} kHz is below its min {min} kHz"
-            )));
-        }
-        self.scale_max[i].store(v, Relaxed);
-        Ok(())
-    }
-}
+mod ethdev;
+pub use ethdev::{
+    DpdkEth, MAX_MONITORED, MONITOR_COND_SIZE, QUEUE_STATE_STOPPED, RXQ_INFO_QUEUE_STATE_OFFSET,
+};
 
 /// DPDK's `RTE_MAX_QUEUES_PER_PORT` (default build).
 pub const MAX_QUEUES_PER_PORT: u16 = 1024;
@@ -167,7 +70,8 @@ impl PmdMode {
     }
 }
 
-/// Why enable/disable refused; [`errno`](Self::errno) is DPDK's value.
+/// Why enable/disable refused. The C API returns DPDK's negative errno
+/// for each ([`crate::capi::errors::pmd_errno`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PmdError {
     /// Bad port, queue, lcore or mode, or a queue whose info cannot be read.
@@ -204,19 +108,6 @@ pub enum PmdError {
     /// Missing ethdev, CPU or driver support.
     #[error("{0}")]
     NotSupported(String),
-}
-
-impl PmdError {
-    /// DPDK's (negative) return value.
-    pub fn errno(&self) -> c_int {
-        -match self {
-            PmdError::Invalid(_) => libc::EINVAL,
-            PmdError::Busy { .. } => libc::EBUSY,
-            PmdError::Exists { .. } => libc::EEXIST,
-            PmdError::NotFound { .. } => libc::ENOENT,
-            PmdError::NotSupported(_) => libc::ENOTSUP,
-        }
-    }
 }
 
 /// The CPU's power intrinsics as DPDK's EAL reports them.
@@ -456,8 +347,6 @@ impl std::fmt::Debug for PmdMgmt {
     }
 }
 
-static GLOBAL: OnceLock<PmdMgmt> = OnceLock::new();
-
 impl PmdMgmt {
     /// Management over `eth` (tests: a fake device).
     pub fn new(power: &'static Power, eth: Arc<dyn EthDev>) -> PmdMgmt {
@@ -476,15 +365,6 @@ impl PmdMgmt {
             eth: Err(missing),
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// The process-wide instance of the C API: DPDK's ethdev found in the
-    /// process, on [`Power::global`].
-    pub fn global() -> &'static PmdMgmt {
-        GLOBAL.get_or_init(|| match crate::dpdk_sym::DpdkEth::resolve() {
-            Ok(eth) => PmdMgmt::new(Power::global(), Arc::new(eth)),
-            Err(missing) => PmdMgmt::without_ethdev(Power::global(), missing),
-        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -738,28 +618,5 @@ impl PmdMgmt {
                     .collect(),
             )
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_follow_dpdk_rules() {
-        let c = PmdConfig::default();
-        assert_eq!(c.emptypoll_max(), 512);
-        assert_eq!(c.pause_duration(), 1);
-        assert!(c.set_pause_duration(0).is_err());
-        assert_eq!(c.scaling_min(3).expect("min"), 0);
-        assert_eq!(c.scaling_max(3).expect("max"), 0);
-        c.set_scaling_max(3, 2_000_000).expect("set max");
-        assert!(c.set_scaling_min(3, 2_100_000).is_err());
-        c.set_scaling_min(3, 1_000_000).expect("set min");
-        assert!(c.set_scaling_max(3, 900_000).is_err());
-        c.set_scaling_max(3, 0).expect("unset max");
-        assert_eq!(c.scaling_max(3).expect("max"), 0);
-        assert!(c.scaling_min(MAX_LCORE).is_err());
-        assert!(c.set_scaling_max(MAX_LCORE, 1).is_err());
     }
 }

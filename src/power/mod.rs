@@ -1,29 +1,27 @@
+//! The power context: config, selected env, lcore table, tunables.
+//!
 //! The library's context: configuration (sysfs root, lcore map), the selected
-//! env, the lcore table and the PMD tunables. The C API uses one global
-//! context configured from the environment; Rust users and tests may create
-//! their own.
+//! env, the lcore table and the PMD tunables. The C API uses one
+//! process-wide context configured from the environment
+//! ([`crate::capi::global::power`]); Rust users and tests may create their
+//! own.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use crate::cpumap::CpuMap;
 use crate::env::{Env, ENV_NOT_SET};
 use crate::error::{PowerError, Result};
 use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
-use crate::lcore::{Claim, Lcore, Slot, Table};
+use crate::lcore::{Claim, Lcore, Slot, Slots, Table};
 use crate::log::Level;
-use crate::pmd_mgmt::PmdConfig;
 use crate::sysfs::SysfsRoot;
 
-/// Default directory of the guest's virtio-serial ports.
-pub const DEFAULT_PORTS_DIR: &str = "/dev/virtio-ports";
-/// Environment variable that overrides [`DEFAULT_PORTS_DIR`].
-pub const PORTS_DIR_ENV: &str = "RTE_POWER_VIRTIO_PORTS_DIR";
-/// Name prefix of the per-lcore guest ports.
-pub const PORT_PREFIX: &str = "virtio.serial.port.poweragent.";
+mod tunables;
+pub use tunables::PmdConfig;
 
 /// Where the library looks for things.
 #[derive(Debug, Clone)]
@@ -89,8 +87,8 @@ impl Config {
 ///
 /// let dir = tempfile::tempdir()?;
 /// FakeSysfs::new(Flavour::Pstate, 4).create(dir.path())?;
-/// // Power::global() is the context of the C API (real sysfs, or
-/// // RTE_POWER_SYSFS_CPU_DIR); tests and tools may make their own:
+/// // rte_power::capi::global::power() is the context of the C API (real
+/// // sysfs, or RTE_POWER_SYSFS_CPU_DIR); tests and tools make their own:
 /// let power = Power::new(Config::with_sysfs(dir.path()));
 /// power.set_env(Env::PstateCpufreq)?;
 /// let lcore = power.init(2)?;
@@ -119,12 +117,15 @@ impl std::fmt::Debug for Power {
     }
 }
 
-static GLOBAL: OnceLock<Power> = OnceLock::new();
-
 impl Power {
     /// A context with its own lcore table.
     pub fn new(config: Config) -> Self {
         Self::with_table(config, Table::new())
+    }
+
+    /// A context on a static lcore table: the C API's (see `capi`).
+    pub(crate) fn with_static_table(config: Config, slots: &'static Slots) -> Self {
+        Self::with_table(config, Table::Static(slots))
     }
 
     fn with_table(config: Config, table: Table) -> Self {
@@ -135,12 +136,6 @@ impl Power {
             pmd: PmdConfig::default(),
             policies: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The process-wide context used by the C API ([`Config::from_env`]).
-    #[inline]
-    pub fn global() -> &'static Power {
-        GLOBAL.get_or_init(|| Power::with_table(Config::from_env(), Table::Global))
     }
 
     /// The configuration.
@@ -349,11 +344,6 @@ impl Power {
             }
             e => e,
         }
-    }
-
-    /// The port descriptor of a connected KVM lcore (guest channel API).
-    pub(crate) fn guest_port(&self, lcore: u32) -> Result<std::os::fd::RawFd> {
-        self.table.slot(lcore)?.guest_port(lcore)
     }
 
     fn no_host_driver(&self, lcore: u32, cpu: u32, found: Option<&str>) -> PowerError {

@@ -1,0 +1,67 @@
+//! The process-wide singletons of the C API.
+//!
+//! The process-wide instances the C API works on: the static lcore table,
+//! the power context, PMD management, empty poll and uncore. Only the C
+//! layer holds singletons; the core takes its context as an argument.
+
+use std::ffi::c_uint;
+use std::sync::{Arc, OnceLock};
+
+use crate::empty_poll::EmptyPoll;
+use crate::error::Result;
+use crate::lcore::{slot_in, Lcore, Slot, Slots, MAX_LCORE};
+use crate::pmd_mgmt::{DpdkEth, PmdMgmt};
+use crate::sysfs::SysfsRoot;
+use crate::uncore::Uncore;
+use crate::{Config, Power};
+
+/// The lcore table of the C API's context: a plain static array (`.bss`),
+/// so that a C call reaches its slot with no pointer chasing and without
+/// building the context.
+static SLOTS: Slots = [const { Slot::new() }; MAX_LCORE as usize];
+
+static POWER: OnceLock<Power> = OnceLock::new();
+static PMD_MGMT: OnceLock<PmdMgmt> = OnceLock::new();
+static EMPTY_POLL: OnceLock<EmptyPoll> = OnceLock::new();
+static UNCORE: OnceLock<Uncore> = OnceLock::new();
+
+/// The C API's power context ([`Config::from_env`], the static lcore
+/// table), made at the first use.
+#[inline]
+pub fn power() -> &'static Power {
+    POWER.get_or_init(|| Power::with_static_table(Config::from_env(), &SLOTS))
+}
+
+/// A handle on an lcore of the C API's context whose state the operation
+/// checks: the C entry points' fast path (one load of the slot's state).
+#[inline]
+pub(crate) fn lcore(lcore: c_uint) -> Result<Lcore<'static>> {
+    Ok(Lcore::unchecked(slot_in(&SLOTS, lcore)?, lcore))
+}
+
+/// [`lcore`] without an error value: `None` beyond the table.
+#[inline]
+pub(crate) fn lcore_opt(lcore: c_uint) -> Option<Lcore<'static>> {
+    SLOTS
+        .get(lcore as usize)
+        .map(|slot| Lcore::unchecked(slot, lcore))
+}
+
+/// PMD management of the C API: DPDK's ethdev found in the process, on
+/// [`power`].
+pub fn pmd_mgmt() -> &'static PmdMgmt {
+    PMD_MGMT.get_or_init(|| match DpdkEth::resolve() {
+        Ok(eth) => PmdMgmt::new(power(), Arc::new(eth)),
+        Err(missing) => PmdMgmt::without_ethdev(power(), missing),
+    })
+}
+
+/// The empty-poll detector of the C API, on [`power`].
+pub fn empty_poll() -> &'static EmptyPoll {
+    EMPTY_POLL.get_or_init(|| EmptyPoll::new(power()))
+}
+
+/// The uncore of the C API (`RTE_POWER_SYSFS_CPU_DIR` or the real tree).
+pub fn uncore() -> &'static Uncore {
+    UNCORE.get_or_init(|| Uncore::new(&SysfsRoot::from_env()))
+}
