@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rte_power::sysfs::SysfsRoot;
-use rte_power::wire::{ChannelPacket, Step, CMD_ACK, PACKET_SIZE};
+use rte_power::wire::{reply_kind, ChannelPacket, Response, Step, PACKET_SIZE};
 use testkit::qemu::Qemu;
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::libvirt::Libvirt;
@@ -307,8 +307,7 @@ fn run_cell(c: &Cell, seconds: f64) -> Result<Result_, String> {
                         }
                         let mut chunks = data.chunks_exact(PACKET_SIZE);
                         for r in &mut chunks {
-                            let cmd = u32::from_le_bytes([r[12], r[13], r[14], r[15]]);
-                            if cmd == CMD_ACK {
+                            if reply_kind(r) == Ok(Response::Ack) {
                                 acks += 1;
                             } else {
                                 nacks += 1;

@@ -12,7 +12,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
 use crate::controller::{Controller, COMMANDS};
-use crate::host::FreqOp;
+use rte_power::wire::Step;
 
 /// The prompt DPDK's sample prints.
 pub const PROMPT: &str = "vmpower> ";
@@ -28,7 +28,7 @@ pub fn candidates(ctl: &Controller, words: &[&str], idx: usize) -> Vec<String> {
         return COMMANDS.iter().map(|c| c.name.to_string()).collect();
     }
     let cmd = words.first().copied().unwrap_or("");
-    let verbs = || FreqOp::ALL.iter().map(|o| o.name().to_string()).collect();
+    let verbs = || Step::ALL.iter().map(|o| o.name().to_string()).collect();
     match (cmd, idx) {
         (
             "add_vm" | "rm_vm" | "add_channels" | "set_channel_status" | "show_vm" | "set_pcpu"

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use crate::cpuset::CpuSet;
 use crate::governor::{Governor, GovernorError};
-use crate::host::FreqOp;
 use crate::hv::{HvError, Hypervisor, VmInfo};
 use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
+use rte_power::cpulist::CpuSet;
+use rte_power::wire::Step;
 
 /// One CLI command: name, arguments, help.
 pub struct CommandSpec {
@@ -197,14 +197,14 @@ pub enum CommandLineError {
         /// The text given.
         list: String,
         /// The parser's complaint.
-        why: String,
+        why: rte_power::cpulist::CpuListError,
     },
     /// A scaling verb that does not exist.
     #[error("bad verb '{0}': expected up, down, min, max, enable_turbo or disable_turbo")]
     Verb(String),
     /// A hex mask that does not parse.
     #[error("bad mask: {0}")]
-    Mask(String),
+    Mask(rte_power::cpulist::CpuListError),
     /// `set_channel_status` with another word than enabled/disabled.
     #[error("bad status '{0}': expected enabled or disabled")]
     Status(String),
@@ -274,8 +274,8 @@ fn parse_list(s: &str) -> Result<ChanList, CommandLineError> {
         })
 }
 
-fn parse_op(s: &str) -> Result<FreqOp, CommandLineError> {
-    FreqOp::parse(s).ok_or_else(|| CommandLineError::Verb(s.to_string()))
+fn parse_op(s: &str) -> Result<Step, CommandLineError> {
+    Step::from_name(s).ok_or_else(|| CommandLineError::Verb(s.to_string()))
 }
 
 fn parse_mask(s: &str) -> Result<CpuSet, CommandLineError> {

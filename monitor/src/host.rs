@@ -5,69 +5,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use rte_power::cpulist::CpuSet;
 use rte_power::sysfs::SysfsRoot;
+use rte_power::wire::Step;
 use rte_power::{Capabilities, Changed, Config, Lcore, Power, PowerError};
-
-use crate::cpuset::CpuSet;
-
-/// A frequency operation (a CPU_POWER `unit`, or a CLI verb).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FreqOp {
-    /// One step up.
-    Up,
-    /// One step down.
-    Down,
-    /// Highest allowed.
-    Max,
-    /// Lowest.
-    Min,
-    /// Allow turbo.
-    EnableTurbo,
-    /// Forbid turbo.
-    DisableTurbo,
-}
-
-impl FreqOp {
-    /// The CLI word.
-    pub fn name(self) -> &'static str {
-        match self {
-            FreqOp::Up => "up",
-            FreqOp::Down => "down",
-            FreqOp::Max => "max",
-            FreqOp::Min => "min",
-            FreqOp::EnableTurbo => "enable_turbo",
-            FreqOp::DisableTurbo => "disable_turbo",
-        }
-    }
-
-    /// Parses a CLI word.
-    pub fn parse(s: &str) -> Option<Self> {
-        FreqOp::ALL.iter().copied().find(|o| o.name() == s)
-    }
-
-    /// Every verb, in CLI order.
-    pub const ALL: [FreqOp; 6] = [
-        FreqOp::Up,
-        FreqOp::Down,
-        FreqOp::Min,
-        FreqOp::Max,
-        FreqOp::EnableTurbo,
-        FreqOp::DisableTurbo,
-    ];
-
-    /// From a wire `unit` value.
-    pub fn from_unit(u: rte_power::wire::Step) -> Self {
-        use rte_power::wire::Step;
-        match u {
-            Step::Up => FreqOp::Up,
-            Step::Down => FreqOp::Down,
-            Step::Max => FreqOp::Max,
-            Step::Min => FreqOp::Min,
-            Step::EnableTurbo => FreqOp::EnableTurbo,
-            Step::DisableTurbo => FreqOp::DisableTurbo,
-        }
-    }
-}
 
 /// The CPUs changed so far, shared with the panic hook.
 pub type Touched = Arc<Mutex<BTreeSet<u32>>>;
@@ -145,21 +86,13 @@ impl Host {
 
     /// Applies `op` to one CPU.
     #[inline]
-    pub fn apply(&mut self, cpu: u32, op: FreqOp) -> Result<Changed, PowerError> {
-        let l = self.lcore(cpu)?;
-        match op {
-            FreqOp::Up => l.up(),
-            FreqOp::Down => l.down(),
-            FreqOp::Max => l.max(),
-            FreqOp::Min => l.min(),
-            FreqOp::EnableTurbo => l.enable_turbo(),
-            FreqOp::DisableTurbo => l.disable_turbo(),
-        }
+    pub fn apply(&mut self, cpu: u32, op: Step) -> Result<Changed, PowerError> {
+        self.lcore(cpu)?.apply(op)
     }
 
     /// Applies `op` to every CPU of `set`; the first error wins, but every
     /// CPU is tried (a multi-CPU vCPU is scaled as a whole).
-    pub fn apply_all(&mut self, set: &CpuSet, op: FreqOp) -> Result<(), PowerError> {
+    pub fn apply_all(&mut self, set: &CpuSet, op: Step) -> Result<(), PowerError> {
         let mut first = Ok(());
         for cpu in set.iter() {
             if let Err(e) = self.apply(cpu, op) {
@@ -195,7 +128,7 @@ impl Host {
         let p = self.sysfs().cpu_attr(cpu, "topology/thread_siblings_list");
         std::fs::read_to_string(p)
             .ok()
-            .and_then(|s| CpuSet::parse_list(s.trim()).ok())
+            .and_then(|s| CpuSet::parse_kernel(&s).ok())
             .unwrap_or_else(|| CpuSet::single(cpu))
     }
 

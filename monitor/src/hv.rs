@@ -6,7 +6,7 @@
 //! on the monitor's event-loop thread: the CLI/control threads and the
 //! refresh thread call them and hand plain [`VmInfo`] values to the loop.
 
-use crate::cpuset::CpuSet;
+use rte_power::cpulist::CpuSet;
 
 /// What the monitor keeps about one VM (a snapshot, compared on refresh).
 #[derive(Debug, Clone, PartialEq, Eq)]

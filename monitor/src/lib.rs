@@ -22,7 +22,7 @@
 
 pub mod cli;
 pub mod controller;
-pub mod cpuset;
+
 pub mod ctl;
 pub mod governor;
 pub mod host;
@@ -35,6 +35,6 @@ pub mod ondemand;
 pub mod sys;
 
 pub use controller::Controller;
-pub use cpuset::CpuSet;
 pub use hv::{HvError, Hypervisor, VmInfo};
 pub use monitor::{ChanList, MonCmd, Monitor, MonitorConfig, MonitorError, MonitorHandle, Outcome};
+pub use rte_power::cpulist::CpuSet;

@@ -10,8 +10,8 @@ use virt::enumutil::Enum;
 use virt::error::{Error, ErrorNumber};
 use virt::sys;
 
-use crate::cpuset::CpuSet;
 use crate::hv::{HvError, Hypervisor, VmInfo};
+use rte_power::cpulist::CpuSet;
 
 /// libvirt's default URI for the system QEMU driver.
 pub const DEFAULT_URI: &str = "qemu:///system";

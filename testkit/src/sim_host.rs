@@ -182,15 +182,14 @@ pub fn guest_session(
                     wire::CAPS_LIST_SIZE
                 };
                 let head = g.recv_raw(total, reply_timeout)?;
-                let cmd = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-                out.push(match cmd {
-                    wire::FREQ_LIST => {
+                out.push(match wire::reply_kind(&head) {
+                    Ok(wire::Response::FreqList) => {
                         let f = wire::FreqListPacket::decode(&head)
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         let n = usize::from(f.num_vcpu);
                         format!("{vm}: vCPU frequencies (kHz) {:?}", &f.freq_list[..n])
                     }
-                    wire::CAPS_LIST => {
+                    Ok(wire::Response::CapsList) => {
                         let c = wire::CapsListPacket::decode(&head)
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         let n = usize::from(c.num_vcpu);

@@ -8,11 +8,11 @@ use rte_power::wire;
 use super::channel::{Channel, Link};
 use super::registry::{parse_channel_number, ChanId};
 use super::{Monitor, Outcome};
-use crate::cpuset::CpuSet;
 use crate::governor::Governor;
-use crate::host::FreqOp;
 use crate::hv::VmInfo;
 use crate::log::Level;
+use rte_power::cpulist::CpuSet;
+use rte_power::wire::Step;
 
 /// Which channels a command names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum MonCmd {
         /// CPUs.
         cpus: CpuSet,
         /// What to do.
-        op: FreqOp,
+        op: Step,
     },
     /// Set the governor of a host CPU.
     SetGovernor {
@@ -427,7 +427,7 @@ impl Monitor {
     }
 
     /// Operator scaling, one line per CPU; fails if any CPU failed.
-    fn set_cpu_freq(&mut self, cpus: &CpuSet, op: FreqOp) -> Outcome {
+    fn set_cpu_freq(&mut self, cpus: &CpuSet, op: Step) -> Outcome {
         let mut lines = Vec::new();
         let mut ok = true;
         for cpu in cpus.iter() {

@@ -10,10 +10,10 @@ use super::Monitor;
 use crate::governor::{
     self, GovSample, Governor, GovernorError, Governors, OndemandStats, RateLimits,
 };
-use crate::host::FreqOp;
 use crate::log::{Level, RateLimit};
 use crate::ondemand::{self, Decision};
 use crate::sys::TimerFd;
+use rte_power::wire::Step;
 
 /// Why a governor command failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,10 +121,10 @@ impl GovLoop {
 }
 
 /// What `performance` and `powersave` pin a CPU to.
-fn pin_of(g: Governor) -> Option<FreqOp> {
+fn pin_of(g: Governor) -> Option<Step> {
     match g {
-        Governor::Performance => Some(FreqOp::Max),
-        Governor::Powersave => Some(FreqOp::Min),
+        Governor::Performance => Some(Step::Max),
+        Governor::Powersave => Some(Step::Min),
         Governor::Userspace | Governor::Ondemand => None,
     }
 }
@@ -141,9 +141,9 @@ impl Monitor {
     /// An operator `set_cpu_freq`: scaling verbs only under userspace;
     /// turbo verbs in every governor, after which a pinned governor pins
     /// again (turbo changes what "max" means).
-    pub(super) fn operator_apply(&mut self, cpu: u32, op: FreqOp) -> Result<Changed, GovError> {
+    pub(super) fn operator_apply(&mut self, cpu: u32, op: Step) -> Result<Changed, GovError> {
         let governor = self.gov.govs.governor(cpu);
-        let turbo = matches!(op, FreqOp::EnableTurbo | FreqOp::DisableTurbo);
+        let turbo = matches!(op, Step::EnableTurbo | Step::DisableTurbo);
         if governor != Governor::Userspace && !turbo {
             return Err(GovError::NotUserspace { cpu, governor });
         }
@@ -328,7 +328,7 @@ impl Monitor {
         let before = table.get(cur as usize).copied().unwrap_or(0);
         let decision = load.map_or(Decision::Keep, |l| ondemand::decide(l, &table, cur, up));
         let applied = match decision {
-            Decision::Max => self.host.apply(cpu, FreqOp::Max),
+            Decision::Max => self.host.apply(cpu, Step::Max),
             Decision::Down(i) => self.host.lcore(cpu).and_then(|l| l.set_index(i)),
             Decision::Keep => Ok(Changed::No),
         };

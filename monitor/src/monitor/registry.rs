@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rte_power::wire::{ChannelPacket, VmName};
 
-use crate::cpuset::CpuSet;
 use crate::hv::VmInfo;
+use rte_power::cpulist::CpuSet;
 
 /// Index of a VM in the [`Registry`] (a slot, reused after removal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,8 +8,8 @@ use super::gov_glue::GovError;
 use super::registry::VmId;
 use super::requests::is_unpinned;
 use super::{Monitor, Outcome};
-use crate::cpuset::CpuSet;
 use crate::governor::Governor;
+use rte_power::cpulist::CpuSet;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +88,14 @@ impl Monitor {
             } else {
                 ""
             };
+            // the kernel's form of an empty list is empty: say it
+            let list = if p.is_empty() {
+                "(none)".to_string()
+            } else {
+                p.to_string()
+            };
             o.push(format!(
-                "  [{i}]: Physical CPU(s) {p}, mask {}{note}",
+                "  [{i}]: Physical CPU(s) {list}, mask {}{note}",
                 p.to_mask()
             ));
         }

@@ -22,9 +22,9 @@ use rte_power::wire::{
 };
 use rte_power::{Capabilities, PowerError};
 
-use crate::cpuset::CpuSet;
 use crate::governor::Governor;
-use crate::host::FreqOp;
+use rte_power::cpulist::CpuSet;
+use rte_power::wire::Step;
 
 /// What the request handling needs to know about the host CPUs.
 pub trait HostFacts {
@@ -134,7 +134,7 @@ pub enum RequestError {
     #[error("{} on CPU(s) {cpus} failed: {error}", .op.name())]
     ScaleFailed {
         /// The operation.
-        op: FreqOp,
+        op: Step,
         /// The pCPUs of the vCPU.
         cpus: CpuSet,
         /// The first failure.
@@ -216,7 +216,7 @@ pub enum Action {
         /// The vCPU's pCPUs (always a subset of the VM's pins).
         cpus: CpuSet,
         /// What to do.
-        op: FreqOp,
+        op: Step,
     },
     /// Keep this policy for the VM (replacing any other).
     StorePolicy(Box<ChannelPacket>),
@@ -451,7 +451,7 @@ fn cpu_power(
     pkt: &ChannelPacket,
 ) -> Result<Verdict, RequestError> {
     let pins = pins_of(vm, pkt.resource_id)?;
-    let op = FreqOp::from_unit(pkt.unit_kind().map_err(RequestError::BadUnit)?);
+    let op = pkt.unit_kind().map_err(RequestError::BadUnit)?;
     for cpu in pins.iter() {
         let governor = host.governor(cpu);
         if governor != Governor::Userspace {

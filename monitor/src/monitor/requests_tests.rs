@@ -167,7 +167,7 @@ fn cpu_power_every_unit_scales_the_vcpus_pins_and_acks() {
                 action,
                 Some(Action::Scale {
                     cpus: pins[vcpu as usize].clone(),
-                    op: FreqOp::from_unit(unit),
+                    op: unit,
                 })
             );
             assert_eq!(reply.as_deref(), Some(&p.reply(Response::Ack).encode()[..]));
@@ -702,7 +702,7 @@ fn failure_nack_is_the_requests_nack() {
         Some(p.reply(Response::Nack).encode().to_vec())
     );
     let e = RequestError::ScaleFailed {
-        op: FreqOp::Up,
+        op: Step::Up,
         cpus: CpuSet::from_iter_u32([2, 3]),
         error: missing(3),
     };

@@ -284,8 +284,8 @@ mod tests {
     use super::super::channel::Channel;
     use super::super::test_monitor;
     use super::*;
-    use crate::cpuset::CpuSet;
     use crate::hv::VmInfo;
+    use rte_power::cpulist::CpuSet;
 
     /// A loop with VM `vm-a` (vCPU 0 on pCPU 0, which the empty sysfs
     /// does not have) and one channel connected to the returned guest end.

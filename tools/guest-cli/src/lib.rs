@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 pub use policy::Policy;
 use rte_power::guest::GuestConfig;
 use rte_power::wire::{
-    self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Step, CAPS_LIST_SIZE,
-    FREQ_LIST_SIZE, MAX_VCPU_PER_VM, PACKET_SIZE,
+    self, CapsListPacket, ChannelPacket, FreqListPacket, PacketHeader, Response, Step,
+    CAPS_LIST_SIZE, FREQ_LIST_SIZE, MAX_VCPU_PER_VM, PACKET_SIZE,
 };
 use rte_power::{Config, Env, Lcore, Power, PowerError, MAX_LCORE, PORT_PREFIX};
 
@@ -37,7 +37,7 @@ pub const PROMPT: &str = "vmpower(guest)> ";
 /// Default wait for a host reply.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 /// Bytes read before a reply's size is known: resource_id, unit, command.
-const HEAD: usize = 16;
+const HEAD: usize = wire::REPLY_KIND_SIZE;
 
 /// Why a command or the command line failed.
 #[derive(Debug, thiserror::Error)]
@@ -698,20 +698,22 @@ fn read_reply(
     if !l.receive_msg(&mut buf[..HEAD], timeout)? {
         return Err(no_reply());
     }
-    let command = u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]);
-    let size = match command {
-        wire::CMD_ACK => PACKET_SIZE,
-        wire::CMD_NACK => nack_size,
-        wire::FREQ_LIST => FREQ_LIST_SIZE,
-        wire::CAPS_LIST => CAPS_LIST_SIZE,
-        other => {
+    let kind = match wire::reply_kind(&buf[..HEAD]) {
+        Ok(kind) => kind,
+        Err(e) => {
             // no way to find the next packet boundary: start afresh
             l.discard_replies()?;
             return Err(CliError::BadReply {
                 what: what.to_string(),
-                why: format!("unknown reply command {other}"),
+                why: e.to_string(),
             });
         }
+    };
+    // a query's NACK comes in the size of the awaited list
+    let size = if kind == Response::Nack {
+        nack_size
+    } else {
+        kind.size()
     };
     let left = deadline.saturating_duration_since(Instant::now());
     if !l.receive_msg(&mut buf[HEAD..size], left)? {
@@ -722,20 +724,14 @@ fn read_reply(
         why: e.to_string(),
     };
     let bytes = &buf[..size];
-    Ok(match command {
-        wire::FREQ_LIST => Reply::Freqs(FreqListPacket::decode(bytes).map_err(bad)?),
-        wire::CAPS_LIST => Reply::Caps(CapsListPacket::decode(bytes).map_err(bad)?),
-        wire::CMD_NACK if size != PACKET_SIZE => {
+    Ok(match kind {
+        Response::FreqList => Reply::Freqs(FreqListPacket::decode(bytes).map_err(bad)?),
+        Response::CapsList => Reply::Caps(CapsListPacket::decode(bytes).map_err(bad)?),
+        Response::Nack if size != PACKET_SIZE => {
             Reply::Nack(PacketHeader::decode_lenient(bytes).map_err(bad)?.nack())
         }
-        _ => {
-            let p = ChannelPacket::decode_reply(bytes).map_err(bad)?;
-            if command == wire::CMD_ACK {
-                Reply::Ack(p)
-            } else {
-                Reply::Nack(p)
-            }
-        }
+        Response::Ack => Reply::Ack(ChannelPacket::decode_reply(bytes).map_err(bad)?),
+        Response::Nack => Reply::Nack(ChannelPacket::decode_reply(bytes).map_err(bad)?),
     })
 }
 

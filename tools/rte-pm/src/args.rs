@@ -72,14 +72,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Which CPUs a command works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuSel {
-    /// Every online CPU.
-    All,
-    /// One CPU.
-    One(u32),
-}
+pub use rte_power::cpulist::Selection as CpuSel;
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +133,9 @@ pub fn resolve(word: &str) -> Result<&'static str, String> {
     }
 }
 
-/// A CPU argument: `all` or a number.
+/// A CPU argument: `all`, a number (as xenpm), or a CPU list or mask.
 pub fn parse_cpu(s: &str) -> Option<CpuSel> {
-    if s == "all" {
-        return Some(CpuSel::All);
-    }
-    s.parse().ok().map(CpuSel::One)
+    CpuSel::parse(s).ok()
 }
 
 fn looks_like_cpu(s: &str) -> bool {
@@ -249,6 +239,7 @@ pub fn parse_freq_khz(s: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rte_power::cpulist::CpuSet;
 
     fn p(s: &str) -> Result<Parsed, String> {
         parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
@@ -271,12 +262,12 @@ mod tests {
         let a = run("get-cpufreq-s 3 --json");
         assert_eq!(
             (a.command, a.cpus, a.json),
-            ("get-cpufreq-states", CpuSel::One(3), true)
+            ("get-cpufreq-states", CpuSel::Cpus(CpuSet::single(3)), true)
         );
         let a = run("set-scaling-governor 2 ondemand");
         assert_eq!(
             (a.cpus, a.rest.clone()),
-            (CpuSel::One(2), vec!["ondemand".into()])
+            (CpuSel::Cpus(CpuSet::single(2)), vec!["ondemand".into()])
         );
         let a = run("set-scaling-governor ondemand");
         assert_eq!(a.cpus, CpuSel::All);
@@ -285,15 +276,29 @@ mod tests {
         let a = run("start 5");
         assert_eq!((a.cpus, a.rest.clone()), (CpuSel::All, vec!["5".into()]));
         let a = run("start 1 5");
-        assert_eq!((a.cpus, a.rest.clone()), (CpuSel::One(1), vec!["5".into()]));
+        assert_eq!(
+            (a.cpus, a.rest.clone()),
+            (CpuSel::Cpus(CpuSet::single(1)), vec!["5".into()])
+        );
         let a = run("start --cpu 1");
-        assert_eq!((a.cpus, a.rest.len()), (CpuSel::One(1), 0));
+        assert_eq!((a.cpus, a.rest.len()), (CpuSel::Cpus(CpuSet::single(1)), 0));
         let a = run("set-max-cstate 1");
         assert_eq!((a.cpus, a.rest.clone()), (CpuSel::All, vec!["1".into()]));
         let a = run("set-max-cstate 3 unlimited");
         assert_eq!(
             (a.cpus, a.rest.clone()),
-            (CpuSel::One(3), vec!["unlimited".into()])
+            (CpuSel::Cpus(CpuSet::single(3)), vec!["unlimited".into()])
+        );
+        // a list or a mask names several CPUs (the one CPU-list type)
+        let a = run("get-cpufreq-para 0-2,5");
+        assert_eq!(a.cpus, CpuSel::Cpus(CpuSet::from_iter_u32([0, 1, 2, 5])));
+        let a = run("set-scaling-governor 0x6 powersave");
+        assert_eq!(
+            (a.cpus, a.rest.clone()),
+            (
+                CpuSel::Cpus(CpuSet::from_iter_u32([1, 2])),
+                vec!["powersave".into()]
+            )
         );
         let a = run("set-max-cstate --latency-us 20");
         assert_eq!((a.latency_us, a.rest.len()), (Some(20), 0));

@@ -125,21 +125,24 @@ pub(crate) fn cpu_error(cpu: u32, what: &str, e: &PowerError) -> String {
 
 /// The CPUs of a selection: every online CPU, or the one asked for (which
 /// must exist).
-pub(crate) fn cpus(ctx: &Ctx, sel: CpuSel) -> Result<Vec<u32>, String> {
+pub(crate) fn cpus(ctx: &Ctx, sel: &CpuSel) -> Result<Vec<u32>, String> {
     match sel {
         CpuSel::All => {
             crate::topology::online_cpus(&ctx.root).map_err(|e| format!("cannot list CPUs: {e}"))
         }
-        CpuSel::One(c) => {
-            if ctx.root.cpu_attr(c, "").is_dir() {
-                Ok(vec![c])
-            } else {
-                Err(format!(
-                    "CPU{c} does not exist ({} missing)",
-                    ctx.root.cpu_attr(c, "").display()
-                ))
-            }
-        }
+        CpuSel::Cpus(set) => set
+            .iter()
+            .map(|c| {
+                if ctx.root.cpu_attr(c, "").is_dir() {
+                    Ok(c)
+                } else {
+                    Err(format!(
+                        "CPU{c} does not exist ({} missing)",
+                        ctx.root.cpu_attr(c, "").display()
+                    ))
+                }
+            })
+            .collect(),
     }
 }
 
@@ -360,7 +363,7 @@ pub fn run(ctx: &Ctx, argv: &[String], out: &mut dyn Write, err: &mut dyn Write)
 pub(crate) struct Usage(pub String);
 
 fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
-    let list = cpus(ctx, a.cpus);
+    let list = cpus(ctx, &a.cpus);
     let cpus = match list {
         Ok(c) => c,
         Err(e) => {
@@ -439,7 +442,7 @@ fn topology(ctx: &Ctx, cpus: &[u32]) -> Output {
                     t.core,
                     t.socket,
                     t.node.map_or("-".to_string(), |n| n.to_string()),
-                    crate::topology::format_cpu_list(&t.siblings)
+                    t.siblings
                 ));
                 rows.push(t);
             }

@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use rte_power::cpulist::CpuSet;
 use rte_power::sysfs::SysfsRoot;
 use rte_power::{PowerError, Result};
 
@@ -18,58 +19,26 @@ pub struct CpuTopology {
     /// The NUMA node (`cpuN/nodeM`), `None` without NUMA information.
     pub node: Option<u32>,
     /// `topology/thread_siblings_list`: the SMT threads of this core, itself included.
-    pub siblings: Vec<u32>,
+    #[serde(serialize_with = "cpu_numbers")]
+    pub siblings: CpuSet,
 }
 
-/// Parses a kernel CPU list (`0-3,8,10-11`); an empty string is an empty list.
-pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?);
-                if b < a {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.trim().parse().ok()?),
-        }
-    }
-    Some(out)
-}
-
-/// Renders a CPU list in the kernel's compact form (`0-3,8`).
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut v = cpus.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        out.push(if j > i {
-            format!("{}-{}", v[i], v[j])
-        } else {
-            v[i].to_string()
-        });
-        i = j + 1;
-    }
-    out.join(",")
+/// A CPU set as a JSON array of CPU numbers.
+fn cpu_numbers<S: serde::Serializer>(set: &CpuSet, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(set.iter())
 }
 
 /// The online CPUs (`online`), or every `cpuN` directory when that file is missing.
 pub fn online_cpus(root: &SysfsRoot) -> Result<Vec<u32>> {
     let path = root.global("online");
     match fs::read_to_string(&path) {
-        Ok(s) => parse_cpu_list(&s).ok_or_else(|| PowerError::Parse {
-            cpu: 0,
-            path,
-            text: s.trim().to_string(),
-        }),
+        Ok(s) => CpuSet::parse_kernel(&s)
+            .map(|set| set.as_slice().to_vec())
+            .map_err(|_| PowerError::Parse {
+                cpu: 0,
+                path,
+                text: s.trim().to_string(),
+            }),
         Err(_) => {
             let mut cpus: Vec<u32> = fs::read_dir(root.dir())
                 .map_err(|source| PowerError::Sysfs {
@@ -115,7 +84,7 @@ pub fn cpu_topology(root: &SysfsRoot, cpu: u32) -> Result<CpuTopology> {
         })?;
     let sib_path = root.cpu_attr(cpu, "topology/thread_siblings_list");
     let sib_text = root.read_str(cpu, &sib_path)?;
-    let siblings = parse_cpu_list(&sib_text).ok_or(PowerError::Parse {
+    let siblings = CpuSet::parse_kernel(&sib_text).map_err(|_| PowerError::Parse {
         cpu,
         path: sib_path,
         text: sib_text,
@@ -133,19 +102,6 @@ pub fn cpu_topology(root: &SysfsRoot, cpu: u32) -> Result<CpuTopology> {
 mod tests {
     use super::*;
     use testkit::sysfs::{FakeSysfs, Flavour};
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(
-            parse_cpu_list("0-3,8,10-11"),
-            Some(vec![0, 1, 2, 3, 8, 10, 11])
-        );
-        assert_eq!(parse_cpu_list("\n"), Some(vec![]));
-        assert_eq!(parse_cpu_list("3-1"), None);
-        assert_eq!(parse_cpu_list("x"), None);
-        assert_eq!(format_cpu_list(&[8, 0, 1, 2, 3, 10, 11]), "0-3,8,10-11");
-        assert_eq!(format_cpu_list(&[]), "");
-    }
 
     #[test]
     fn smt_two_sockets() {
@@ -167,13 +123,13 @@ mod tests {
                 core: 0,
                 socket: 1,
                 node: Some(1),
-                siblings: vec![4, 5]
+                siblings: CpuSet::from_iter_u32([4, 5])
             }
         );
         let t1 = cpu_topology(&root, 1).expect("cpu1");
         assert_eq!(
             (t1.core, t1.socket, t1.siblings.clone()),
-            (0, 0, vec![0, 1])
+            (0, 0, CpuSet::from_iter_u32([0, 1]))
         );
         assert!(cpu_topology(&root, 9).is_err());
     }
