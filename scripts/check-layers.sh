@@ -37,7 +37,10 @@ for a in target/release/librte_power.a target/debug/librte_power.a; do
   if hits=$(grep -E '^(rte_pm|guest_cli|testkit|vm_power_monitor|serde|serde_json|rustyline|virt|clap|tempfile)$' <<<"$crates"); then
     bad "$a carries objects of: $(echo $hits)"
   fi
-  if nm -u "$a" 2>/dev/null | grep -q ' vir[A-Z]'; then
+  # whole output first: under pipefail `nm | grep -q` can lose a match
+  # (nm killed by SIGPIPE once grep has its line)
+  undef=$(nm -u "$a" 2>/dev/null || true)
+  if grep -q ' vir[A-Z]' <<<"$undef"; then
     bad "$a refers to libvirt symbols"
   fi
 done
