@@ -116,8 +116,57 @@ fn arity(cmd: &str) -> (usize, usize) {
     }
 }
 
+/// Why a command line is not one `rte-pm` runs (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// No command has this name or prefix.
+    #[error("unknown command {0:?} (see 'rte-pm help')")]
+    UnknownCommand(String),
+    /// Several commands start with this prefix (xenpm's message).
+    #[error("Ambiguous options: {}", .0.join(" "))]
+    Ambiguous(Vec<&'static str>),
+    /// An option without its value.
+    #[error("{0} needs a value")]
+    MissingValue(&'static str),
+    /// An option this tool does not have.
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    /// `--cpu` with something that is not a CPU, list or mask.
+    #[error("bad CPU {0:?}")]
+    Cpu(String),
+    /// `--latency-us` that is not a number.
+    #[error("bad latency {0:?} (µs)")]
+    Latency(String),
+    /// `--interval-ms` that is not a number of at least 1.
+    #[error("bad interval {0:?} (ms, at least 1)")]
+    Interval(String),
+    /// Too few or too many arguments for the command.
+    #[error("usage: rte-pm {command} {usage}")]
+    Arity {
+        /// The command.
+        command: &'static str,
+        /// Its usage line.
+        usage: &'static str,
+    },
+    /// `set-max-cstate` needs exactly one of its two forms.
+    #[error("set-max-cstate needs either <n>|unlimited or --latency-us <us>")]
+    CstateForm,
+    /// A frequency that does not parse or does not fit.
+    #[error("bad frequency {0:?} (kHz, or a number with MHz/GHz)")]
+    Frequency(String),
+    /// A rate or threshold that is not a number.
+    #[error("bad value {0:?}")]
+    Value(String),
+    /// A C-state limit that is neither a number nor `unlimited`.
+    #[error("bad C-state {0:?} (a number or 'unlimited')")]
+    Cstate(String),
+    /// A `start` duration that is not a number of seconds.
+    #[error("bad duration {0:?} (seconds)")]
+    Duration(String),
+}
+
 /// The command named by `word` or an unambiguous prefix of one.
-pub fn resolve(word: &str) -> Result<&'static str, String> {
+pub fn resolve(word: &str) -> Result<&'static str, ArgError> {
     if let Some((c, _, _)) = COMMANDS.iter().find(|(c, _, _)| *c == word) {
         return Ok(c);
     }
@@ -128,8 +177,8 @@ pub fn resolve(word: &str) -> Result<&'static str, String> {
         .collect();
     match hits.as_slice() {
         [one] => Ok(one),
-        [] => Err(format!("unknown command {word:?} (see 'rte-pm help')")),
-        many => Err(format!("Ambiguous options: {}", many.join(" "))),
+        [] => Err(ArgError::UnknownCommand(word.to_string())),
+        many => Err(ArgError::Ambiguous(many.to_vec())),
     }
 }
 
@@ -143,7 +192,7 @@ fn looks_like_cpu(s: &str) -> bool {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(argv: &[String]) -> Result<Parsed, String> {
+pub fn parse(argv: &[String]) -> Result<Parsed, ArgError> {
     let mut json = false;
     let mut cpu_opt = None;
     let mut latency_us = None;
@@ -151,31 +200,26 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     let mut words = Vec::new();
     let mut it = argv.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &'static str| it.next().cloned().ok_or(ArgError::MissingValue(name));
         match a.as_str() {
             "--json" | "-j" => json = true,
             "-h" | "--help" | "help" => return Ok(Parsed::Help),
             "--cpu" | "-c" => {
                 let v = value("--cpu")?;
-                cpu_opt = Some(parse_cpu(&v).ok_or_else(|| format!("bad CPU {v:?}"))?);
+                cpu_opt = Some(parse_cpu(&v).ok_or(ArgError::Cpu(v))?);
             }
             "--latency-us" => {
                 let v = value("--latency-us")?;
-                latency_us = Some(v.parse().map_err(|_| format!("bad latency {v:?} (µs)"))?);
+                latency_us = Some(v.parse().map_err(|_| ArgError::Latency(v))?);
             }
             "--interval-ms" => {
                 let v = value("--interval-ms")?;
-                let ms: u64 = v.parse().map_err(|_| format!("bad interval {v:?} (ms)"))?;
-                if ms == 0 {
-                    return Err("--interval-ms must be at least 1".into());
+                match v.parse::<u64>() {
+                    Ok(ms) if ms > 0 => interval_ms = Some(ms),
+                    _ => return Err(ArgError::Interval(v)),
                 }
-                interval_ms = Some(ms);
             }
-            s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
+            s if s.starts_with("--") => return Err(ArgError::UnknownOption(s.to_string())),
             _ => words.push(a.clone()),
         }
     }
@@ -196,10 +240,10 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
             .iter()
             .find(|(c, _, _)| *c == command)
             .map_or("", |(_, u, _)| *u);
-        return Err(format!("usage: rte-pm {command} {usage}"));
+        return Err(ArgError::Arity { command, usage });
     }
     if command == "set-max-cstate" && rest.is_empty() == latency_us.is_none() {
-        return Err("set-max-cstate needs either <n>|unlimited or --latency-us <us>".into());
+        return Err(ArgError::CstateForm);
     }
     Ok(Parsed::Run(Args {
         command,
@@ -213,7 +257,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
 
 /// A frequency: kHz by default, or with a `kHz`/`MHz`/`GHz` suffix
 /// (case-insensitive; decimals allowed with MHz and GHz).
-pub fn parse_freq_khz(s: &str) -> Result<u32, String> {
+pub fn parse_freq_khz(s: &str) -> Result<u32, ArgError> {
     let t = s.trim().to_ascii_lowercase();
     let (num, mult) = if let Some(n) = t.strip_suffix("ghz") {
         (n, 1_000_000.0)
@@ -224,7 +268,7 @@ pub fn parse_freq_khz(s: &str) -> Result<u32, String> {
     } else {
         (t.as_str(), 1.0)
     };
-    let bad = || format!("bad frequency {s:?} (kHz, or a number with MHz/GHz)");
+    let bad = || ArgError::Frequency(s.to_string());
     if mult == 1.0 {
         return num.trim().parse::<u32>().map_err(|_| bad());
     }
@@ -241,7 +285,7 @@ mod tests {
     use super::*;
     use rte_power::cpulist::CpuSet;
 
-    fn p(s: &str) -> Result<Parsed, String> {
+    fn p(s: &str) -> Result<Parsed, ArgError> {
         parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
     }
 
@@ -307,7 +351,7 @@ mod tests {
         assert_eq!(p("").expect("help"), Parsed::Help);
         assert_eq!(p("help").expect("help"), Parsed::Help);
         let e = p("set-scaling").unwrap_err();
-        assert!(e.starts_with("Ambiguous options:"), "{e}");
+        assert!(e.to_string().starts_with("Ambiguous options:"), "{e}");
         assert!(p("frobnicate").is_err());
         assert!(p("set-scaling-speed").is_err());
         assert!(p("get-cpu-topology 1 2").is_err());

@@ -33,7 +33,7 @@ mod sample;
 pub mod stats;
 pub mod topology;
 
-use args::{Args, CpuSel, Parsed};
+use args::{ArgError, Args, CpuSel, Parsed};
 pub use cpufreq::render_states as render_pstates;
 pub use cpuidle::{idle_report, render_states as render_cstates, IdleReport};
 
@@ -335,7 +335,7 @@ pub fn run(ctx: &Ctx, argv: &[String], out: &mut dyn Write, err: &mut dyn Write)
     };
     let o = match dispatch(ctx, &a, err) {
         Ok(o) => o,
-        Err(Usage(e)) => {
+        Err(e) => {
             let _ = writeln!(err, "rte-pm: {e}");
             return EXIT_USAGE;
         }
@@ -359,10 +359,9 @@ pub fn run(ctx: &Ctx, argv: &[String], out: &mut dyn Write, err: &mut dyn Write)
     }
 }
 
-/// A usage error found after parsing (bad value).
-pub(crate) struct Usage(pub String);
-
-fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
+/// Runs a parsed command; an argument that only the command can check
+/// (a value, a limit, a duration) is a usage error.
+fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, ArgError> {
     let list = cpus(ctx, &a.cpus);
     let cpus = match list {
         Ok(c) => c,
@@ -381,13 +380,13 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
         "get-cpufreq-para" => Ok(cpufreq::get_para(ctx, &cpus)),
         "set-scaling-governor" => Ok(cpufreq::set_governor(ctx, &cpus, &a.rest[0])),
         "set-scaling-speed" | "set-scaling-maxfreq" | "set-scaling-minfreq" => {
-            let khz = args::parse_freq_khz(&a.rest[0]).map_err(Usage)?;
+            let khz = args::parse_freq_khz(&a.rest[0])?;
             Ok(cpufreq::set_freq(ctx, &cpus, a.command, khz))
         }
         "set-sampling-rate" | "set-up-threshold" => {
             let v: u32 = a.rest[0]
                 .parse()
-                .map_err(|_| Usage(format!("bad value {:?}", a.rest[0])))?;
+                .map_err(|_| ArgError::Value(a.rest[0].clone()))?;
             Ok(cpufreq::set_tunable(ctx, &cpus, a.command, v))
         }
         "enable-turbo-mode" => Ok(cpufreq::set_turbo(ctx, &cpus, true)),
@@ -398,11 +397,11 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
                 (_, Some(l)) => crate::idle::CstateLimit::MaxLatencyUs(l),
                 (Some("unlimited"), None) => crate::idle::CstateLimit::Unlimited,
                 (Some(n), None) => crate::idle::CstateLimit::MaxIndex(
-                    n.trim_start_matches(['C', 'c']).parse().map_err(|_| {
-                        Usage(format!("bad C-state {n:?} (a number or 'unlimited')"))
-                    })?,
+                    n.trim_start_matches(['C', 'c'])
+                        .parse()
+                        .map_err(|_| ArgError::Cstate(n.to_string()))?,
                 ),
-                (None, None) => return Err(Usage("set-max-cstate needs a limit".into())),
+                (None, None) => return Err(ArgError::CstateForm),
             };
             Ok(cpuidle::set_max_cstate(ctx, &cpus, limit))
         }
@@ -413,7 +412,7 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
                     s.parse::<f64>()
                         .ok()
                         .filter(|v| v.is_finite() && *v > 0.0)
-                        .ok_or_else(|| Usage(format!("bad duration {s:?} (seconds)")))?,
+                        .ok_or_else(|| ArgError::Duration(s.to_string()))?,
                 ),
                 None => None,
             };
@@ -425,7 +424,7 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, Usage> {
                 err,
             ))
         }
-        other => Err(Usage(format!("unknown command {other}"))),
+        other => Err(ArgError::UnknownCommand(other.to_string())),
     }
 }
 
