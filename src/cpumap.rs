@@ -18,6 +18,9 @@ type LcoreCpuset = unsafe extern "C" fn(c_uint) -> libc::cpu_set_t;
 pub enum CpuMap {
     /// lcore N is CPU N.
     Identity,
+    /// lcore N is CPU `cpus[N]` (Rust users without EAL, tests); lcores
+    /// beyond the list are refused. Several lcores may share a CPU.
+    Fixed(&'static [u32]),
     /// Follow DPDK's EAL found in the process.
     Eal {
         /// `rte_lcore_to_cpu_id`: -1 beyond EAL's `RTE_MAX_LCORE`.
@@ -31,6 +34,7 @@ impl std::fmt::Debug for CpuMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             CpuMap::Identity => "Identity",
+            CpuMap::Fixed(_) => "Fixed",
             CpuMap::Eal { .. } => "Eal",
         })
     }
@@ -50,6 +54,14 @@ impl CpuMap {
     pub fn cpu_of(&self, lcore: u32) -> Result<u32> {
         match *self {
             CpuMap::Identity => Ok(lcore),
+            CpuMap::Fixed(cpus) => {
+                cpus.get(lcore as usize)
+                    .copied()
+                    .ok_or(PowerError::InvalidLcore {
+                        lcore,
+                        max: cpus.len() as u32,
+                    })
+            }
             CpuMap::Eal { to_cpu_id, cpuset } => {
                 let id = c_int::try_from(lcore)
                     .map_err(|_| PowerError::InvalidLcore { lcore, max: 0 })?;
@@ -95,6 +107,17 @@ mod tests {
         // the test binary contains no DPDK
         assert!(matches!(CpuMap::detect(), CpuMap::Identity));
         assert_eq!(CpuMap::Identity.cpu_of(5).expect("cpu"), 5);
+    }
+
+    #[test]
+    fn a_fixed_map_may_put_lcores_on_one_cpu() {
+        let m = CpuMap::Fixed(&[0, 1, 1]);
+        assert_eq!(m.cpu_of(1).expect("cpu"), 1);
+        assert_eq!(m.cpu_of(2).expect("cpu"), 1);
+        assert!(matches!(
+            m.cpu_of(3),
+            Err(PowerError::InvalidLcore { lcore: 3, max: 3 })
+        ));
     }
 
     #[test]

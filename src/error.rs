@@ -26,9 +26,11 @@ pub enum PowerError {
     /// `init` on an lcore that is initialised (or being initialised).
     #[error("lcore {lcore} is already in use")]
     InUse { lcore: u32 },
-    /// The lcore's CPU (its cpufreq policy) is driven by another lcore.
-    #[error("lcore {lcore}: cpu {cpu} (its cpufreq policy) is already driven by lcore {by}")]
-    CpuInUse { lcore: u32, cpu: u32, by: u32 },
+    /// Every domain of the lcore table is in use by other cpufreq policies
+    /// (more policies than the table has lcores: cannot happen through the
+    /// lcore ids the table accepts, kept for the record).
+    #[error("lcore {lcore}: no free frequency domain (table of {max})")]
+    TooManyDomains { lcore: u32, max: usize },
     /// `set_env` while another env is selected.
     #[error("power env already set to {current}")]
     EnvAlreadySet { current: Env },

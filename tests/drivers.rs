@@ -667,36 +667,170 @@ fn failed_first_write_at_init_restores_everything() {
     }
 }
 
-#[test]
-fn two_lcores_never_share_a_cpufreq_policy() {
-    // cpu1 shares cpu0's policy, as CPUs of one frequency domain do
-    let t = Tree::new(Flavour::Pstate, 2);
+/// A tree whose cpu1 shares cpu0's cpufreq policy, as CPUs of one
+/// frequency domain do (`cpu1/cpufreq -> ../cpufreq/policy0`).
+fn tree_with_shared_policy(flavour: Flavour, ncpus: u32) -> Tree {
+    let t = Tree::new(flavour, ncpus);
     let link = t.path("cpu1/cpufreq");
     std::fs::remove_file(&link).expect("rm link");
     std::os::unix::fs::symlink("../cpufreq/policy0", &link).expect("link");
+    t
+}
+
+/// A context on `t`'s tree whose lcores run on `cpus` (lcore i on cpus[i]).
+fn power_on(t: &Tree, cpus: &'static [u32]) -> rte_power::Power {
+    let mut config = rte_power::Config::with_sysfs(t.dir.path());
+    config.cpu_map = rte_power::CpuMap::Fixed(cpus);
+    rte_power::Power::new(config)
+}
+
+#[test]
+fn lcores_on_one_cpufreq_policy_share_its_domain() {
+    let t = tree_with_shared_policy(Flavour::Pstate, 2);
     let l0 = t.power.init(0).expect("init 0");
-    l0.min().expect("min");
-    let e = t.power.init(1).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PowerError::CpuInUse {
-                lcore: 1,
-                cpu: 1,
-                by: 0
-            }
-        ),
-        "{e}"
-    );
-    assert!(t.power.lcore(1).is_err());
-    t.power.exit(0).expect("exit 0");
-    assert_eq!(t.read(0, "scaling_governor"), "powersave");
+    assert_eq!(l0.min().expect("min"), Changed::Yes);
+    let min = t.read_u32(0, "scaling_min_freq");
+    let stamp = t.mtime_ns(0, "scaling_max_freq");
+    // the second lcore attaches: no write, and it sees the domain's index
+    let l1 = t.power.init(1).expect("init 1 shares the policy");
     assert_eq!(
-        t.read_u32(0, "scaling_min_freq"),
-        800_000,
-        "restored by its only holder"
+        t.mtime_ns(0, "scaling_max_freq"),
+        stamp,
+        "attach writes nothing"
     );
+    assert_eq!(l1.index().expect("index"), l0.index().expect("index"));
+    assert_eq!(l1.freqs().expect("freqs"), l0.freqs().expect("freqs"));
+    assert_eq!(l1.min().expect("already there"), Changed::No);
+    // lcore 1's step acts on the domain: lcore 0 sees it
+    assert_eq!(l1.max().expect("max"), Changed::Yes);
+    assert_eq!(l0.index().expect("index"), l1.index().expect("index"));
+    assert!(t.read_u32(0, "scaling_min_freq") > min);
+    assert_eq!(l0.max().expect("max"), Changed::No);
+    // the first exit leaves the domain to lcore 1: nothing restored yet
+    t.power.exit(0).expect("exit 0");
+    assert_eq!(t.read(0, "scaling_governor"), "performance");
+    assert_eq!(
+        l1.down().expect("down"),
+        Changed::Yes,
+        "lcore 1 still drives it"
+    );
+    // the last exit restores what the first init found
+    t.power.exit(1).expect("exit 1");
+    assert_eq!(t.read(0, "scaling_governor"), "powersave");
+    assert_eq!(t.read_u32(0, "scaling_min_freq"), 800_000);
     assert_eq!(t.read_u32(0, "scaling_max_freq"), 3_500_000);
-    // released at exit
-    t.power.init(1).expect("init 1 once lcore 0 let go");
+    // and a new session saves the state afresh
+    t.power.init(1).expect("init 1 again");
+    assert_eq!(t.read(0, "scaling_governor"), "performance");
+    t.power.exit(1).expect("exit 1");
+    assert_eq!(t.read(0, "scaling_governor"), "powersave");
+}
+
+#[test]
+fn two_lcores_on_one_cpu_share_index_turbo_and_restore() {
+    // DPDK's vm_power_mgr runs three lcores on two CPUs (0@0, 1@1, 2@1)
+    let t = Tree::new(Flavour::Acpi, 2);
+    let power = power_on(&t, &[0, 1, 1]);
+    for l in 0..3 {
+        power.init(l).expect("init");
+    }
+    let (a, b) = (power.lcore(1).expect("1"), power.lcore(2).expect("2"));
+    assert_eq!(a.cpu(), 1);
+    assert_eq!(b.cpu(), 1);
+    assert_eq!(b.domain_cpu().expect("domain"), 1);
+    assert_eq!(a.min().expect("min"), Changed::Yes);
+    assert_eq!(
+        b.index().expect("index"),
+        15,
+        "lcore 2 reads what lcore 1 set"
+    );
+    assert_eq!(b.up().expect("up"), Changed::Yes);
+    assert_eq!(a.index().expect("index"), 14);
+    assert_eq!(t.read_u32(1, "scaling_setspeed"), acpi_table()[14]);
+    // turbo is the domain's switch
+    assert_eq!(a.disable_turbo().expect("off"), Changed::No);
+    assert!(!b.turbo_enabled().expect("status"));
+    assert_eq!(b.max().expect("max"), Changed::Yes);
+    assert_eq!(a.index().expect("index"), 1, "below the turbo bucket");
+    assert_eq!(b.capabilities().expect("caps").bits(), 1);
+    // cpu0's lcore is a domain of its own
+    assert_eq!(power.lcore(0).expect("0").index().expect("index"), 0);
+    // exits in any order: the host comes back at the last one only
+    power.exit(1).expect("exit 1");
+    assert!(power.lcore(1).is_err());
+    assert_eq!(t.read(1, "scaling_governor"), "userspace");
+    assert_eq!(b.down().expect("down"), Changed::Yes);
+    power.exit(2).expect("exit 2");
+    assert_eq!(t.read(1, "scaling_governor"), "schedutil");
+    power.exit(0).expect("exit 0");
+    assert_eq!(t.read(0, "scaling_governor"), "schedutil");
+    assert!(matches!(
+        power.exit(2),
+        Err(PowerError::NotInitialised { lcore: 2 })
+    ));
+}
+
+#[test]
+fn a_failed_first_init_of_a_domain_leaves_it_free() {
+    let t = Tree::new(Flavour::Acpi, 1);
+    let power = power_on(&t, &[0, 0]);
+    t.write(0, "scaling_setspeed", "1234"); // not in the table: probe fails
+    assert!(power.init(0).is_err());
+    assert_eq!(t.read(0, "scaling_governor"), "schedutil");
+    t.write(0, "scaling_setspeed", "2000000");
+    // lcore 1 is the first of the domain now, and probes it itself
+    power.init(1).expect("init 1");
+    assert_eq!(t.read(0, "scaling_governor"), "userspace");
+    power.init(0).expect("init 0 attaches");
+    power.exit(1).expect("exit 1");
+    power.exit(0).expect("exit 0");
+    assert_eq!(t.read(0, "scaling_governor"), "schedutil");
+}
+
+#[test]
+fn racing_lcores_of_one_domain_leave_the_file_as_recorded() {
+    // two threads step one domain from two lcores: no call fails, and the
+    // file ends as the domain records it (the retry itself is exercised
+    // deterministically by the unit test in src/lcore/domain.rs)
+    for flavour in [Flavour::Acpi, Flavour::Pstate] {
+        let t = Tree::new(flavour, 1);
+        let power = power_on(&t, &[0, 0]);
+        power.init(0).expect("init 0");
+        power.init(1).expect("init 1");
+        std::thread::scope(|s| {
+            for (l, up_first) in [(0, true), (1, false)] {
+                let lcore = power.lcore(l).expect("lcore");
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        let r = if (i % 2 == 0) == up_first {
+                            lcore.up()
+                        } else {
+                            lcore.down()
+                        };
+                        r.expect("step");
+                        if i % 97 == 0 {
+                            lcore.set_index(1 + i % 9).expect("set");
+                        }
+                    }
+                });
+            }
+        });
+        let l = power.lcore(0).expect("lcore");
+        let want = l.frequency().expect("freq");
+        let attr = match flavour {
+            Flavour::Acpi => "scaling_setspeed",
+            _ => "scaling_max_freq",
+        };
+        let got = t.read_u32(0, attr);
+        // intel_pstate writes the CPU's maximum for the turbo entry
+        assert!(
+            got == want || (l.index().expect("index") == 0 && flavour == Flavour::Pstate),
+            "{flavour:?}: file {got}, recorded {want}"
+        );
+        if flavour == Flavour::Pstate {
+            assert_eq!(t.read_u32(0, "scaling_min_freq"), got);
+        }
+        power.exit(0).expect("exit");
+        power.exit(1).expect("exit");
+    }
 }

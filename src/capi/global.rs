@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::empty_poll::EmptyPoll;
 use crate::error::Result;
-use crate::lcore::{slot_in, Lcore, Slot, Slots, MAX_LCORE};
+use crate::lcore::{slot_in, Domain, Domains, Lcore, Slot, Slots, MAX_DOMAINS, MAX_LCORE};
 use crate::pmd_mgmt::{DpdkEth, PmdMgmt};
 use crate::sysfs::SysfsRoot;
 use crate::uncore::Uncore;
@@ -19,6 +19,8 @@ use crate::{Config, Power};
 /// so that a C call reaches its slot with no pointer chasing and without
 /// building the context.
 static SLOTS: Slots = [const { Slot::new() }; MAX_LCORE as usize];
+/// The frequency domains the lcores of [`SLOTS`] attach to.
+static DOMAINS: Domains = [const { Domain::new() }; MAX_DOMAINS];
 
 static POWER: OnceLock<Power> = OnceLock::new();
 static PMD_MGMT: OnceLock<PmdMgmt> = OnceLock::new();
@@ -29,14 +31,14 @@ static UNCORE: OnceLock<Uncore> = OnceLock::new();
 /// table), made at the first use.
 #[inline]
 pub fn power() -> &'static Power {
-    POWER.get_or_init(|| Power::with_static_table(Config::from_env(), &SLOTS))
+    POWER.get_or_init(|| Power::with_static_table(Config::from_env(), &SLOTS, &DOMAINS))
 }
 
 /// A handle on an lcore of the C API's context whose state the operation
 /// checks: the C entry points' fast path (one load of the slot's state).
 #[inline]
 pub(crate) fn lcore(lcore: c_uint) -> Result<Lcore<'static>> {
-    Ok(Lcore::unchecked(slot_in(&SLOTS, lcore)?, lcore))
+    Ok(Lcore::unchecked(slot_in(&SLOTS, lcore)?, &DOMAINS, lcore))
 }
 
 /// [`lcore`] without an error value: `None` beyond the table.
@@ -44,7 +46,7 @@ pub(crate) fn lcore(lcore: c_uint) -> Result<Lcore<'static>> {
 pub(crate) fn lcore_opt(lcore: c_uint) -> Option<Lcore<'static>> {
     SLOTS
         .get(lcore as usize)
-        .map(|slot| Lcore::unchecked(slot, lcore))
+        .map(|slot| Lcore::unchecked(slot, &DOMAINS, lcore))
 }
 
 /// PMD management of the C API: DPDK's ethdev found in the process, on

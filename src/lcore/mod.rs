@@ -3,14 +3,18 @@
 //! The per-lcore table: the IDLE/ONGOING/USED state machine and the
 //! frequency fast path, once for all drivers.
 //!
-//! Every field a frequency call reads is an atomic, written only by the
-//! thread that owns the slot during init (state ONGOING) and published by the
-//! release store of USED. The fast path therefore takes no lock, allocates
-//! nothing (values were rendered at init) and makes one `pwrite` per sysfs
-//! file it must change, none when nothing changes. A call that races with
-//! `exit` of the same lcore (a caller bug, as in DPDK) cannot cause undefined
-//! behaviour, nor reach a file opened since: exit moves the descriptors to
-//! /dev/null and keeps their numbers until the next init.
+//! A host lcore's frequency state belongs to its frequency domain (one
+//! cpufreq policy, `domain.rs`), which every lcore on that policy shares:
+//! the first init fills it, the last exit restores the host. Every field a
+//! frequency call reads is an atomic, written during init (the slot ONGOING,
+//! the domain filled before any lcore is attached to it) and published by
+//! the release store of USED. The fast path therefore takes no lock,
+//! allocates nothing (values were rendered at init) and makes one `pwrite`
+//! per sysfs file it must change, none when nothing changes. A call that
+//! races with `exit` of the same lcore (a caller bug, as in DPDK) cannot
+//! cause undefined behaviour, nor reach a file opened since: the last exit
+//! of a domain moves its descriptors to /dev/null and keeps their numbers
+//! until the domain's next init.
 //!
 //! The C API's table is a static array (in `capi`): a C call reaches its
 //! slot with one load of the state word, which also says host or guest.
@@ -23,9 +27,11 @@ use crate::guest;
 use crate::host::MAX_FREQS;
 use crate::wire::Step;
 
+mod domain;
 mod slot;
 mod stats;
 
+pub(crate) use domain::{Domain, Domains, MAX_DOMAINS};
 pub(crate) use slot::{slot_in, Claim, Slot, Slots, Table};
 pub use stats::{time_stats_bookkeeping, PstateStats};
 
@@ -39,12 +45,10 @@ const USED: u32 = 2;
 /// host from guest.
 const USED_GUEST: u32 = 3;
 
-/// How a slot programs a frequency.
+/// How a domain programs a frequency.
 const BACKEND_NONE: u32 = 0;
 const BACKEND_SETSPEED: u32 = 1;
 const BACKEND_MINMAX: u32 = 2;
-/// KVM guest: requests sent over the lcore's virtio-serial port.
-const BACKEND_GUEST: u32 = 3;
 
 const F_TURBO_AVAILABLE: u32 = 1 << 0;
 const F_TURBO_ENABLED: u32 = 1 << 1;
@@ -57,7 +61,6 @@ const UNKNOWN_INDEX: u32 = u32::MAX;
 const FD_SETSPEED: usize = 0;
 const FD_MIN: usize = 0;
 const FD_MAX: usize = 1;
-const FD_PORT: usize = 0;
 
 /// What a step will do: small and `Copy`, so that deciding it needs no
 /// stack frame (the no-change call of a polling lcore is the hot path).
@@ -65,8 +68,14 @@ const FD_PORT: usize = 0;
 pub(crate) enum Plan {
     /// Nothing to change: no write.
     Stay,
-    /// Program index `idx`, the lcore being at `cur`.
-    Go { idx: u32, cur: u32 },
+    /// Program index `idx`, the domain's index word being `cur`; `step`
+    /// decides again if another lcore of the domain changes it meanwhile
+    /// (`None`: `idx` is absolute).
+    Go {
+        idx: u32,
+        cur: u64,
+        step: Option<Step>,
+    },
     /// KVM guest: send this step to the host.
     Send(Step),
     /// Allow (`true`) or forbid turbo.
@@ -108,6 +117,7 @@ impl Capabilities {
 #[derive(Clone, Copy)]
 pub struct Lcore<'a> {
     slot: &'a Slot,
+    domains: &'a Domains,
     id: u32,
 }
 
@@ -123,8 +133,8 @@ impl std::fmt::Debug for Lcore<'_> {
 impl<'a> Lcore<'a> {
     /// A handle on `slot` if it is initialised.
     #[inline]
-    pub(crate) fn new(slot: &'a Slot, id: u32) -> Result<Self> {
-        let l = Self { slot, id };
+    pub(crate) fn new(slot: &'a Slot, domains: &'a Domains, id: u32) -> Result<Self> {
+        let l = Self { slot, domains, id };
         l.check()?;
         Ok(l)
     }
@@ -132,8 +142,15 @@ impl<'a> Lcore<'a> {
     /// A handle on `slot` whatever its state: every operation checks it
     /// (the C entry points use this so that a call checks once).
     #[inline]
-    pub(crate) fn unchecked(slot: &'a Slot, id: u32) -> Self {
-        Self { slot, id }
+    pub(crate) fn unchecked(slot: &'a Slot, domains: &'a Domains, id: u32) -> Self {
+        Self { slot, domains, id }
+    }
+
+    /// The lcore's frequency domain (meaningful for a host lcore that is
+    /// initialised; a stale one otherwise, which every caller checks first).
+    #[inline]
+    fn dom(&self) -> &'a Domain {
+        &self.domains[self.slot.dom.load(Relaxed) as usize % MAX_DOMAINS]
     }
 
     /// Is the lcore initialised, and is it a KVM guest lcore? One load.
@@ -159,6 +176,13 @@ impl<'a> Lcore<'a> {
     /// The CPU this lcore drives.
     pub fn cpu(&self) -> u32 {
         self.slot.cpu.load(Relaxed)
+    }
+
+    /// The CPU whose cpufreq files the lcore's frequency domain uses: the
+    /// CPU of the first lcore initialised on that policy.
+    pub fn domain_cpu(&self) -> Result<u32> {
+        self.host_only("the frequency domain")?;
+        Ok(self.dom().cpu.load(Relaxed))
     }
 
     /// The env the lcore was initialised in.
@@ -191,7 +215,7 @@ impl<'a> Lcore<'a> {
     #[inline(never)]
     fn request(self, step: Step) -> Result<Changed> {
         let s = self.slot;
-        let fd = s.fds[FD_PORT].load(Relaxed);
+        let fd = s.port.load(Relaxed);
         let confirm = s.confirm_ms.load(Relaxed);
         let n = s.sends.load(Relaxed).wrapping_add(1);
         s.sends.store(n, Relaxed);
@@ -223,7 +247,7 @@ impl<'a> Lcore<'a> {
                 what,
             });
         }
-        Ok(self.slot.fds[FD_PORT].load(Relaxed))
+        Ok(self.slot.port.load(Relaxed))
     }
 
     fn channel_err(&self, source: std::io::Error) -> PowerError {
@@ -263,18 +287,19 @@ impl<'a> Lcore<'a> {
     /// Number of entries in the frequency table.
     pub fn num_freqs(&self) -> Result<u32> {
         self.host_only("the frequency table")?;
-        Ok(self.slot.len.load(Relaxed))
+        Ok(self.dom().len.load(Relaxed))
     }
 
     /// Copies the table (kHz, descending) into `out`; returns how many were
     /// copied, 0 when `out` is too small (DPDK's rule).
     pub fn freqs_into(&self, out: &mut [u32]) -> Result<usize> {
         self.host_only("the frequency table")?;
-        let n = self.slot.len.load(Relaxed) as usize;
+        let d = self.dom();
+        let n = d.len.load(Relaxed) as usize;
         if out.len() < n {
             return Ok(0);
         }
-        for (o, f) in out.iter_mut().zip(&self.slot.freqs[..n]) {
+        for (o, f) in out.iter_mut().zip(&d.freqs[..n]) {
             *o = f.load(Relaxed);
         }
         Ok(n)
@@ -288,17 +313,18 @@ impl<'a> Lcore<'a> {
         Ok(v)
     }
 
-    /// The current index in the table.
+    /// The current index in the table: the domain's, whichever lcore of
+    /// the domain set it.
     #[inline]
     pub fn index(&self) -> Result<u32> {
         self.host_only("get_freq")?;
-        Ok(self.slot.cur.load(Relaxed))
+        Ok(self.dom().index())
     }
 
     /// The current frequency in kHz (from the table, not read back).
     pub fn frequency(&self) -> Result<u32> {
         let i = self.index()?;
-        Ok(self.slot.freqs[i as usize % MAX_FREQS].load(Relaxed))
+        Ok(self.dom().freqs[i as usize % MAX_FREQS].load(Relaxed))
     }
 
     /// Moves to `idx`. The no-change test is inlined into every caller; the
@@ -306,35 +332,24 @@ impl<'a> Lcore<'a> {
     /// stack frame of its own (it is the hot path of a polling PMD).
     #[inline]
     fn go(&self, idx: u32) -> Result<Changed> {
-        let cur = self.slot.cur.load(Relaxed);
-        if idx == cur {
+        let cur = self.dom().cur.load(Relaxed);
+        if idx == domain::index_of(cur) {
             return Ok(Changed::No);
         }
-        self.change(idx, cur)
+        self.change(idx, cur, None)
     }
 
-    /// Programs `idx` (not the current index `cur`).
+    /// Programs `idx`, the domain's index word having been `cur`.
     #[inline(never)]
-    fn change(self, idx: u32, cur: u32) -> Result<Changed> {
-        let s = self.slot;
-        if idx == 0 {
-            let f = s.flags();
-            let need = F_TURBO_AVAILABLE | F_INDEX0_NEEDS_ENABLE;
-            if f & need == need && f & F_TURBO_ENABLED == 0 {
-                return Err(PowerError::TurboDisabled { lcore: self.id });
-            }
-        }
-        s.program(self.id, idx, cur)?;
-        s.cur.store(idx, Relaxed);
-        s.account(cur);
-        Ok(Changed::Yes)
+    fn change(self, idx: u32, cur: u64, step: Option<Step>) -> Result<Changed> {
+        self.dom().change(self.id, idx, cur, step)
     }
 
     /// Sets the frequency by table index.
     #[inline]
     pub fn set_index(&self, idx: u32) -> Result<Changed> {
         self.host_only("set_freq")?;
-        let len = self.slot.len.load(Relaxed);
+        let len = self.dom().len.load(Relaxed);
         if idx >= len {
             return Err(PowerError::IndexOutOfRange {
                 lcore: self.id,
@@ -350,29 +365,25 @@ impl<'a> Lcore<'a> {
     /// once for every driver. [`Lcore::run`] carries a plan out.
     #[inline]
     pub(crate) fn plan(&self, step: Step) -> Plan {
-        let s = self.slot;
-        match s.state.load(Acquire) {
+        match self.slot.state.load(Acquire) {
             USED => {}
             USED_GUEST => return Plan::Send(step),
             _ => return Plan::NotInitialised,
         }
-        let cur = s.cur.load(Relaxed);
-        let len = s.len.load(Relaxed);
-        let target = match step {
-            // stops at the top, and below the turbo region when turbo is off
-            Step::Up if cur == 0 || cur >= len || cur <= s.max_index() => return Plan::Stay,
-            Step::Up => cur - 1,
-            Step::Down if cur.saturating_add(1) >= len => return Plan::Stay,
-            Step::Down => cur + 1,
-            Step::Max => s.max_index(),
-            Step::Min => len.saturating_sub(1),
+        match step {
             Step::EnableTurbo => return Plan::Turbo(true),
             Step::DisableTurbo => return Plan::Turbo(false),
-        };
-        if target == cur {
-            Plan::Stay
-        } else {
-            Plan::Go { idx: target, cur }
+            _ => {}
+        }
+        let d = self.dom();
+        let cur = d.cur.load(Relaxed);
+        match d.target(step, domain::index_of(cur)) {
+            None => Plan::Stay,
+            Some(idx) => Plan::Go {
+                idx,
+                cur,
+                step: Some(step),
+            },
         }
     }
 
@@ -381,7 +392,7 @@ impl<'a> Lcore<'a> {
     pub(crate) fn run(self, plan: Plan) -> Result<Changed> {
         match plan {
             Plan::Stay => Ok(Changed::No),
-            Plan::Go { idx, cur } => self.change(idx, cur),
+            Plan::Go { idx, cur, step } => self.change(idx, cur, step),
             Plan::Send(step) => self.request(step),
             Plan::Turbo(on) => self.set_turbo(on),
             Plan::NotInitialised => Err(PowerError::NotInitialised { lcore: self.id }),
@@ -420,10 +431,10 @@ impl<'a> Lcore<'a> {
         self.apply(Step::Min)
     }
 
-    /// Is turbo enabled?
+    /// Is turbo enabled (on the lcore's domain)?
     pub fn turbo_enabled(&self) -> Result<bool> {
         self.host_only("turbo_status")?;
-        Ok(self.slot.flags() & F_TURBO_ENABLED != 0)
+        Ok(self.dom().flags() & F_TURBO_ENABLED != 0)
     }
 
     /// Allows the turbo region (and, except on intel_pstate, moves to it).
@@ -440,11 +451,10 @@ impl<'a> Lcore<'a> {
 
     /// A host lcore's turbo switch (see [`enable_turbo`](Self::enable_turbo)).
     fn set_turbo(&self, on: bool) -> Result<Changed> {
-        let s = self.slot;
+        let s = self.dom();
         if !on {
             s.flags.fetch_and(!F_TURBO_ENABLED, Relaxed);
-            if s.flags() & F_TURBO_AVAILABLE != 0 && s.cur.load(Relaxed) <= s.nominal.load(Relaxed)
-            {
+            if s.flags() & F_TURBO_AVAILABLE != 0 && s.index() <= s.nominal.load(Relaxed) {
                 return self.max();
             }
             return Ok(Changed::No);
@@ -463,7 +473,7 @@ impl<'a> Lcore<'a> {
     /// Turbo and SST-BF capabilities.
     pub fn capabilities(&self) -> Result<Capabilities> {
         self.host_only("get_capabilities")?;
-        let f = self.slot.flags();
+        let f = self.dom().flags();
         Ok(Capabilities {
             turbo: f & F_TURBO_AVAILABLE != 0,
             priority: f & F_PRIORITY != 0,

@@ -1,4 +1,4 @@
-//! The library's own per-lcore P-state statistics.
+//! The library's own P-state statistics, per frequency domain.
 //!
 //! The library's own P-state statistics: time at each table index and
 //! transitions, booked on every change with two time stamps and relaxed
@@ -6,10 +6,10 @@
 
 use std::sync::atomic::Ordering::*;
 
-use super::slot::Slot;
+use super::domain::Domain;
 use super::*;
 
-/// The library's own P-state statistics for one lcore session.
+/// The library's own P-state statistics for one domain session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PstateStats {
     /// The frequency table (kHz), index 0 = highest.
@@ -24,11 +24,11 @@ pub struct PstateStats {
     pub elapsed_ns: u64,
 }
 
-/// Times the statistics bookkeeping of `iters` changes on a scratch slot:
+/// Times the statistics bookkeeping of `iters` changes on a scratch domain:
 /// the library's own code, for the `stats_cost` benchmark.
 #[doc(hidden)]
 pub fn time_stats_bookkeeping(iters: u32) -> std::time::Duration {
-    let s = Slot::new();
+    let s = Domain::new();
     s.reset_stats();
     let t = std::time::Instant::now();
     for i in 0..iters {
@@ -38,7 +38,7 @@ pub fn time_stats_bookkeeping(iters: u32) -> std::time::Duration {
     t.elapsed()
 }
 
-impl Slot {
+impl Domain {
     /// Starts the statistics of a new session at the current index.
     pub(super) fn reset_stats(&self) {
         for r in &self.residency {
@@ -51,9 +51,10 @@ impl Slot {
         self.since.store(now, Relaxed);
     }
 
-    /// Books the time spent at `from` and counts a transition. Only the
-    /// lcore's own thread changes its frequency, so plain load/store pairs
-    /// suffice (no read-modify-write on the fast path).
+    /// Books the time spent at `from` and counts a transition. Plain
+    /// load/store pairs (no read-modify-write on the fast path): when two
+    /// lcores of one domain change it at the same instant, one of the two
+    /// bookings may be lost, which statistics can afford.
     #[inline]
     pub(super) fn account(&self, from: u32) {
         let now = crate::clock::ticks();
@@ -68,13 +69,14 @@ impl Slot {
 }
 
 impl Lcore<'_> {
-    /// P-state statistics of this session, kept by the library on every
-    /// change: time at each table index and the number of transitions.
+    /// P-state statistics of the lcore's frequency domain since its first
+    /// init, kept by the library on every change: time at each table index
+    /// and the number of transitions.
     pub fn stats(&self) -> Result<PstateStats> {
         self.host_only("P-state statistics")?;
-        let s = self.slot;
+        let s = self.dom();
         let n = s.len.load(Relaxed) as usize;
-        let cur = s.cur.load(Relaxed) as usize;
+        let cur = s.index() as usize;
         let (now, now_ns) = (crate::clock::ticks(), crate::clock::monotonic_ns());
         let since = s.since.load(Relaxed);
         // ticks -> ns with this session's own measured rate

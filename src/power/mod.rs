@@ -6,7 +6,6 @@
 //! ([`crate::capi::global::power`]); Rust users and tests may create their
 //! own.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::sync::Mutex;
@@ -16,11 +15,13 @@ use crate::env::{Env, ENV_NOT_SET};
 use crate::error::{PowerError, Result};
 use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
-use crate::lcore::{Claim, Lcore, Slot, Slots, Table};
+use crate::lcore::{Claim, Domains, Lcore, Slot, Slots, Table, MAX_DOMAINS};
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
 
+mod domains;
 mod tunables;
+use domains::DomainMap;
 pub use tunables::PmdConfig;
 
 /// Where the library looks for things.
@@ -102,10 +103,10 @@ pub struct Power {
     env: AtomicU32,
     table: Table,
     pmd: PmdConfig,
-    /// cpufreq policies held by an lcore: policy directory -> lcore. Two
-    /// lcores on one policy would each take the other's changes for the
-    /// original state and leave the host changed after both exit.
-    policies: Mutex<HashMap<PathBuf, u32>>,
+    /// The frequency domains in use: which cpufreq policy is which domain
+    /// of the table, and which lcores are attached to it. Held by init and
+    /// exit only (never by a frequency call).
+    domains: Mutex<DomainMap>,
 }
 
 impl std::fmt::Debug for Power {
@@ -124,8 +125,12 @@ impl Power {
     }
 
     /// A context on a static lcore table: the C API's (see `capi`).
-    pub(crate) fn with_static_table(config: Config, slots: &'static Slots) -> Self {
-        Self::with_table(config, Table::Static(slots))
+    pub(crate) fn with_static_table(
+        config: Config,
+        slots: &'static Slots,
+        domains: &'static Domains,
+    ) -> Self {
+        Self::with_table(config, Table::Static(slots, domains))
     }
 
     fn with_table(config: Config, table: Table) -> Self {
@@ -134,7 +139,7 @@ impl Power {
             env: AtomicU32::new(ENV_NOT_SET),
             table,
             pmd: PmdConfig::default(),
-            policies: Mutex::new(HashMap::new()),
+            domains: Mutex::new(DomainMap::new(MAX_DOMAINS)),
         }
     }
 
@@ -186,14 +191,18 @@ impl Power {
     /// A handle on an initialised lcore.
     #[inline]
     pub fn lcore(&self, lcore: u32) -> Result<Lcore<'_>> {
-        Lcore::new(self.table.slot(lcore)?, lcore)
+        Lcore::new(self.table.slot(lcore)?, self.table.domains(), lcore)
     }
 
     /// A handle whose state every operation checks itself: the C entry
     /// points use it so that a call loads the lcore's state once.
     #[inline]
     pub(crate) fn lcore_unchecked(&self, lcore: u32) -> Result<Lcore<'_>> {
-        Ok(Lcore::unchecked(self.table.slot(lcore)?, lcore))
+        Ok(Lcore::unchecked(
+            self.table.slot(lcore)?,
+            self.table.domains(),
+            lcore,
+        ))
     }
 
     /// Initialises an lcore: with the selected env, or (env not set) the env
@@ -250,35 +259,14 @@ impl Power {
         };
         let driver = host::driver_for(env).ok_or_else(|| self.no_host_driver(lcore, cpu, None))?;
         debug_assert_eq!(driver.env(), env);
-        let policy = self.hold_policy(lcore, cpu)?;
-        let r = self.probe_and_install(slot, lcore, env, cpu, driver, driver_name.as_deref());
-        if r.is_err() {
-            self.release_policy(&policy);
-        }
-        r
+        self.attach_host(slot, lcore, env, cpu, driver, driver_name.as_deref())
     }
 
-    /// Claims the cpufreq policy of `cpu` for `lcore`, or `CpuInUse`.
-    fn hold_policy(&self, lcore: u32, cpu: u32) -> Result<PathBuf> {
-        let dir = self.config.sysfs.cpufreq(cpu, "");
-        // cpuN/cpufreq is a link to the policy, shared by its CPUs
-        let key = std::fs::canonicalize(&dir).unwrap_or(dir);
-        let mut held = self.policies.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&by) = held.get(&key) {
-            return Err(PowerError::CpuInUse { lcore, cpu, by });
-        }
-        held.insert(key.clone(), lcore);
-        Ok(key)
-    }
-
-    fn release_policy(&self, key: &PathBuf) {
-        self.policies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-
-    fn probe_and_install(
+    /// Attaches `lcore` (on `cpu`) to the frequency domain of `cpu`'s
+    /// cpufreq policy: the first lcore of a domain probes the CPU and
+    /// programs the start frequency; a later one only attaches, writing
+    /// nothing (it shares the domain's table, index and turbo switch).
+    fn attach_host(
         &self,
         slot: &Slot,
         lcore: u32,
@@ -288,6 +276,30 @@ impl Power {
         driver_name: Option<&str>,
     ) -> Result<Env> {
         let root = &self.config.sysfs;
+        let key = domains::policy_key(root, cpu);
+        let mut map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = map.attached(&key) {
+            if shared.env != env {
+                return Err(PowerError::DriverMismatch {
+                    cpu,
+                    env,
+                    found: shared.env.to_string(),
+                });
+            }
+            map.attach(shared.index, lcore);
+            slot.attach(env, cpu, shared.index);
+            crate::log!(
+                Level::Info,
+                "lcore {lcore}: initialised on cpu {cpu} ({env}), sharing the frequency domain of cpu {} with lcore(s) {}",
+                self.table.domain(shared.index).cpu(),
+                shared.lcores
+            );
+            return Ok(env);
+        }
+        let index = map.reserve(&key).ok_or(PowerError::TooManyDomains {
+            lcore,
+            max: MAX_DOMAINS,
+        })?;
         let ctx = ProbeCtx {
             root,
             cpu,
@@ -295,10 +307,13 @@ impl Power {
             pmd_limits: (self.pmd.scaling_min(lcore)?, self.pmd.scaling_max(lcore)?),
         };
         let programming = driver.probe(&ctx)?;
-        if let Err(e) = slot.install(lcore, env, cpu, programming) {
-            let _ = slot.uninstall(root);
+        let domain = self.table.domain(index);
+        if let Err(e) = domain.install(lcore, cpu, programming) {
+            let _ = domain.uninstall(root);
             return Err(e);
         }
+        map.open(key, index, env, lcore);
+        slot.attach(env, cpu, index);
         crate::log!(
             Level::Info,
             "lcore {lcore}: initialised on cpu {cpu} ({env})"
@@ -358,12 +373,20 @@ impl Power {
     /// setspeed. The lcore is free again even if a restore write failed.
     pub fn exit(&self, lcore: u32) -> Result<()> {
         let slot = self.table.slot(lcore)?;
-        let claim = Claim::for_exit(slot, lcore)?;
-        let r = slot.uninstall(&self.config.sysfs);
-        self.policies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, held_by| *held_by != lcore);
+        let (claim, guest) = Claim::for_exit(slot, lcore)?;
+        if guest {
+            slot.uninstall_guest();
+            return Ok(());
+        }
+        let index = slot.domain_index();
+        let mut map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        let r = if map.detach(index, lcore) {
+            // the last lcore of the domain: put the host back
+            self.table.domain(index).uninstall(&self.config.sysfs)
+        } else {
+            Ok(())
+        };
+        drop(map);
         drop(claim);
         r
     }
