@@ -1,7 +1,8 @@
 //! The library's module layers: dependencies run one way (DESIGN.md §1).
 //!
-//! Reads every `crate::` path of `src/*.rs` and `src/*/**.rs` (comments and
-//! the trailing `#[cfg(test)] mod tests` left out), resolves the crate
+//! Reads every `crate::` path of `src/*.rs` and `src/*/**.rs`, and every
+//! `super::` chain that climbs to the crate root (comments and an inline
+//! `#[cfg(test)] mod tests { ... }` left out), resolves the crate
 //! root's re-exports (`crate::Power` is the `power` module) and checks that
 //! no top-level module imports one that imports it back, directly or
 //! through others, and that every module only imports its own layer or the
@@ -39,9 +40,10 @@ fn layer_of(module: &str) -> Option<usize> {
 }
 
 /// Drops `//` comments (doc comments included) and everything from the
-/// unit-test module on.
+/// inline unit-test module on. A `mod tests;` declaration (tests in their
+/// own files, which are read like any other) does not end the code.
 fn code_of(text: &str) -> String {
-    let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
+    let end = text.find("#[cfg(test)]\nmod tests {").unwrap_or(text.len());
     text[..end]
         .lines()
         .map(|l| match l.find("//") {
@@ -59,15 +61,36 @@ fn is_ident(c: char) -> bool {
 }
 
 /// The first path segment after every `crate::`, expanding `crate::{a,
-/// b::c}` groups to `a` and `b`.
-fn crate_paths(code: &str) -> BTreeSet<String> {
+/// b::c}` groups to `a` and `b`; `depth` is how deep the file's module
+/// sits (1 for `src/a.rs` and `src/a/mod.rs`, 2 for `src/a/b.rs`), so that
+/// a chain of at least `depth` `super::`s, which reaches the crate root,
+/// counts as `crate::`.
+fn crate_paths(code: &str, depth: usize) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
+    loop {
+        let c = rest.find("crate::");
+        let s = rest.find("super::");
+        let i = match (c, s) {
+            (Some(c), Some(s)) => c.min(s),
+            (Some(i), None) | (None, Some(i)) => i,
+            (None, None) => break,
+        };
         let before = rest[..i].chars().last();
+        let is_super = rest[i..].starts_with("super::");
         rest = &rest[i + "crate::".len()..];
         if before.is_some_and(|c| is_ident(c) && c != '$') {
             continue; // e.g. `rte_power_crate::`
+        }
+        if is_super {
+            let mut supers = 1;
+            while let Some(r) = rest.strip_prefix("super::") {
+                rest = r;
+                supers += 1;
+            }
+            if supers < depth {
+                continue; // a module of the file's own top-level module
+            }
         }
         if let Some(group) = rest.strip_prefix('{') {
             // the top-level names of the group: skip nested braces
@@ -167,8 +190,9 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             None => first.to_string(),
         };
         let text = std::fs::read_to_string(&f).expect("read");
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
         let deps = graph.entry(module.clone()).or_default();
-        for name in crate_paths(&code_of(&text)) {
+        for name in crate_paths(&code_of(&text), depth) {
             let target = reexports.get(&name).cloned().unwrap_or(name);
             if target != module {
                 deps.insert(target);
@@ -259,8 +283,17 @@ fn the_parser_sees_what_it_must() {
     let code = code_of(
         "use crate::a::B;\nuse crate::{c, d::{E, F}, g};\n// crate::comment\nlet x = crate::h::f();\n$crate::log!()\n#[cfg(test)]\nmod tests {\n use crate::t;\n}\n",
     );
-    let got: Vec<_> = crate_paths(&code).into_iter().collect();
+    let got: Vec<_> = crate_paths(&code, 1).into_iter().collect();
     assert_eq!(got, ["a", "c", "d", "g", "h", "log"]);
+    // code after a `mod tests;` declaration is still code
+    let code = code_of("#[cfg(test)]\nmod tests;\nfn f() { crate::x::y() }\n");
+    assert_eq!(crate_paths(&code, 1), BTreeSet::from(["x".to_string()]));
+    // `super::` chains that reach the crate root, and only those
+    let chains = "use super::super::p::Q;\nuse super::{r, s};\nuse super::super::{t, u::V};\n";
+    let top: Vec<_> = crate_paths(chains, 2).into_iter().collect();
+    assert_eq!(top, ["p", "t", "u"]);
+    let top: Vec<_> = crate_paths(chains, 1).into_iter().collect();
+    assert_eq!(top, ["p", "r", "s", "t", "u"]);
     let re = root_reexports("pub use power::{Config, Power};\npub use env::Env;\n");
     assert_eq!(re.get("Power").map(String::as_str), Some("power"));
     assert_eq!(re.get("Env").map(String::as_str), Some("env"));

@@ -111,18 +111,11 @@ impl GuestOp {
     /// Parses `up`, `down`, `min`, `max`, `enable_turbo`, `disable_turbo`,
     /// `query_freq`, `query_caps`.
     pub fn parse(s: &str) -> Option<Self> {
-        use rte_power::wire::Step;
-        Some(match s {
-            "up" => GuestOp::Power(Step::Up),
-            "down" => GuestOp::Power(Step::Down),
-            "max" => GuestOp::Power(Step::Max),
-            "min" => GuestOp::Power(Step::Min),
-            "enable_turbo" => GuestOp::Power(Step::EnableTurbo),
-            "disable_turbo" => GuestOp::Power(Step::DisableTurbo),
-            "query_freq" => GuestOp::QueryFreq,
-            "query_caps" => GuestOp::QueryCaps,
-            _ => return None,
-        })
+        match s {
+            "query_freq" => Some(GuestOp::QueryFreq),
+            "query_caps" => Some(GuestOp::QueryCaps),
+            _ => rte_power::wire::Step::from_name(s).map(GuestOp::Power),
+        }
     }
 }
 

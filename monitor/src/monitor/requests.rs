@@ -199,10 +199,9 @@ impl Reply {
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.as_bytes();
-        let cmd = b.get(12..16).and_then(|c| <[u8; 4]>::try_from(c).ok());
         f.debug_struct("Reply")
             .field("len", &b.len())
-            .field("command", &cmd.map(u32::from_le_bytes))
+            .field("kind", &wire::reply_kind(b))
             .finish()
     }
 }

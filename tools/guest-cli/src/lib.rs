@@ -458,32 +458,17 @@ impl Session {
         let n: u32 = n
             .parse()
             .map_err(|_| CliError::usage(format!("set_cpu_freq: {n:?} is not an lcore number")))?;
-        let unit = match *verb {
-            "up" => Step::Up,
-            "down" => Step::Down,
-            "min" => Step::Min,
-            "max" => Step::Max,
-            "enable_turbo" => Step::EnableTurbo,
-            "disable_turbo" => Step::DisableTurbo,
-            _ => {
-                let all = "up, down, min, max, enable_turbo, disable_turbo";
-                return Err(CliError::usage(format!(
-                    "set_cpu_freq: {verb:?} is none of {all}"
-                )));
-            }
+        let Some(unit) = Step::from_name(verb) else {
+            let all = "up, down, min, max, enable_turbo, disable_turbo";
+            return Err(CliError::usage(format!(
+                "set_cpu_freq: {verb:?} is none of {all}"
+            )));
         };
         let what = format!("lcore {n} {verb}");
         let timeout = self.timeout;
         let l = self.lcore(n)?;
         l.discard_replies()?;
-        match unit {
-            Step::Up => l.up(),
-            Step::Down => l.down(),
-            Step::Min => l.min(),
-            Step::Max => l.max(),
-            Step::EnableTurbo => l.enable_turbo(),
-            Step::DisableTurbo => l.disable_turbo(),
-        }?;
+        l.apply(unit)?;
         match read_reply(&l, &what, timeout, PACKET_SIZE)? {
             Reply::Ack(p) | Reply::Nack(p)
                 if p.resource_id != u64::from(n) || p.unit != unit.as_u32() =>
