@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use rte_power::capi::errors::pmd_errno;
-use rte_power::pmd_mgmt::{CallbackId, EthDev, Intrinsics, PmdError, PmdMgmt, PmdMode, QueueEntry};
+use rte_power::pmd_mgmt::{
+    CallbackId, EthDev, Intrinsics, MissingSymbols, PmdError, PmdMgmt, PmdMode, QueueEntry,
+};
 use rte_power::{Config, Power};
 use testkit::sysfs::{FakeSysfs, Flavour};
 
@@ -228,7 +230,7 @@ fn started_queues_are_busy() {
 #[test]
 fn without_ethdev_everything_is_enotsup() {
     let power: &'static Power = Box::leak(Box::new(Power::new(Config::with_sysfs("/nonexistent"))));
-    let m = PmdMgmt::without_ethdev(power, "rte_eth_add_rx_callback".into());
+    let m = PmdMgmt::without_ethdev(power, MissingSymbols(vec!["rte_eth_add_rx_callback"]));
     let e = m.enable(0, 0, 0, PmdMode::Scale).unwrap_err();
     assert_eq!(pmd_errno(&e), ENOTSUP);
     assert!(e.to_string().contains("rte_eth_add_rx_callback"), "{e}");

@@ -72,9 +72,14 @@ struct RxqInfoBuf([u8; 1024]);
 #[derive(Clone, Copy)]
 struct MonitorCond([u8; MONITOR_COND_SIZE]);
 
+/// The DPDK functions PMD power management needs that the process lacks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join(", "))]
+pub struct MissingSymbols(pub Vec<&'static str>);
+
 impl DpdkEth {
     /// The process's ethdev, or the names of the functions that are missing.
-    pub fn resolve() -> Result<DpdkEth, String> {
+    pub fn resolve() -> Result<DpdkEth, MissingSymbols> {
         let d = Dpdk::get();
         let (Some(valid_port), Some(add_cb), Some(remove_cb), Some(queue_info)) = (
             d.eth_dev_is_valid_port,
@@ -89,8 +94,8 @@ impl DpdkEth {
                 "rte_eth_rx_queue_info_get",
             ];
             let missing = d.missing();
-            let names: Vec<_> = want.into_iter().filter(|n| missing.contains(n)).collect();
-            return Err(names.join(", "));
+            let names = want.into_iter().filter(|n| missing.contains(n)).collect();
+            return Err(MissingSymbols(names));
         };
         let version = d.version();
         let queue_state_known = version == Some((22, 11));
@@ -283,7 +288,7 @@ mod tests {
     #[test]
     fn no_ethdev_in_a_test_binary() {
         let e = DpdkEth::resolve().expect_err("no ethdev here");
-        assert!(e.contains("rte_eth_add_rx_callback"), "{e}");
+        assert!(e.0.contains(&"rte_eth_add_rx_callback"), "{e}");
     }
 
     #[test]

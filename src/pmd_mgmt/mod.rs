@@ -43,7 +43,8 @@ use crate::Power;
 
 mod ethdev;
 pub use ethdev::{
-    DpdkEth, MAX_MONITORED, MONITOR_COND_SIZE, QUEUE_STATE_STOPPED, RXQ_INFO_QUEUE_STATE_OFFSET,
+    DpdkEth, MissingSymbols, MAX_MONITORED, MONITOR_COND_SIZE, QUEUE_STATE_STOPPED,
+    RXQ_INFO_QUEUE_STATE_OFFSET,
 };
 
 /// DPDK's `RTE_MAX_QUEUES_PER_PORT` (default build).
@@ -335,7 +336,7 @@ struct State {
 /// Queue enable/disable for one [`Power`] and one ethdev.
 pub struct PmdMgmt {
     power: &'static Power,
-    eth: std::result::Result<Arc<dyn EthDev>, String>,
+    eth: std::result::Result<Arc<dyn EthDev>, MissingSymbols>,
     state: Mutex<State>,
 }
 
@@ -359,7 +360,7 @@ impl PmdMgmt {
 
     /// Management without an ethdev: every call is `-ENOTSUP`; `missing`
     /// names the functions that were not found.
-    pub fn without_ethdev(power: &'static Power, missing: String) -> PmdMgmt {
+    pub fn without_ethdev(power: &'static Power, missing: MissingSymbols) -> PmdMgmt {
         PmdMgmt {
             power,
             eth: Err(missing),

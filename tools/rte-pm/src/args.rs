@@ -137,9 +137,12 @@ pub enum ArgError {
     /// `--latency-us` that is not a number.
     #[error("bad latency {0:?} (µs)")]
     Latency(String),
-    /// `--interval-ms` that is not a number of at least 1.
-    #[error("bad interval {0:?} (ms, at least 1)")]
+    /// `--interval-ms` that is not a number.
+    #[error("bad interval {0:?} (ms)")]
     Interval(String),
+    /// `--interval-ms 0`.
+    #[error("--interval-ms must be at least 1")]
+    IntervalZero,
     /// Too few or too many arguments for the command.
     #[error("usage: rte-pm {command} {usage}")]
     Arity {
@@ -182,9 +185,16 @@ pub fn resolve(word: &str) -> Result<&'static str, ArgError> {
     }
 }
 
-/// A CPU argument: `all`, a number (as xenpm), or a CPU list or mask.
+/// A CPU argument as xenpm takes it: `all` or one CPU number. (The
+/// selection is the library's one CPU-list type; rte-pm keeps xenpm's
+/// grammar, so a list or a mask is not a CPU here.)
 pub fn parse_cpu(s: &str) -> Option<CpuSel> {
-    CpuSel::parse(s).ok()
+    if s == "all" {
+        return Some(CpuSel::All);
+    }
+    s.parse::<u32>()
+        .ok()
+        .map(|cpu| CpuSel::Cpus(rte_power::cpulist::CpuSet::single(cpu)))
 }
 
 fn looks_like_cpu(s: &str) -> bool {
@@ -215,8 +225,9 @@ pub fn parse(argv: &[String]) -> Result<Parsed, ArgError> {
             "--interval-ms" => {
                 let v = value("--interval-ms")?;
                 match v.parse::<u64>() {
-                    Ok(ms) if ms > 0 => interval_ms = Some(ms),
-                    _ => return Err(ArgError::Interval(v)),
+                    Ok(0) => return Err(ArgError::IntervalZero),
+                    Ok(ms) => interval_ms = Some(ms),
+                    Err(_) => return Err(ArgError::Interval(v)),
                 }
             }
             s if s.starts_with("--") => return Err(ArgError::UnknownOption(s.to_string())),
@@ -333,17 +344,14 @@ mod tests {
             (a.cpus, a.rest.clone()),
             (CpuSel::Cpus(CpuSet::single(3)), vec!["unlimited".into()])
         );
-        // a list or a mask names several CPUs (the one CPU-list type)
-        let a = run("get-cpufreq-para 0-2,5");
-        assert_eq!(a.cpus, CpuSel::Cpus(CpuSet::from_iter_u32([0, 1, 2, 5])));
-        let a = run("set-scaling-governor 0x6 powersave");
-        assert_eq!(
-            (a.cpus, a.rest.clone()),
-            (
-                CpuSel::Cpus(CpuSet::from_iter_u32([1, 2])),
-                vec!["powersave".into()]
-            )
-        );
+        // xenpm's grammar: one number (a `+` sign as Rust's parser takes
+        // it), never a list or a mask
+        let a = run("get-cpufreq-para +1");
+        assert_eq!(a.cpus, CpuSel::Cpus(CpuSet::single(1)));
+        assert!(p("get-cpufreq-para 0-1").is_err());
+        assert!(p("get-cpufreq-para 0x3").is_err());
+        assert!(p("start --cpu 1-2").is_err());
+        assert_eq!(p("start --interval-ms 0"), Err(ArgError::IntervalZero));
         let a = run("set-max-cstate --latency-us 20");
         assert_eq!((a.latency_us, a.rest.len()), (Some(20), 0));
         assert!(p("set-max-cstate").is_err());

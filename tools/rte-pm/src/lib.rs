@@ -123,23 +123,35 @@ pub(crate) fn cpu_error(cpu: u32, what: &str, e: &PowerError) -> String {
     }
 }
 
-/// The CPUs of a selection: every online CPU, or the one asked for (which
+/// Why a command has no CPUs to work on (a failure, exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// Neither `online` nor the `cpuN` directories can be read.
+    #[error("cannot list CPUs: {0}")]
+    List(#[source] PowerError),
+    /// The CPU asked for has no directory.
+    #[error("CPU{cpu} does not exist ({} missing)", .dir.display())]
+    NoSuchCpu {
+        /// The CPU.
+        cpu: u32,
+        /// Its directory.
+        dir: PathBuf,
+    },
+}
+
+/// The CPUs of a selection: every online CPU, or the ones asked for (which
 /// must exist).
-pub(crate) fn cpus(ctx: &Ctx, sel: &CpuSel) -> Result<Vec<u32>, String> {
+pub(crate) fn cpus(ctx: &Ctx, sel: &CpuSel) -> Result<Vec<u32>, SelectError> {
     match sel {
-        CpuSel::All => {
-            crate::topology::online_cpus(&ctx.root).map_err(|e| format!("cannot list CPUs: {e}"))
-        }
+        CpuSel::All => crate::topology::online_cpus(&ctx.root).map_err(SelectError::List),
         CpuSel::Cpus(set) => set
             .iter()
-            .map(|c| {
-                if ctx.root.cpu_attr(c, "").is_dir() {
-                    Ok(c)
+            .map(|cpu| {
+                let dir = ctx.root.cpu_attr(cpu, "");
+                if dir.is_dir() {
+                    Ok(cpu)
                 } else {
-                    Err(format!(
-                        "CPU{c} does not exist ({} missing)",
-                        ctx.root.cpu_attr(c, "").display()
-                    ))
+                    Err(SelectError::NoSuchCpu { cpu, dir })
                 }
             })
             .collect(),
@@ -368,7 +380,7 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, ArgError
         Err(e) => {
             // an unknown CPU is a failed CPU, not a usage error
             let mut o = Output {
-                json: json!({"command": a.command, "error": e}),
+                json: json!({"command": a.command, "error": e.to_string()}),
                 ..Output::default()
             };
             o.fail(format!("rte-pm: {e}"));
