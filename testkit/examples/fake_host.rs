@@ -1,3 +1,5 @@
+//! A simulated host (CPU tree, cpufreq stats, cpuidle, /proc/stat) for trying rte-pm.
+//!
 //! Generates a simulated host for trying `rte-pm` (and the library) without
 //! touching the real machine: a sysfs CPU tree with cpufreq/stats, cpuidle
 //! states, SMT topology and governor tunables, plus a `/proc/stat`.

@@ -1,3 +1,5 @@
+//! A pty standing in for the host end of a guest's virtio-serial port.
+//!
 //! A stand-in for the host end of the guest's virtio-serial ports, shared
 //! by the KVM-env, guest-CLI and C-API tests.
 //!

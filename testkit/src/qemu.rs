@@ -1,3 +1,5 @@
+//! A UNIX socket standing in for QEMU's end of a VM's power channel, and its guest.
+//!
 //! A stand-in for QEMU's side of a power channel, for tests, the benchmark
 //! and the simulated host: a UNIX listener at `<dir>/<vm>.<N>` (what QEMU's
 //! `socket,server=on` chardev creates) that serves one client at a time and

@@ -1,3 +1,5 @@
+//! A whole simulated host for the monitor, and scripted guests.
+//!
 //! A simulated host: a generated sysfs tree, the libvirt test driver with
 //! demo VMs and a private socket directory, so that the monitor runs on any
 //! machine (`vm_power_mgr simulate`), and the helpers tests share.

@@ -1,3 +1,5 @@
+//! Generated `/sys/devices/system/cpu` trees, uncore trees and `/proc/stat` files.
+//!
 //! Generated `/sys/devices/system/cpu` trees, for tests, demos and the
 //! simulated host of our binaries. The values follow the shapes of the real
 //! drivers (and of `dpdk-ref/mkfakesys.sh`, so DPDK's library and ours can

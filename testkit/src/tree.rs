@@ -1,3 +1,5 @@
+//! A generated tree with its own library context, and refusing attributes.
+//!
 //! A generated sysfs tree with its own `Power` context, attribute readers,
 //! and an attribute whose writes the "kernel" can be made to refuse.
 

@@ -1,3 +1,5 @@
+//! The guest CLI's session: commands, requests, replies, output.
+//!
 //! `guest_vm_power_mgr`, the guest CLI: asks the host's power monitor for
 //! frequency changes of this VM's vCPUs, queries their frequencies and
 //! capabilities, and sends or removes a power policy, over the same

@@ -1,3 +1,5 @@
+//! The `guest_vm_power_mgr` binary: command line, script or prompt.
+//!
 //! `guest_vm_power_mgr`: the guest CLI. Parses the command line, then runs
 //! commands from `-c`, from a non-terminal stdin, or at an editing prompt
 //! with history. The logic lives in `rte_power::guest_cli`.

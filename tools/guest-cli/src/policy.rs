@@ -1,3 +1,5 @@
+//! The policy `send_policy` builds from its options.
+//!
 //! The policy a guest sends with `send_policy`: every field comes from an
 //! option or is zero. Unlike DPDK's guest CLI there are no built-in
 //! defaults (VM name, vCPUs, hours, thresholds) that an option would only

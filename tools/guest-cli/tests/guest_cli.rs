@@ -1,3 +1,5 @@
+//! `guest_vm_power_mgr` as a program against a stand-in host.
+//!
 //! `guest_vm_power_mgr` driven as a program against the pty stand-in host
 //! (see `guest_host`): the exact packets it sends, what it prints for each
 //! reply, its exit status, and that it opens only the ports it needs.

@@ -1,3 +1,5 @@
+//! rte-pm's command line: commands, CPU selection, options, usage errors.
+//!
 //! Command line of `rte-pm`: xenpm's shape (`rte-pm <command> [cpu] [args]`,
 //! commands abbreviable to any unambiguous prefix) plus options that may
 //! stand anywhere: `--json`, `--cpu N|all`, `--latency-us N`, `--interval-ms N`.

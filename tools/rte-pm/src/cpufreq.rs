@@ -1,3 +1,5 @@
+//! rte-pm's cpufreq commands: P-state statistics, policy dump, writes.
+//!
 //! cpufreq commands: P-state statistics, the policy dump, and the writes
 //! (governor, speed, limits, tunables, turbo).
 

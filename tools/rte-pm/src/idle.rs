@@ -1,3 +1,5 @@
+//! cpuidle readers: idle states, driver, governor, C-state limits.
+//!
 //! cpuidle: the kernel's idle states per CPU (`cpuN/cpuidle/stateK/*`), the
 //! global driver and governor, and C-state limits through `stateK/disable`.
 //!

@@ -1,3 +1,5 @@
+//! rte-pm: xenpm-style P-state/C-state statistics and control, and its readers.
+//!
 //! `rte-pm`: xenpm-style statistics and control of CPU power states on a
 //! Linux host, through the kernel's sysfs (cpufreq, cpufreq/stats, cpuidle)
 //! and `/proc/stat`. The binary (`src/main.rs`) only calls [`main`].

@@ -1,3 +1,5 @@
+//! The `rte-pm` binary.
+//!
 //! `rte-pm`: xenpm-style CPU power statistics and control (see
 //! `rte_pm` and docs/rte-pm.md).
 

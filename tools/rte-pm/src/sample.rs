@@ -1,3 +1,5 @@
+//! rte-pm's `start`: window statistics over an interval.
+//!
 //! `start`: window statistics. Takes a snapshot of the cpuidle counters,
 //! the kernel's `time_in_state` and `/proc/stat`, waits for the given time
 //! or a signal (SIGINT/Ctrl-C, SIGTERM), takes a second snapshot and prints

@@ -1,3 +1,5 @@
+//! CPU topology readers: online CPUs, core, socket, node, SMT siblings.
+//!
 //! CPU topology from sysfs: which CPUs are online, and each CPU's core,
 //! socket, NUMA node and SMT siblings (`cpuN/topology/*`, `cpuN/nodeM`).
 

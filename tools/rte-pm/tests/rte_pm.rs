@@ -1,3 +1,5 @@
+//! rte-pm on generated hosts, every subcommand.
+//!
 //! `rte-pm` on generated hosts: every subcommand in both output modes,
 //! every write path with its read-back, refusals, BIOS-disabled turbo,
 //! C-state limits, the start window (timeout and SIGINT) and exit codes.

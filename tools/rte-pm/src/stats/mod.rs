@@ -1,3 +1,5 @@
+//! P-state statistics: kernel cpufreq/stats readers and the per-CPU report.
+//!
 //! P-state statistics: readers for the kernel's `cpufreq/stats/*`, the
 //! per-CPU P-state report `rte-pm get-cpufreq-states` prints (from the
 //! kernel's statistics or from the library's own, [`rte_power::Lcore::stats`]),

@@ -1,3 +1,5 @@
+//! `/proc/stat` readers: per-CPU time by state.
+//!
 //! `/proc/stat`: per-CPU time (USER_HZ ticks) by state. The path can be
 //! overridden with `RTE_POWER_PROC_STAT` (tests use generated files).
 
