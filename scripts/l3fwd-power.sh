@@ -85,14 +85,14 @@ build() {
 check_link() {
   local fail=0 needed undef ours missing
   needed=$(readelf -d "$BIN" | awk '/NEEDED/ { gsub(/[][]/, "", $NF); print $NF }')
-  if grep -qx 'librte_power.so.25' <<<"$needed" && ! grep -q '^librte_power.so.2[0-4]' <<<"$needed"; then
-    echo "readelf: NEEDED librte_power.so.25 (rte-power), not DPDK's librte_power.so.23"
+  if grep -qx 'librte_power_rs.so.0' <<<"$needed" && ! grep -q '^librte_power.so' <<<"$needed"; then
+    echo "readelf: NEEDED librte_power_rs.so.0 (rte-power), not DPDK's librte_power.so.23"
   else
     echo "readelf: unexpected NEEDED list:"; echo "$needed"; fail=1
   fi
   local resolved
   resolved=$(ldd "$BIN" | awk '/librte_power/ { print $1 " => " $3 }')
-  if [ "$resolved" = "librte_power.so.25 => $LIBDIR/librte_power.so.25" ]; then
+  if [ "$resolved" = "librte_power_rs.so.0 => $LIBDIR/librte_power_rs.so.0" ]; then
     echo "ldd: $resolved"
   else
     echo "ldd: unexpected librte_power resolution: ${resolved:-none}"; fail=1
