@@ -21,9 +21,9 @@
  *   drivers serve every env), the sysfs helpers work as DPDK's do.
  *   librte_power_kvm_vm.so.25/.26 (abi/kvm_vm.c) reaches our guest channel
  *   through one such registration, under a name no DPDK driver uses.
- * - Every ABI wraps rte_power_set_env and rte_power_init (renamed
- *   NAME__rs likewise) to say once, at RTE_POWER_LOG=info, which library
- *   and ABI serve the process.
+ * - Every ABI says once, when loaded, at RTE_POWER_LOG=info, which
+ *   library and ABI serve the process; it wraps rte_power_set_env and
+ *   rte_power_init (renamed NAME__rs likewise) to set the variables.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -93,9 +93,10 @@ __attribute__((format(printf, 2, 3))) static void say(int level, const char *fmt
 	fprintf(stderr, "rte_power: %s: %s\n", tags[level], line);
 }
 
-/* Once per process: which library and ABI serve it (the evidence that a
- * DPDK program loaded rte-power, not DPDK's librte_power). */
-static void announce(void)
+/* Once per process, when the library is loaded: which library and ABI
+ * serve it (the evidence that a DPDK program loaded rte-power, not DPDK's
+ * librte_power). */
+__attribute__((constructor)) static void announce(void)
 {
 	static int done;
 
@@ -206,7 +207,6 @@ int rte_power_uncore_init(unsigned int pkg, unsigned int die)
 {
 	int r = rte_power_uncore_init__rs(pkg, die);
 
-	announce();
 	if (r == 0)
 		UNCORE_POINTERS(SET_POINTER)
 	return r;
@@ -222,7 +222,6 @@ int rte_power_set_env(unsigned int env)
 {
 	int r = rte_power_set_env__rs(env);
 
-	announce();
 	if (r == 0)
 		set_cpufreq_pointers();
 	return r;
@@ -232,7 +231,6 @@ int rte_power_init(unsigned int lcore_id)
 {
 	int r = rte_power_init__rs(lcore_id);
 
-	announce();
 	if (r == 0)
 		set_cpufreq_pointers();
 	return r;
