@@ -428,7 +428,7 @@ run() {
   [ "$(id -u)" = 0 ] || die "run needs root (unshare -m, mount --bind)"
   [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs"
   command -v socat >/dev/null || die "socat is needed (scripts/deps.d/dpdk-programs.txt)"
-  (cd "$REPO" && cargo build --release --locked -q -p vm-power-mgr)
+  (cd "$REPO" && cargo build --release --locked -q)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/dpdk-programs.XXXXXX")
   # shellcheck disable=SC2064
   [ "${DPDK_PROGRAMS_KEEP:-0}" = 1 ] && echo "work: $WORK" || trap "rm -rf '$WORK'" EXIT

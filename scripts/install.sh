@@ -90,7 +90,10 @@ case $build_dir in /*) ;; *) build_dir=$PWD/$build_dir ;; esac
 # safe for a static link order).
 native_libs() {
   local out list
+  # a target dir of its own: building the library as a staticlib alone in
+  # the main one would make the next `cargo build` rebuild and relink all
   out=$("${CARGO:-cargo}" rustc --release --color never ${CARGOFLAGS:-} \
+        --target-dir "$build_dir/../native-libs" \
         --manifest-path "$ROOT/Cargo.toml" --lib --crate-type staticlib \
         -- --print native-static-libs 2>&1) || { printf '%s\n' "$out" >&2; die "cargo rustc failed"; }
   list=$(printf '%s\n' "$out" | sed -n 's/^note: native-static-libs: *//p' | tail -n 1)
@@ -264,9 +267,16 @@ do_uninstall() {
 
 case $action in
   native-libs)
+    # The list depends on the toolchain and the dependencies, not on our
+    # code: rustc is asked again only when they change.
+    key=$({ "${RUSTC:-rustc}" -vV; cat "$ROOT/Cargo.lock" "$ROOT/Cargo.toml"; } | cksum)
+    if [ -s "$build_dir/$NSL_FILE" ] && [ "$(cat "$build_dir/$NSL_FILE.key" 2>/dev/null)" = "$key" ]; then
+      exit 0
+    fi
     list=$(native_libs)
     printf '%s\n' "$list" > "$build_dir/$NSL_FILE.tmp.$$"
     mv -f "$build_dir/$NSL_FILE.tmp.$$" "$build_dir/$NSL_FILE"
+    printf '%s\n' "$key" > "$build_dir/$NSL_FILE.key"
     ;;
   install) do_install ;;
   uninstall) do_uninstall ;;

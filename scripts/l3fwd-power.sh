@@ -401,7 +401,7 @@ prepare() {
   [ -x "$SHARED/dpdk-ref/mkfakesys.sh" ] || die "no ../shared/dpdk-ref/mkfakesys.sh"
   [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (EAL lcores 0 and 1)"
   command -v socat >/dev/null || die "socat is needed (scripts/deps.d/dpdk-programs.txt)"
-  (cd "$REPO" && cargo build --release --locked -q -p vm-power-mgr)
+  (cd "$REPO" && cargo build --release --locked -q)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/l3fwd-power.XXXXXX")
   # shellcheck disable=SC2064
   [ "${L3FWD_KEEP:-0}" = 1 ] && echo "work: $WORK" || trap "rm -rf '$WORK'" EXIT

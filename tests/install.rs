@@ -111,10 +111,15 @@ fn pc_field(pc: &str, key: &str) -> Option<String> {
 /// What rustc prints now for the static library (the .pc must agree).
 fn rustc_native_static_libs() -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // its own target dir, as scripts/install.sh does: a staticlib-only
+    // build in the main one would make every later cargo build relink all
+    let target_dir = release_dir().join("../native-libs");
     let out = run(Command::new(cargo).current_dir(root()).args([
         "rustc",
         "--release",
         "--locked",
+        "--target-dir",
+        &target_dir.to_string_lossy(),
         "--color",
         "never",
         "--lib",
