@@ -404,9 +404,11 @@ run_distributor() {
   [ "$(val "$dir/sys/cpu1/cpufreq/scaling_governor")" = performance ] || ok=0
   [ "$way" = relinked ] || grep -q 'serving the DPDK 22.11 binary ABI' "$dir/err" ||
     { echo "  no 'serving the DPDK 22.11 binary ABI' line"; ok=0; }
-  # SIGINT: the sample's own way out; its workers exit power first. Its
-  # shutdown can hang on 2 CPUs (5 busy lcores), which is the sample's,
-  # not the library's: after 8 s it is killed, the restore still checked
+  # SIGINT: the sample's own way out; its threads exit power first. Its
+  # shutdown can hang: the distributor thread tells the workers to quit,
+  # then flushes and waits for packets they no longer return (on this
+  # 2-CPU machine DPDK's own library hangs there too, one run in three).
+  # After 8 s it is killed; the restore has happened by then
   kill -INT "$dpid" 2>/dev/null || true
   end=$((SECONDS + 8))
   while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.05; done
