@@ -1,9 +1,16 @@
 #!/bin/bash
-# scripts/bench.sh [--iters N] [--reps R] [--no-build] [ENV...]
+# scripts/bench.sh [--iters N] [--reps R] [--no-build] [--abi] [ENV...]
 #
 # Benchmark (not a test): ns per call of this library next to DPDK's own
 # librte_power (Debian 22.11) in the same run, and next to a bare pwrite
 # loop on the same file, for acpi, pstate and cppc (default: all three).
+#
+#   --abi       ours through the DPDK 22.11 binary ABI: the very trace
+#               binary built against Debian's library (calls through the
+#               function-pointer variables), run on our librte_power.so.23
+#               (LD_LIBRARY_PATH at target/release/dpdk-abi); without it,
+#               trace.c built against our headers and library (24.11
+#               function API)
 #
 #   changing   freq_up/freq_down pairs, every call changes the frequency
 #   no-change  freq_max when already at max (nothing is written)
@@ -32,12 +39,13 @@ export DPDKREF_BUILD=$ROOT/target/dpdk-ref
 OUT=$ROOT/target/bench
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
-ITERS=200000; REPS=3; BUILD=1; ENVS=()
+ITERS=200000; REPS=3; BUILD=1; ENVS=(); ABI=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --iters) ITERS=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --abi) ABI=1; shift ;;
     -h|--help) usage ;;
     acpi|pstate|cppc) ENVS+=("$1"); shift ;;
     *) echo "bench: unknown argument $1" >&2; usage ;;
@@ -56,8 +64,19 @@ if [ "$BUILD" = 1 ]; then
   bash "$REF/build.sh" --lib target/release/librte_power.so --include include --name rs >/dev/null
   # shellcheck disable=SC2046  # pkg-config output is a list of flags
   cc -O2 -Wall -Wextra $(pkg-config --cflags libdpdk) -o "$BARE" bench/bare_pwrite.c -pthread -lrte_eal
+  [ "$ABI" = 0 ] || bash scripts/build-abi.sh 23 >/dev/null
 fi
-for f in "$DPDKREF_BUILD/trace" "$DPDKREF_BUILD/trace-rs" "$BARE"; do
+ALT=$DPDKREF_BUILD/trace-rs
+SUFFIX=""
+if [ "$ABI" = 1 ]; then
+  # DPDK's own trace binary (NEEDED librte_power.so.23), our library in place
+  ALT=$OUT/trace-abi23
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
+    "$ROOT/target/release/dpdk-abi" "$DPDKREF_BUILD/trace" > "$ALT"
+  chmod +x "$ALT"
+  SUFFIX=-abi23
+fi
+for f in "$DPDKREF_BUILD/trace" "$ALT" "$BARE"; do
   [ -x "$f" ] || { echo "bench: $f missing (run without --no-build)" >&2; exit 1; }
 done
 
@@ -87,14 +106,14 @@ figure() {
     s == sec && index($0, want) { for (i = 1; i <= NF; i++) if ($(i) == "ns/call" || $(i) == "ns/call,") { print $(i - 1); exit } }' "$1"
 }
 
-RAW=$OUT/cpufreq.raw
+RAW=$OUT/cpufreq$SUFFIX.raw
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# load average at start: $LOAD ($(nproc) CPUs)" >"$RAW"
 declare -A VAL
 for ((r = 1; r <= REPS; r++)); do
   for env in "${ENVS[@]}"; do
     f=$WORK/$env.$r
-    bash "$REF/run.sh" --bench "$ITERS" "$env" --alt "$DPDKREF_BUILD/trace-rs" >"$f" 2>"$f.err" ||
+    bash "$REF/run.sh" --bench "$ITERS" "$env" --alt "$ALT" >"$f" 2>"$f.err" ||
       { echo "bench: run.sh --bench $env failed:" >&2; cat "$f.err" >&2; exit 1; }
     run_bare "$env" >"$f.bare" 2>"$f.bare.err" ||
       { echo "bench: bare_pwrite $env failed:" >&2; cat "$f.bare.err" >&2; exit 1; }
@@ -133,11 +152,16 @@ ratio() {
   median "${a[@]}" | awk '{ printf "%.2f", $1 }'
 }
 
-MD=$OUT/cpufreq.md
+MD=$OUT/cpufreq$SUFFIX.md
 {
   echo "ns per call, median of $REPS interleaved runs, $ITERS iterations each (\`scripts/bench.sh\`);"
   echo "ratios: median of the per-run ratios (the figures of one run are taken back to back)."
-  echo "DPDK = Debian's librte_power 22.11, ours = this library, both through the same trace.c;"
+  if [ "$ABI" = 1 ]; then
+    echo "DPDK = Debian's librte_power 22.11, ours = our librte_power.so.23 under the very same trace"
+    echo "binary (built against Debian's DPDK: calls through the 22.11 function-pointer variables);"
+  else
+    echo "DPDK = Debian's librte_power 22.11, ours = this library, both through the same trace.c;"
+  fi
   echo "bare = the same pwrite(s) in a C loop. Plain files bind-mounted over /sys/devices/system/cpu."
   echo "Load average at start: $LOAD on $(nproc) CPUs (other work on the machine inflates and scatters the figures)."
   echo

@@ -1,16 +1,21 @@
 #!/bin/bash
 # l3fwd-power.sh [build|run|all] [SCENARIO...]
 #
-# DPDK 22.11's own examples/l3fwd-power (Debian package dpdk-doc), built
-# unchanged with rte-power's include/ first and target/release/librte_power.so
-# in place of DPDK's -lrte_power, then run with a virtual NIC on simulated
-# hosts. Needs root (private mount namespaces), 2 CPUs, and the packages of
-# scripts/deps.d/l3fwd.txt.
+# DPDK 22.11's own examples/l3fwd-power (Debian package dpdk-doc), unchanged,
+# built two ways by scripts/dpdk-programs.sh with its own Makefile:
+# relinked (rte-power's include/ first, our library in place of DPDK's
+# -lrte_power) and binary (against Debian's DPDK, then run with our
+# librte_power.so.23 in place), then run with a virtual NIC on simulated
+# hosts, every scenario both ways. Needs root (private mount namespaces), 2
+# CPUs, and the packages of scripts/deps.d/l3fwd.txt and dpdk-programs.txt.
 #
-#   build   build target/l3fwd-power/l3fwd-power (+ the header checks) and
-#           check with readelf/ldd/nm that DPDK's librte_power is not used
-#   run     run the scenarios (all, or those named); each prints PASS/FAIL
+#   build   build both ways (+ the header checks) and check with
+#           readelf/ldd/nm that the binaries reach our library
+#   run     run the scenarios (all, or those named), both ways; each
+#           prints PASS/FAIL
 #   all     build, then run (default)
+#   run-scenarios   one way, as scripts/dpdk-programs.sh calls it
+#           (L3FWD_WAY, L3FWD_BIN, L3FWD_LIB_PATH, L3FWD_STAGE)
 #
 # Before the scenarios: api-2411 (a DPDK 24.11-style source on a generated
 # tree) and pmd-ethdev (enable/disable return values through DPDK's ethdev).
@@ -25,9 +30,20 @@
 #   monitor        --pmd-mgmt monitor: refused with -ENOTSUP (no monitor
 #                  address on a virtual NIC), the app exits cleanly
 #   empty-poll     --empty-poll 0,...: 22.11 empty-poll API, MED then HGH
-#   guest-scale    KVM guest layout (no cpufreq, ports = ptys of a stand-in
-#                  host): --pmd-mgmt scale sends CONNECT, SCALE_MIN, SCALE_MAX
-# After every host scenario all writable sysfs values must be what they were.
+#   guest-scale    KVM guest layout (no cpufreq): lcore 1's virtio-serial
+#                  port is a pty that socat bridges to the channel socket
+#                  of OUR vm_power_mgr (libvirt test driver, generated host
+#                  tree): --pmd-mgmt scale sends CONNECT, SCALE_MIN when
+#                  idle (the host CPU of vCPU 1 goes to its minimum),
+#                  SCALE_MAX at exit (back to the maximum); the host is
+#                  restored when the monitor stops
+# After every host scenario all writable sysfs values must be what they
+# were; every scenario checks that the process mapped our library, not
+# Debian's. The binary way's first scenario finds our library through
+# `make dpdk-override` (an ld.so.conf.d entry; the loader cache it makes
+# is bind-mounted over /etc/ld.so.cache in the scenario's private mount
+# namespace, so the host's loader is never touched), the others through
+# LD_LIBRARY_PATH.
 #
 # Environment: L3FWD_SRC (default /usr/share/dpdk/examples/l3fwd-power),
 # L3FWD_KEEP=1 keeps the work directory and logs.
@@ -39,7 +55,12 @@ SRC=${L3FWD_SRC:-/usr/share/dpdk/examples/l3fwd-power}
 OUT=$REPO/target/l3fwd-power
 LIBDIR=$REPO/target/release
 LIB=$LIBDIR/librte_power.so
-BIN=$OUT/l3fwd-power
+STAGE=${L3FWD_STAGE:-$REPO/target/dpdk-programs/stage/usr}
+WAY=${L3FWD_WAY:-relinked}
+BIN=${L3FWD_BIN:-$REPO/target/dpdk-programs/$WAY/l3fwd-power/build/l3fwd-power-shared}
+LIB_PATH=${L3FWD_LIB_PATH:-$STAGE/lib}
+# shellcheck source=scripts/dpdk/common.sh
+. "$HERE/dpdk/common.sh"
 
 die() { echo "l3fwd-power: $*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
@@ -57,17 +78,13 @@ build() {
   (cd "$REPO" && cargo build --release --locked -q)
   [ -f "$LIB" ] || die "no $LIB"
   mkdir -p "$OUT"
+  # l3fwd-power itself, both ways, with its own Makefile
+  L3FWD_SRC= bash "$HERE/dpdk-programs.sh" build l3fwd-power
 
   local cflags dpdk_libs
-  # rte-power's headers first, DPDK's after them; the example's own flags
   cflags="-O2 -g -I$REPO/include $(pkg-config --cflags libdpdk) -DALLOW_EXPERIMENTAL_API"
   # DPDK's link line without its librte_power
   dpdk_libs=$(pkg-config --libs libdpdk | tr ' ' '\n' | grep -vx -- '-lrte_power' | tr '\n' ' ')
-  # shellcheck disable=SC2086
-  cc $cflags "$SRC/main.c" "$SRC/perf_core.c" -o "$BIN" \
-    "$LIB" -Wl,-rpath,"$LIBDIR" $dpdk_libs -lm
-  echo "built: $BIN"
-
   # the header checks: 22.11 header set + layouts, and a 24.11-style source
   # shellcheck disable=SC2086
   cc -std=gnu11 -Wall -Wextra -Werror $cflags -c "$HERE/l3fwd/layout.c" -o "$OUT/layout.o"
@@ -84,21 +101,15 @@ build() {
 
 check_link() {
   local fail=0 needed undef ours missing
-  needed=$(readelf -d "$BIN" | awk '/NEEDED/ { gsub(/[][]/, "", $NF); print $NF }')
-  if grep -qx 'librte_power.so.25' <<<"$needed" && ! grep -q '^librte_power.so.2[0-4]' <<<"$needed"; then
-    echo "readelf: NEEDED librte_power.so.25 (rte-power), not DPDK's librte_power.so.23"
+  local bin=$REPO/target/dpdk-programs/relinked/l3fwd-power/build/l3fwd-power-shared
+  needed=$(readelf -d "$bin" | awk '/NEEDED/ { gsub(/[][]/, "", $NF); print $NF }')
+  if grep -qx 'librte_power_rs.so.0' <<<"$needed" && ! grep -q '^librte_power.so' <<<"$needed"; then
+    echo "readelf: relinked: NEEDED librte_power_rs.so.0 (rte-power), not DPDK's librte_power.so.23"
   else
     echo "readelf: unexpected NEEDED list:"; echo "$needed"; fail=1
   fi
-  local resolved
-  resolved=$(ldd "$BIN" | awk '/librte_power/ { print $1 " => " $3 }')
-  if [ "$resolved" = "librte_power.so.25 => $LIBDIR/librte_power.so.25" ]; then
-    echo "ldd: $resolved"
-  else
-    echo "ldd: unexpected librte_power resolution: ${resolved:-none}"; fail=1
-  fi
   # every power symbol the app needs is defined by our library
-  undef=$(nm -D --undefined-only "$BIN" | awk '{ print $NF }' | sed 's/@.*//' \
+  undef=$(nm -D --undefined-only "$bin" | awk '{ print $NF }' | sed 's/@.*//' \
     | grep -E '^(rte_power_|rte_empty_poll)' | sort -u)
   ours=$(nm -D --defined-only "$LIB" | awk '{ print $NF }' | sort -u)
   missing=$(comm -23 <(echo "$undef") <(echo "$ours"))
@@ -140,19 +151,6 @@ make_host_tree() {
   chmod 0444 "$u"/initial_* "$u/current_freq_khz"
 }
 
-# First line of every writable attribute: what a run may change and must
-# restore. scaling_setspeed shows "<unsupported>" unless the governor is
-# userspace, as the kernel shows it (its value means nothing then).
-state() {
-  (cd "$1" && find . -type f -perm -u+w | sort | while read -r f; do
-    v=$(head -n1 "$f")
-    if [ "$(basename "$f")" = scaling_setspeed ] &&
-       [ "$(head -n1 "$(dirname "$f")/scaling_governor")" != userspace ]; then
-      v="<unsupported>"
-    fi
-    printf '%s=%s\n' "$f" "$v"; done)
-}
-
 val() { head -n1 "$1" 2>/dev/null || true; }
 
 # wait_for FILE VALUE SECONDS: polls until the first line of FILE is VALUE
@@ -167,14 +165,49 @@ wait_for() {
 }
 
 # start TREE LOG ARGS...: l3fwd-power in a private mount namespace with TREE
-# over /sys/devices/system/cpu; sets PID.
+# over /sys/devices/system/cpu, our library found through LIB_PATH (or,
+# with LD_CACHE set, through that loader cache over /etc/ld.so.cache); sets
+# PID (the process itself: unshare and bash exec it).
 start() {
   local tree=$1 log=$2; shift 2
+  local env=(LD_LIBRARY_PATH="$LIB_PATH")
+  [ -n "${LD_CACHE:-}" ] && env=()
   # shellcheck disable=SC2016
-  unshare -m -- bash -c 'mount --make-rprivate / && mount --bind "$0" /sys/devices/system/cpu && exec "$@"' \
-    "$tree" "$BIN" -l 0-1 --no-huge --no-pci --no-shconf --file-prefix="l3fwd-rs-$$" -m 256 \
+  env ${env[@]+"${env[@]}"} unshare -m -- bash -c 'mount --make-rprivate / &&
+    mount --bind "$0" /sys/devices/system/cpu &&
+    { [ -z "$1" ] || mount --bind "$1" /etc/ld.so.cache; } && shift && exec "$@"' \
+    "$tree" "${LD_CACHE:-}" "$BIN" -l 0-1 --no-huge --no-pci --no-shconf --file-prefix="l3fwd-rs-$$" -m 256 \
     --log-level=lib.eal:warning "$@" >"$log" 2>&1 &
   PID=$!
+}
+
+# loaded LOG: waits for the app's first log line of our library, then
+# checks that the process maps our library, not Debian's
+loaded() {
+  local log=$1 end=$((SECONDS + 10))
+  until grep -q 'rte_power: INFO:' "$log" 2>/dev/null; do
+    kill -0 "$PID" 2>/dev/null && [ $SECONDS -lt $end ] || break
+    sleep 0.05
+  done
+  ours_loaded "$PID" || return 1
+  if [ "$WAY" = binary ]; then
+    grep -q 'rte-power .* serving the DPDK 22.11 binary ABI (librte_power.so.23)' "$log" ||
+      { echo "  no 'serving the DPDK 22.11 binary ABI' line"; return 1; }
+  fi
+}
+
+# override_cache DIR: `make dpdk-override` writes its ld.so.conf.d entry
+# into DIR/conf.d; ldconfig makes a loader cache from it and the host's
+# entries (ours first, as in /etc/ld.so.conf.d) into DIR/ld.so.cache
+override_cache() {
+  local dir=$1
+  mkdir -p "$dir/conf.d"
+  (cd "$REPO" && make -s dpdk-override PREFIX="${STAGE%/usr}/usr" LDCONFDIR="$dir/conf.d" LDCONFIG= >/dev/null)
+  printf 'include %s/conf.d/*.conf\ninclude /etc/ld.so.conf.d/*.conf\n' "$dir" > "$dir/ld.so.conf"
+  ldconfig -f "$dir/ld.so.conf" -C "$dir/ld.so.cache"
+  LD_CACHE=$dir/ld.so.cache
+  echo "  dpdk-override: $(grep -v '^#' "$dir/conf.d"/*.conf) first in the loader cache" \
+    "($(ldconfig -C "$dir/ld.so.cache" -p | grep -m1 'librte_power.so.23 ' | sed 's/.*=> //'))"
 }
 
 # stop: SIGINT (the app's own way out), wait at most 15 s; sets RC
@@ -190,7 +223,7 @@ stop() {
 }
 
 result() {
-  local name=$1 ok=$2 log=$3
+  local name="$WAY $1" ok=$2 log=$3
   if [ "$ok" = 1 ]; then
     echo "PASS $name"; PASSED+=("$name")
   else
@@ -209,7 +242,10 @@ host_scenario() {
   mkdir -p "$WORK/$name"
   make_host_tree "$tree"
   state "$tree" > "$WORK/$name/before"
+  LD_CACHE=""
+  [ "$WAY" = binary ] && [ "$name" = legacy-busy ] && override_cache "$WORK/$name/override"
   RTE_POWER_LOG=info start "$tree" "$log" --vdev="$vdev" "${APP[@]}" "$@"
+  loaded "$log" || ok=0
   if ! "$check" "$tree"; then ok=0; echo "  check failed while running"; fi
   stop
   if [ "$RC" != 0 ]; then ok=0; echo "  exit status $RC"; fi
@@ -281,6 +317,7 @@ scenario_monitor() {
   mkdir -p "$WORK/$name"
   make_host_tree "$tree"
   state "$tree" > "$WORK/$name/before"
+  LD_CACHE=""
   RTE_POWER_LOG=info start "$tree" "$log" --vdev=net_null0 "${APP[@]}" --pmd-mgmt monitor
   local end=$((SECONDS + 20))
   while kill -0 "$PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.05; done
@@ -298,45 +335,48 @@ scenario_monitor() {
 }
 
 scenario_guest_scale() {
-  local name=guest-scale dir=$WORK/guest-scale ok=1
+  local name=guest-scale dir=$WORK/guest-scale ok=1 vm=l3fwd-vm
   mkdir -p "$dir"
-  rm -rf "$dir/sys"
+  # the guest: no cpufreq; the host: 4 CPUs, vCPU 0 on pCPU 2, vCPU 1 on 3
   "$SHARED/dpdk-ref/mkfakesys.sh" "$dir/sys" 2 none >/dev/null
-  # the stand-in host: ptys as the lcores' virtio-serial ports
-  mkfifo "$dir/host.in"
-  python3 "$HERE/l3fwd/standin-host.py" "$dir/ports" 2 "$dir/packets" < "$dir/host.in" > "$dir/host.out" &
-  local host=$!
-  exec {keep}>"$dir/host.in"   # the host stops when this closes
-  local end=$((SECONDS + 10))
-  until grep -q ready "$dir/host.out" 2>/dev/null; do
-    [ $SECONDS -lt $end ] && kill -0 $host 2>/dev/null || { ok=0; break; }
-    sleep 0.05
-  done
+  "$SHARED/dpdk-ref/mkfakesys.sh" "$dir/host" 4 acpi-cpufreq >/dev/null
+  node_xml "$dir/node.xml" "$vm" 4 2 3
+  local before table min max
+  before=$(state "$dir/host")
+  read -r -a table < "$dir/host/cpu3/cpufreq/scaling_available_frequencies"
+  max=${table[0]} min=${table[${#table[@]} - 1]}
+  start_monitor "$dir" "$vm" 1 || { result "$name" 0 "$dir/monitor.log"; return; }
+  bridge "$dir" "$vm" 1 || ok=0
+  LD_CACHE=""
   RTE_POWER_LOG=info RTE_POWER_VIRTIO_PORTS_DIR=$dir/ports RTE_POWER_VIRTIO_CLASS_DIR=$dir/none \
     start "$dir/sys" "$dir/log" --vdev=net_ring0 "${APP[@]}" --pmd-mgmt scale
-  # CONNECT (command 2) on port 1, then SCALE_MIN (command 1, unit 4) once idle
-  end=$((SECONDS + 15))
-  until grep -q 'port=1 command=1 unit=4 resource=1' "$dir/packets" 2>/dev/null; do
-    [ $SECONDS -lt $end ] && kill -0 "$PID" 2>/dev/null || break
-    sleep 0.05
-  done
+  loaded "$dir/log" || ok=0
+  # idle: SCALE_MIN for vCPU 1, the monitor moves pCPU 3 to its minimum
+  if wait_for "$dir/host/cpu3/cpufreq/scaling_setspeed" "$min" 15; then
+    echo "  host pCPU 3 (vCPU 1): governor $(val "$dir/host/cpu3/cpufreq/scaling_governor"), setspeed $(val "$dir/host/cpu3/cpufreq/scaling_setspeed") kHz (SCALE_MIN while idle)"
+  else
+    ok=0; echo "  host pCPU 3 not at its minimum: $(val "$dir/host/cpu3/cpufreq/scaling_setspeed")"
+  fi
   stop
   [ "$RC" = 0 ] || { ok=0; echo "  exit status $RC"; }
-  # disabling the last SCALE queue asks for the maximum again (unit 3)
-  end=$((SECONDS + 5))
-  until grep -q 'port=1 command=1 unit=3 resource=1' "$dir/packets" 2>/dev/null; do
-    [ $SECONDS -lt $end ] || break
-    sleep 0.05
-  done
-  exec {keep}>&-
-  wait $host || true
-  local got
-  got=$(uniq "$dir/packets" | tr '\n' ';')
-  echo "  stand-in host received: $got"
-  case "$got" in
-    "port=1 command=2 unit=0 resource=0;port=1 command=1 unit=4 resource=1;"*"port=1 command=1 unit=3 resource=1;") ;;
-    *) ok=0; echo "  expected CONNECT, SCALE_MIN ..., SCALE_MAX on port 1" ;;
-  esac
+  # disabling the queue at exit asks for the maximum again
+  local end=$((SECONDS + 5))
+  until [ "$(val "$dir/host/cpu3/cpufreq/scaling_setspeed")" = "$max" ] || [ $SECONDS -ge $end ]; do sleep 0.05; done
+  if [ "$(val "$dir/host/cpu3/cpufreq/scaling_setspeed")" = "$max" ]; then
+    echo "  host pCPU 3: setspeed $max kHz after the app's exit (SCALE_MAX)"
+  else
+    ok=0; echo "  host pCPU 3 not back at its maximum: $(val "$dir/host/cpu3/cpufreq/scaling_setspeed")"
+  fi
+  echo "  monitor: $("${CTL[@]}" show_channels 2>&1 | grep "$vm.1" || echo 'no channel line')"
+  [ "$(val "$dir/host/cpu2/cpufreq/scaling_governor")" = schedutil ] || { ok=0; echo "  pCPU 2 changed"; }
+  unbridge
+  stop_monitor
+  [ "$MON_RC" = 0 ] || { ok=0; echo "  monitor exit status $MON_RC"; }
+  if [ "$(state "$dir/host")" = "$before" ]; then
+    echo "  host restored at the monitor's SIGTERM"
+  else
+    ok=0; echo "  host not restored"
+  fi
   result "$name" $ok "$dir/log"
 }
 
@@ -356,16 +396,41 @@ run_one() {
 
 ALL=(legacy-busy legacy-idle scale-busy scale-idle pause monitor empty-poll guest-scale)
 
-run() {
+prepare() {
   [ "$(id -u)" = 0 ] || die "run needs root (unshare -m, mount --bind)"
-  [ -x "$BIN" ] || die "no $BIN: run '$0 build' first"
   [ -x "$SHARED/dpdk-ref/mkfakesys.sh" ] || die "no ../shared/dpdk-ref/mkfakesys.sh"
   [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (EAL lcores 0 and 1)"
+  command -v socat >/dev/null || die "socat is needed (scripts/deps.d/dpdk-programs.txt)"
+  (cd "$REPO" && cargo build --release --locked -q)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/l3fwd-power.XXXXXX")
   # shellcheck disable=SC2064
   [ "${L3FWD_KEEP:-0}" = 1 ] && echo "work: $WORK" || trap "rm -rf '$WORK'" EXIT
-  local list=("$@")
+}
+
+# scenarios SCENARIO...: every scenario (all by default) with the current
+# WAY, BIN and LIB_PATH
+scenarios() {
+  [ -x "$BIN" ] || die "no $BIN: run '$0 build' first"
+  local list=("$@") s
   [ ${#list[@]} -gt 0 ] || list=("${ALL[@]}")
+  for s in "${list[@]}"; do
+    mkdir -p "$WORK/$WAY"
+    echo "== $WAY $s"
+    WORK=$WORK/$WAY run_one "$s"
+  done
+}
+
+run_scenarios() {
+  prepare
+  scenarios "$@"
+  echo
+  echo "l3fwd-power ($WAY): ${#PASSED[@]} passed, ${#FAILED[@]} failed${FAILED:+ (${FAILED[*]})}"
+  [ ${#FAILED[@]} -eq 0 ]
+}
+
+run() {
+  prepare
+  WAY=relinked
 
   # the 24.11-style program on a generated tree (no namespace needed)
   make_host_tree "$WORK/api/sys"
@@ -385,9 +450,13 @@ run() {
     echo "FAIL pmd-ethdev"; FAILED+=(pmd-ethdev); grep -v '^ok' "$WORK/pmd-ethdev.out" | sed 's/^/  | /'
   fi
 
-  for s in "${list[@]}"; do
-    echo "== $s"
-    run_one "$s"
+  local way
+  for way in relinked binary; do
+    WAY=$way
+    BIN=$REPO/target/dpdk-programs/$way/l3fwd-power/build/l3fwd-power-shared
+    LIB_PATH=$STAGE/lib
+    [ "$way" = binary ] && LIB_PATH=$STAGE/lib/rte-power
+    scenarios "$@"
   done
   echo
   echo "l3fwd-power: ${#PASSED[@]} passed, ${#FAILED[@]} failed${FAILED:+ (${FAILED[*]})}"
@@ -399,6 +468,7 @@ cmd=${1:-all}
 case "$cmd" in
   build) build ;;
   run) run "$@" ;;
+  run-scenarios) run_scenarios "$@" ;;
   all) build; run "$@" ;;
   -h|--help) usage ;;
   *) usage ;;

@@ -77,7 +77,7 @@ fn assert_links_ours(exe: &Path, link: Link) {
                 .and_then(|p| p.canonicalize().ok())
                 .unwrap_or_default();
             assert!(
-                rte[0].trim_start().starts_with("librte_power.so.25 ") && path.starts_with(&ours),
+                rte[0].trim_start().starts_with("librte_power_rs.so.0 ") && path.starts_with(&ours),
                 "{} does not load our library ({}):\n{listing}",
                 exe.display(),
                 ours.display()
@@ -232,11 +232,11 @@ fn library_needs_only_libc() {
         so.display()
     );
     assert!(!listing.contains("librte_") && !listing.contains("libvirt"));
-    // and it is the drop-in: DPDK 24.11's SONAME
+    // rte-power's own SONAME: none of DPDK's (those are the ABI builds)
     let out = run(Command::new("readelf").args(["-d"]).arg(so));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("[librte_power.so.25]"),
-        "SONAME is not librte_power.so.25: {}",
+        String::from_utf8_lossy(&out.stdout).contains("[librte_power_rs.so.0]"),
+        "SONAME is not librte_power_rs.so.0: {}",
         text(&out)
     );
 }

@@ -125,7 +125,7 @@ fn run(link: Link) {
         assert!(
             ldd.contains(&format!(
                 "{}",
-                release_dir().join("librte_power.so.25").display()
+                release_dir().join("librte_power_rs.so.0").display()
             )),
             "not linked against our .so:\n{ldd}"
         );

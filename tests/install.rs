@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use testkit::sysfs::{FakeSysfs, Flavour};
 
-const SONAME: &str = "librte_power.so.25";
-const REAL: &str = "librte_power.so.25.0";
+const SONAME: &str = "librte_power_rs.so.0";
+const REAL: &str = "librte_power_rs.so.0.0";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -111,10 +111,15 @@ fn pc_field(pc: &str, key: &str) -> Option<String> {
 /// What rustc prints now for the static library (the .pc must agree).
 fn rustc_native_static_libs() -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // its own target dir, as scripts/install.sh does: a staticlib-only
+    // build in the main one would make every later cargo build relink all
+    let target_dir = release_dir().join("../native-libs");
     let out = run(Command::new(cargo).current_dir(root()).args([
         "rustc",
         "--release",
         "--locked",
+        "--target-dir",
+        &target_dir.to_string_lossy(),
         "--color",
         "never",
         "--lib",
@@ -175,16 +180,34 @@ fn install_layout_pc_and_uninstall() {
         !dyn_info.iter().any(|n| n.contains("virt")),
         "the C library must not need libvirt: {dyn_info:?}"
     );
-    assert_eq!(
-        fs::read(&real).expect("read"),
-        fs::read(release_dir().join("librte_power.so")).expect("read built")
-    );
+    // stripped as distributions ship it, debug info beside it (debuglink)
+    stripped_with_debuglink(&real, &release_dir().join("librte_power.so"));
+    let archive = p.lib("librte_power.a");
+    assert!(fs::metadata(&archive).expect("archive").len() > 0);
     assert!(
-        fs::metadata(p.lib("librte_power.a"))
-            .expect("archive")
-            .len()
-            > 0
+        !sections(&archive).contains(".debug_info"),
+        "the archive keeps debug info"
     );
+
+    // the DPDK binary ABIs, each with its SONAME link, stripped likewise
+    for abi in ["23", "24", "25", "26"] {
+        for lib in ["librte_power", "librte_power_kvm_vm"] {
+            if lib == "librte_power_kvm_vm" && abi < "25" {
+                continue;
+            }
+            let soname = format!("{lib}.so.{abi}");
+            let file = p.lib("rte-power").join(format!("{soname}.0"));
+            assert_eq!(
+                fs::read_link(p.lib("rte-power").join(&soname)).expect("SONAME link"),
+                Path::new(&format!("{soname}.0"))
+            );
+            assert!(needed(&file).contains(&format!("SONAME={soname}")));
+            stripped_with_debuglink(
+                &file,
+                &release_dir().join("dpdk-abi").join(format!("{soname}.0")),
+            );
+        }
+    }
 
     // every committed header, unchanged
     let mut headers = 0;
@@ -255,6 +278,50 @@ fn install_layout_pc_and_uninstall() {
     assert!(left.is_empty(), "left after uninstall: {left:?}");
 }
 
+/// The section names of an ELF file (or of every member of an archive).
+fn sections(file: &Path) -> String {
+    stdout(Command::new("readelf").arg("-SW").arg(file))
+}
+
+/// `installed` is `built` stripped: the same dynamic symbols, no debug
+/// sections, a GNU debuglink to `.debug/<name>.debug` beside it, and that
+/// file holds the debug info.
+fn stripped_with_debuglink(installed: &Path, built: &Path) {
+    let name = installed.file_name().expect("name").to_string_lossy();
+    let dynsyms = |f: &Path| stdout(Command::new("nm").args(["-D", "--defined-only"]).arg(f));
+    assert_eq!(
+        dynsyms(installed),
+        dynsyms(built),
+        "{name}: exports changed"
+    );
+    let s = sections(installed);
+    assert!(!s.contains(".debug_"), "{name} is not stripped:\n{s}");
+    // the section holds the name, a NUL, padding and a CRC: not all text
+    let link = run(Command::new("readelf")
+        .arg("--string-dump=.gnu_debuglink")
+        .arg(installed))
+    .stdout;
+    let link = String::from_utf8_lossy(&link);
+    assert!(
+        link.contains(&format!("{name}.debug")),
+        "{name}: no debuglink:\n{link}"
+    );
+    let debug = installed
+        .parent()
+        .expect("dir")
+        .join(".debug")
+        .join(format!("{name}.debug"));
+    assert!(
+        sections(&debug).contains(".debug_info"),
+        "{} holds no debug info",
+        debug.display()
+    );
+    assert!(
+        fs::metadata(installed).expect("size").len() < fs::metadata(built).expect("size").len(),
+        "{name} is not smaller than the build"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = fs::read_dir(dir) {
@@ -309,6 +376,19 @@ fn destdir_staging_keeps_the_real_prefix_in_the_pc() {
             .args(["--cflags", "rte_power"]),
     );
     assert_eq!(cflags, format!("-I{}{prefix}/include", stage_str));
+
+    // the DPDK override writes its loader entry (LDCONFDIR, never under
+    // PREFIX; staged here) and takes it back
+    run(make().arg("dpdk-override").args(&vars));
+    let conf = stage.path().join("etc/ld.so.conf.d/00-rte-power-dpdk.conf");
+    let text = fs::read_to_string(&conf).expect("ld.so.conf.d entry");
+    assert!(
+        text.lines().any(|l| l == format!("{libdir}/rte-power")),
+        "{text}"
+    );
+    run(make().arg("dpdk-restore").args(&vars));
+    assert!(!conf.exists(), "dpdk-restore left the entry");
+    let _ = fs::remove_dir_all(stage.path().join("etc"));
 
     run(make().arg("uninstall").args(&vars));
     let left: Vec<_> = walk(stage.path())

@@ -130,6 +130,49 @@ fn a_vcpu_pinned_to_two_pcpus_scales_both() {
 }
 
 #[test]
+fn a_foreign_vm_name_is_ignored_and_the_request_is_the_channels_vm() {
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    let (_q, mut g) = env.attach("vm-a", 0);
+    let before = env.snapshot(&[1, 2, 3, 4, 5, 6, 7]);
+    // a vm_name that is not the channel's VM is ignored, never refused:
+    // the request is vm-a's, answered with vm-a's name, counted, logged
+    // at debug level (once per name, sanitised)
+    for _ in 0..2 {
+        let mut p = req(0, Step::Down);
+        p.vm_name = VmName::new("vm-b").expect("name");
+        g.send(&p).expect("send");
+        let mut own = p;
+        own.vm_name = VmName::new("vm-a").expect("name");
+        expect_ack(&mut g, &own);
+    }
+    env.assert_log("Debug: VM 'vm-a' channel 0: vm_name 'vm-b' in a request ignored");
+    let once = env
+        .logs
+        .lock()
+        .expect("logs")
+        .iter()
+        .filter(|l| l.contains("vm_name 'vm-b'"))
+        .count();
+    assert_eq!(once, 1, "one line per name, not per request");
+    let show = env.ok("show_vm vm-a");
+    assert!(
+        show.contains("vm_name ignored in 2 request(s) (last: 'vm-b')"),
+        "{show}"
+    );
+
+    assert_ne!(
+        env.attr(0, "scaling_governor"),
+        "schedutil",
+        "vm-a's vCPU 0 scaled"
+    );
+    assert_eq!(env.snapshot(&[1, 2, 3, 4, 5, 6, 7]), before, "nothing else");
+    assert!(env
+        .ok("show_vm vm-a")
+        .contains("Requests: 2 accepted, 0 refused"));
+}
+
+#[test]
 fn refusals_are_nacked_logged_and_write_nothing() {
     let env = Env::new();
     env.ok("add_vm vm-a");
@@ -154,13 +197,6 @@ fn refusals_are_nacked_logged_and_write_nothing() {
     expect_nack(&mut g);
     env.assert_log("core_type PHYSICAL is not accepted from a guest");
 
-    // a vm_name that is not the channel's VM
-    let mut p = req(0, Step::Down);
-    p.vm_name = VmName::new("vm-b").expect("name");
-    g.send(&p).expect("send");
-    expect_nack(&mut g);
-    env.assert_log("vm_name 'vm-b' is not this channel's VM");
-
     // unknown command and unknown unit: header echoed, body zero
     let mut raw = req(0, Step::Down).encode();
     raw[12..16].copy_from_slice(&99u32.to_le_bytes());
@@ -178,7 +214,7 @@ fn refusals_are_nacked_logged_and_write_nothing() {
 
     // nothing reached any CPU, and the channel still works
     assert_eq!(env.snapshot(&[0, 1, 2, 3, 4, 5, 6, 7]), before);
-    assert!(env.ok("show_vm vm-a").contains("0 accepted, 8 refused"));
+    assert!(env.ok("show_vm vm-a").contains("0 accepted, 7 refused"));
     let p = req(0, Step::Down);
     g.send(&p).expect("send");
     expect_ack(&mut g, &p);
@@ -228,10 +264,14 @@ fn two_vms_cannot_reach_each_others_cpus() {
         b.send(&p).expect("send");
         expect_query_nack(&mut b, cmd);
     }
+    // naming vm-a changes nothing: the request is vm-b's own vCPU 0
     let mut p = req(0, Step::Min);
     p.vm_name = VmName::new("vm-a").expect("name");
     b.send(&p).expect("send");
-    expect_nack(&mut b);
+    let mut own = p;
+    own.vm_name = VmName::new("vm-b").expect("name");
+    expect_ack(&mut b, &own);
+    assert_eq!(env.attr(4, "scaling_governor"), "userspace");
     assert_eq!(env.snapshot(&a_cpus), before, "vm-a's CPUs were written");
 
     // vm-b's own vCPU 0 is CPU 4; vm-a's vCPU 0 is CPU 0
@@ -341,16 +381,18 @@ fn policies_are_kept_per_vm_and_removed() {
         .ok("list_vms")
         .contains("vm-a: ACTIVE, 3 vCPUs, channels 1/1 connected, query disabled, policy set"));
 
-    // a policy naming another VM's vCPUs (or another VM) is refused
+    // a policy naming another VM's vCPUs is refused; one naming another
+    // VM is this VM's policy all the same
     let mut bad = p;
     bad.vcpu_to_control[1] = 5;
     g.send(&bad).expect("send");
     expect_nack(&mut g);
     let mut other = p;
     other.vm_name = VmName::new("vm-b").expect("name");
+    other.vcpu_to_control[1] = 1;
     g.send(&other).expect("send");
-    expect_nack(&mut g);
-    assert!(env.ok("show_vm vm-a").contains("vCPUs [0,2]"));
+    expect_ack(&mut g, &p_with(&other, "vm-a"));
+    assert!(env.ok("show_vm vm-a").contains("vCPUs [0,1]"));
 
     let mut rm = ChannelPacket::ZEROED;
     rm.command = rte_power::wire::PKT_POLICY_REMOVE;
@@ -543,4 +585,11 @@ fn request_follows_live_repinning() {
     expect_ack(&mut g, &p);
     assert_eq!(env.attr(5, "scaling_governor"), "userspace");
     assert_eq!(env.attr(6, "scaling_governor"), "userspace");
+}
+
+/// `p` as the monitor answers it on a channel of `vm`.
+fn p_with(p: &ChannelPacket, vm: &str) -> ChannelPacket {
+    let mut own = *p;
+    own.vm_name = VmName::new(vm).expect("name");
+    own
 }

@@ -46,18 +46,22 @@ STEPS = [
     (4, "max", 0), (4, "disable_turbo", 1), (4, "enable_turbo", 0), (4, "down", 1),
     (5, "min", -1), (5, "up", -2), (5, "up", -3),
 ]
-FINAL = {4: 1, 5: -3}               # vCPU -> final table index
-# power-guest forge: SCALE_MIN requests the monitor must refuse (on port 4)
-FORGED = [("other-vm-name", 0), ("physical-cpu", OTHER_PCPU),
-          ("vcpu-2^32+lcore", (1 << 32) + 4), ("vcpu-out-of-range", NVCPUS)]
+# power-guest forge: SCALE_MIN requests on port 4 and the monitor's answer.
+# A vm_name naming the other VM is ignored (DESIGN §4): the request is
+# e2e-vm's own vCPU 4, ACKed, and moves it to the minimum; the rest are
+# refused.
+FORGED = [("other-vm-name", 4, "ACK"), ("physical-cpu", OTHER_PCPU, "NACK"),
+          ("vcpu-2^32+lcore", (1 << 32) + 4, "NACK"), ("vcpu-out-of-range", NVCPUS, "NACK")]
+FINAL = {4: -1, 5: -3}              # vCPU -> final table index
+# the requests whose vm_name the monitor ignored: the forged one and the
+# CLI's query with --vm-name e2e-other
+NAMES_IGNORED = 2
 # what the monitor's log must say about the refusals (channel, reason)
 REFUSALS = [
     (6, "refused CPU_POWER(vCPU 6): vCPU 6 out of range (VM has 6)"),
-    (4, f"vm_name '{OTHER_VM}' is not this channel's VM"),
     (4, "core_type PHYSICAL is not accepted from a guest"),
     (4, "vCPU 4294967300 out of range (VM has 6)"),
     (4, "refused CPU_POWER(vCPU 6): vCPU 6 out of range (VM has 6)"),
-    (4, "refused QUERY_FREQ(vCPU 4): vm_name"),
 ]
 ENV = "RTE_POWER_GUEST_CONNECT_TIMEOUT_MS=20000"
 CLI = f"{ENV} /bin/guest_vm_power_mgr --timeout 5000"
@@ -149,9 +153,10 @@ def expected_console(table):
     lines += ["GUEST monitor ops rc=0",
               "lcore 6 up: NACK", "GUEST monitor out-of-range rc=1",
               "GUEST forge init lcore=4 ret=0"]
-    lines += [f"GUEST forge lcore=4 {name} sent=0 NACK resource={res}" for name, res in FORGED]
+    lines += [f"GUEST forge lcore=4 {name} sent=0 {reply} resource={res}"
+              for name, res, reply in FORGED]
     lines += ["GUEST forge exit lcore=4 ret=0", "GUEST power-guest forge rc=0",
-              "query_cpu_freq 4: NACK", "GUEST monitor other-name rc=1"]
+              f"vcpu 4: {f(FINAL[4])} kHz", "GUEST monitor other-name rc=0"]
     lines += [f"vcpu {v}: {f(i)} kHz" for v, i in sorted(FINAL.items())]
     lines += ["GUEST monitor after rc=0"]
     return lines
@@ -186,9 +191,10 @@ def expected_channels():
     n5 = sum(1 for v, _, _ in STEPS if v == 5)
     # port 4: ops run (probe, n4 requests + n4 queries), forge (probe + 4),
     # other-name query (probe + 1), final queries (probe + 1)
+    acked = sum(1 for _, _, reply in FORGED if reply == "ACK")
     p4 = (1 + 2 * n4) + (1 + len(FORGED)) + 2 + 2
-    a4 = 2 * n4 + 1
-    r4 = len(FORGED) + 1
+    a4 = 2 * n4 + acked + 1 + 1
+    r4 = len(FORGED) - acked
     # port 5: ops run and final queries; port 6: one refused request
     return {4: (p4, a4, r4), 5: (1 + 2 * n5 + 2, 2 * n5 + 1, 0), 6: (2, 0, 1)}
 
@@ -228,6 +234,12 @@ def check_running(tree, snap_file, mlog, cmd):
                  f"want {(p, a, r, 1)}")
     if ok:
         print(f"monitor: ctl show_channels: packets/accepted/refused as planned on {VM}.4-6")
+    rc, out = ctl(cmd, f"show_vm {VM}")
+    want = f"vm_name ignored in {NAMES_IGNORED} request(s) (last: '{OTHER_VM}')"
+    if rc != 0 or want not in out:
+        fail(f"ctl show_vm {VM}: rc={rc}, no {want!r} in {out!r}")
+    else:
+        print(f"monitor: ctl show_vm: {want}")
     # 2. the sysfs tree: the pinned CPUs hold exactly the final frequencies,
     # through scaling_setspeed (acpi-cpufreq, userspace governor); the
     # limits are untouched

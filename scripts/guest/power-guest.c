@@ -18,8 +18,9 @@
  *
  * "power-guest forge L OTHER_VM OTHER_PCPU NVCPUS" (for the port served by
  * the real vm_power_mgr, scripts/guest/monitor-e2e.py) sends, with
- * rte_power_guest_channel_send_msg on lcore L, SCALE_MIN requests a host
- * must refuse: one naming another VM, one for a host CPU (core_type
+ * rte_power_guest_channel_send_msg on lcore L, SCALE_MIN requests: one for
+ * vCPU L naming another VM (the host ignores the name: the request is this
+ * VM's), and three a host must refuse: one for a host CPU (core_type
  * PHYSICAL) of another VM, one for vCPU 2^32 + L (L once truncated to 32
  * bits) and one for vCPU NVCPUS (out of range); it prints each answer.
  *
@@ -75,7 +76,8 @@ static int forge(unsigned int l, const char *other_vm, unsigned long long other_
 		const char *vm;
 		int physical;
 	} cases[] = {
-		{"other-vm-name", 0, other_vm, 0},
+		/* the monitor ignores a foreign vm_name: this is vCPU l's request */
+		{"other-vm-name", l, other_vm, 0},
 		{"physical-cpu", other_pcpu, "", 1},
 		{"vcpu-2^32+lcore", (1ULL << 32) + l, "", 0},
 		{"vcpu-out-of-range", nvcpus, "", 0},

@@ -54,7 +54,7 @@ pub fn shared_dir() -> PathBuf {
 pub struct Lib {
     /// `target/<profile>`.
     pub dir: PathBuf,
-    /// `target/<profile>/librte_power.so` (SONAME `librte_power.so.25`,
+    /// `target/<profile>/librte_power.so` (SONAME `librte_power_rs.so.0`,
     /// symlink beside it).
     pub so: PathBuf,
     /// `target/<profile>/librte_power.a`.
@@ -120,7 +120,7 @@ pub fn lib() -> &'static Lib {
             a: dir.join("librte_power.a"),
             dir,
         };
-        for f in [&lib.so, &lib.a, &lib.dir.join("librte_power.so.25")] {
+        for f in [&lib.so, &lib.a, &lib.dir.join("librte_power_rs.so.0")] {
             assert!(f.exists(), "{} missing after cargo build", f.display());
         }
         lib

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rte_power::wire::{ChannelPacket, VmName};
 
+use super::requests::ForeignName;
 use crate::hv::VmInfo;
 use rte_power::cpulist::CpuSet;
 
@@ -31,6 +32,10 @@ pub(crate) struct Vm {
     pub accepted: u64,
     /// Requests refused on any of its channels.
     pub refused: u64,
+    /// Requests whose `vm_name` was another name (ignored, see
+    /// `requests::check_vm_name`), and the last such name.
+    pub names_ignored: u64,
+    pub last_ignored_name: Option<ForeignName>,
     /// The name as the 32-byte wire field (`None`: longer than 31 bytes).
     pub wire_name: Option<VmName>,
 }
@@ -46,6 +51,8 @@ impl Vm {
             channels: BTreeMap::new(),
             accepted: 0,
             refused: 0,
+            names_ignored: 0,
+            last_ignored_name: None,
             wire_name,
         }
     }

@@ -103,6 +103,12 @@ impl Monitor {
             "Requests: {} accepted, {} refused",
             vm.accepted, vm.refused
         ));
+        if let Some(last) = vm.last_ignored_name {
+            o.push(format!(
+                "vm_name ignored in {} request(s) (last: '{last}'): a request is its channel's VM's",
+                vm.names_ignored
+            ));
+        }
         o.extend(self.smt_warnings(id));
         Ok(o.join("\n"))
     }

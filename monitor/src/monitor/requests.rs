@@ -18,7 +18,7 @@ use std::fmt;
 
 use rte_power::wire::{
     self, CapsListPacket, ChannelPacket, Command, CoreType, FreqListPacket, PacketHeader, Response,
-    VmName, WireError, MAX_VCPU_PER_VM, PACKET_SIZE,
+    VmName, WireError, MAX_VCPU_PER_VM, PACKET_SIZE, VM_MAX_NAME_SZ,
 };
 use rte_power::{Capabilities, PowerError};
 
@@ -97,9 +97,6 @@ pub enum RequestError {
     /// `set_channel_status ... disabled`.
     #[error("channel disabled")]
     ChannelDisabled,
-    /// `vm_name` names another VM (see [`check_vm_name`]).
-    #[error("vm_name '{0}' is not this channel's VM")]
-    ForeignVmName(VmName),
     /// `core_type = PHYSICAL`: a guest may not name host CPUs.
     #[error("core_type PHYSICAL is not accepted from a guest")]
     PhysicalCore,
@@ -274,6 +271,11 @@ pub enum Verdict {
 pub struct Handled {
     /// The request, for log lines.
     pub what: RequestName,
+    /// The packet's `vm_name` named another VM (or was no valid name): it
+    /// was ignored, the request handled as the channel's VM's. The loop
+    /// counts it and logs it at debug level ([`ForeignName`] prints
+    /// sanitised).
+    pub foreign_name: Option<ForeignName>,
     /// The decoded packet (`None`: it did not decode).
     pub packet: Option<ChannelPacket>,
     /// What to do.
@@ -294,6 +296,17 @@ pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option
 
 /// Handles one complete packet that arrived on a channel of `vm`.
 pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
+    // the name rule first: an ignored name is replaced by the channel VM's
+    // own before anything decodes it, so it can never be a reason to refuse
+    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
+        NameCheck::Own => None,
+        NameCheck::Ignored(n) => Some(n),
+    };
+    let mut own = *bytes;
+    if foreign_name.is_some() {
+        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
+    }
+    let bytes = &own;
     let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
         // cannot happen: 464 bytes always hold a header
         return Handled {
@@ -301,6 +314,7 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
                 command: 0,
                 resource_id: 0,
             },
+            foreign_name,
             packet: None,
             verdict: Verdict::Ignored,
         };
@@ -314,6 +328,7 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         Err(e) => {
             return Handled {
                 what,
+                foreign_name,
                 packet: None,
                 verdict: malformed(&hdr, e),
             }
@@ -322,6 +337,7 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
     let verdict = decide(vm, host, &pkt);
     Handled {
         what,
+        foreign_name,
         packet: Some(pkt),
         verdict,
     }
@@ -396,28 +412,92 @@ fn decide(vm: &VmView<'_>, host: &mut dyn HostFacts, pkt: &ChannelPacket) -> Ver
     })
 }
 
-/// Channel enabled, the packet's `vm_name`, `core_type`.
+/// Channel enabled, `core_type` (the name was settled by [`check_vm_name`]).
 fn common_rules(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<(), RequestError> {
     if !vm.channel_enabled {
         return Err(RequestError::ChannelDisabled);
     }
-    check_vm_name(vm, &pkt.vm_name)?;
     if pkt.core_kind() == CoreType::Physical {
         return Err(RequestError::PhysicalCore);
     }
     Ok(())
 }
 
-/// The rule for the packet's `vm_name`. The request's VM is always the
-/// channel's owner; the name is never used to look a VM up. Today a name
-/// that is neither empty nor the channel's VM is refused; DESIGN §4 (and
-/// issue 12, for DPDK's guest_cli that always sends `ubuntu2`) wants it
-/// ignored: then this function returns `Ok(())` unconditionally.
-pub fn check_vm_name(vm: &VmView<'_>, name: &VmName) -> Result<(), RequestError> {
-    if !name.is_empty() && name.as_str() != vm.name {
-        return Err(RequestError::ForeignVmName(*name));
+/// Where `vm_name` sits in a packet.
+const NAME_AT: usize = 16;
+
+/// The packet's 32-byte `vm_name` field.
+fn name_field(bytes: &[u8; PACKET_SIZE]) -> &[u8; VM_MAX_NAME_SZ] {
+    bytes
+        .get(NAME_AT..NAME_AT + VM_MAX_NAME_SZ)
+        .and_then(|f| f.try_into().ok())
+        .unwrap_or(&[0; VM_MAX_NAME_SZ])
+}
+
+/// The channel VM's name as a wire field (empty when it does not fit).
+fn own_name(vm: &VmView<'_>) -> [u8; VM_MAX_NAME_SZ] {
+    vm.wire_name.unwrap_or(VmName::EMPTY).to_wire()
+}
+
+/// What the packet's `vm_name` field says, by [`check_vm_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCheck {
+    /// Empty, or the channel VM's own name.
+    Own,
+    /// Anything else: another VM's name, or bytes that are no name at all.
+    /// Ignored: the request is the channel VM's all the same.
+    Ignored(ForeignName),
+}
+
+/// The one rule for a packet's `vm_name` (DESIGN §4). A request's VM is
+/// the VM that owns the channel it came on; the name in the packet is never
+/// a reason to refuse (DPDK's own `guest_cli` always sends `ubuntu2`) and
+/// never used to look another VM up. A name that is neither empty nor the
+/// channel VM's (and a field that holds no valid name: no NUL, control
+/// bytes, bad UTF-8) is ignored; the caller replaces it by the VM's own
+/// name, counts it and logs it at debug level.
+pub fn check_vm_name(vm: &VmView<'_>, field: &[u8; VM_MAX_NAME_SZ]) -> NameCheck {
+    match VmName::from_wire(field) {
+        Ok(name) if name.is_empty() || name.as_str() == vm.name => NameCheck::Own,
+        _ => NameCheck::Ignored(ForeignName(*field)),
     }
-    Ok(())
+}
+
+/// An ignored `vm_name` field as the guest sent it. Its `Display` is safe
+/// for any log: the bytes up to the first NUL (all 32 without one), every
+/// byte that is not printable ASCII (control, bidi and other non-ASCII
+/// characters, invalid UTF-8), a backslash or a quote escaped as `\xNN`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ForeignName(pub [u8; VM_MAX_NAME_SZ]);
+
+impl ForeignName {
+    /// The name's bytes: up to the first NUL.
+    pub fn bytes(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        self.0.get(..end).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ForeignName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.bytes() {
+            match b {
+                b'\\' | b'\'' | b'"' => write!(f, "\\x{b:02x}")?,
+                0x20..=0x7e => write!(f, "{}", char::from(b))?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        if self.0.iter().all(|&b| b != 0) {
+            f.write_str("...(no NUL)")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ForeignName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ForeignName(\"{self}\")")
+    }
 }
 
 /// The pCPUs of `vcpu`, or why the guest may not use it.

@@ -11,7 +11,8 @@ use super::connect::channel_events;
 use super::event_loop::Source;
 use super::registry::{ChanId, VmId};
 use super::requests::{
-    self, Action, Handled, HostFacts, Reply, RequestError, RequestName, Verdict, VmView,
+    self, Action, ForeignName, Handled, HostFacts, Reply, RequestError, RequestName, Verdict,
+    VmView,
 };
 use super::Monitor;
 use crate::governor::{Governor, Governors};
@@ -129,9 +130,13 @@ impl Monitor {
         };
         let Handled {
             what,
+            foreign_name,
             packet,
             verdict,
         } = requests::handle(&view, &mut facts, bytes);
+        if let Some(name) = foreign_name {
+            self.name_ignored(id, vm_id, name);
+        }
         match verdict {
             Verdict::Ignored => {}
             Verdict::Refused { error, reply } => self.refused(id, vm_id, what, &error, reply),
@@ -185,6 +190,23 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// A request whose `vm_name` was ignored (`requests::check_vm_name`):
+    /// counted on the VM; logged at debug level when the name is not the
+    /// one last ignored, so that a guest repeating one name (DPDK's
+    /// guest_cli sends `ubuntu2`) gives one line, not one per request.
+    fn name_ignored(&mut self, id: ChanId, vm: VmId, name: ForeignName) {
+        let Some(v) = self.reg.get_mut(vm) else {
+            return;
+        };
+        v.names_ignored += 1;
+        if v.last_ignored_name.replace(name) != Some(name) {
+            let msg = format!(
+                "vm_name '{name}' in a request ignored: requests on this channel are this VM's"
+            );
+            self.guest_log(id, Level::Debug, &msg);
+        }
     }
 
     /// Counts a request as accepted or refused, on the channel and its VM.
