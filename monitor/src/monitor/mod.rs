@@ -45,6 +45,9 @@ use event_loop::Source;
 use gov_glue::GovLoop;
 use registry::Registry;
 
+/// Default cap of a channel's reply queue: 141 full replies.
+pub const DEFAULT_OUT_CAP: usize = 64 * 1024;
+
 /// Called after every applied CPU_POWER request (benchmarks, tests).
 pub type TraceFn = Box<dyn FnMut(&ChannelPacket) + Send>;
 
@@ -66,7 +69,9 @@ pub struct MonitorConfig {
     pub log_window: Duration,
     /// Handle SIGINT/SIGTERM (the caller must have blocked them).
     pub signals: bool,
-    /// Pending reply bytes per channel before replies are dropped whole.
+    /// Reply bytes a channel may hold allocated (a hard cap: its queue
+    /// never grows beyond it); a reply that does not fit once the peer has
+    /// taken what it takes is dropped whole and counted.
     pub max_out_bytes: usize,
     /// First retry delay after a refused connect or a hang-up.
     pub retry_min: Duration,
@@ -95,7 +100,7 @@ impl MonitorConfig {
             log_burst: 10,
             log_window: Duration::from_secs(10),
             signals: false,
-            max_out_bytes: 1024 * 1024,
+            max_out_bytes: DEFAULT_OUT_CAP,
             retry_min: Duration::from_millis(20),
             retry_max: Duration::from_secs(2),
             refresh_hint: None,

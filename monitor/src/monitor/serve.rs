@@ -222,12 +222,20 @@ impl Monitor {
         }
     }
 
-    /// Queues a reply (dropped whole, and counted, when the guest does not
-    /// read its replies).
+    /// Queues a reply. When the queue is at its cap, what the peer takes
+    /// is written first; a reply that still does not fit is dropped whole,
+    /// and counted (the guest does not read its replies).
     fn enqueue(&mut self, id: ChanId, bytes: &[u8]) {
-        let max = self.cfg.max_out_bytes;
+        let cap = self.cfg.max_out_bytes;
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        if ch.out.push(bytes, cap) {
+            return;
+        }
+        self.flush(id);
         if let Some(ch) = self.chans.get_mut(id) {
-            if !ch.out.push(bytes, max) {
+            if ch.stream.is_none() || !ch.out.push(bytes, cap) {
                 ch.stats.replies_dropped += 1;
             }
         }
