@@ -127,6 +127,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "allow the VM's frequency/capability queries (default: disabled)",
     },
     CommandSpec {
+        name: "set_rate_limit",
+        args: "<vm> <requests/s>|off",
+        help:
+            "refuse (NACK) the VM's requests above this rate, all channels together (0/off: none)",
+    },
+    CommandSpec {
         name: "refresh",
         args: "[<vm>]",
         help: "re-read vCPU count and pinning from libvirt now",
@@ -409,6 +415,13 @@ pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
             };
             on_loop(MonCmd::SetQuery { vm: s(vm), allow })
         }
+        ("set_rate_limit", [vm, rate]) => on_loop(MonCmd::SetRateLimit {
+            vm: s(vm),
+            per_s: match *rate {
+                "off" => 0,
+                r => parse_u32("rate (requests/s)", r)?,
+            },
+        }),
         ("refresh", []) => Ok(Line::Refresh(None)),
         ("refresh", [vm]) => Ok(Line::Refresh(Some(s(vm)))),
         (name, _) => Err(usage(name)),

@@ -4,6 +4,7 @@
 //! events and retries meant for a previous stream or owner are told apart.
 
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use std::time::Duration;
 use rte_power::wire::PACKET_SIZE;
 
 use super::registry::{ChanId, VmId};
-use crate::log::RateLimit;
 
 /// Generations are 24 bits wide (they share the epoll token with the id).
 pub(crate) const GEN_MASK: u32 = 0x00ff_ffff;
@@ -38,6 +38,8 @@ pub(crate) struct ChanStats {
     pub replies_dropped: u64,
     /// Successful connects.
     pub connects: u64,
+    /// Resets because the stream was out of frame.
+    pub desyncs: u64,
 }
 
 /// Inbound framing: bytes in, complete 464-byte packets out. At most one
@@ -82,28 +84,35 @@ impl Framer {
     }
 
     /// Frames `data` after what is held: calls `packet` for every complete
-    /// packet, in stream order, and keeps the remainder.
-    pub fn feed(&mut self, mut data: &[u8], mut packet: impl FnMut(&[u8; PACKET_SIZE])) {
+    /// packet, in stream order, and keeps the remainder. When `packet`
+    /// breaks (the stream is out of frame, or gone), the rest of `data` and
+    /// the partial packet are dropped.
+    pub fn feed(
+        &mut self,
+        mut data: &[u8],
+        mut packet: impl FnMut(&[u8; PACKET_SIZE]) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         if self.len > 0 {
             let take = (PACKET_SIZE - self.len).min(data.len());
             self.buf[self.len..self.len + take].copy_from_slice(&data[..take]);
             self.len += take;
             data = &data[take..];
             if self.len < PACKET_SIZE {
-                return;
+                return ControlFlow::Continue(());
             }
             self.len = 0;
-            packet(&self.buf);
+            packet(&self.buf)?;
         }
         let mut chunks = data.chunks_exact(PACKET_SIZE);
         for chunk in &mut chunks {
             if let Ok(p) = <&[u8; PACKET_SIZE]>::try_from(chunk) {
-                packet(p);
+                packet(p)?;
             }
         }
         let rest = chunks.remainder();
         self.buf[..rest.len()].copy_from_slice(rest);
         self.len = rest.len();
+        ControlFlow::Continue(())
     }
 }
 
@@ -267,9 +276,13 @@ pub(crate) struct Channel {
     pub backoff: Duration,
     /// Counters.
     pub stats: ChanStats,
-    /// Rate limit of the log lines its guest can trigger.
-    pub limiter: RateLimit,
+    /// Packets in frame since the last connect (the retry delay is
+    /// reset after [`GOOD_STREAK`] of them).
+    pub good: u32,
 }
+
+/// Packets in frame after which a connection counts as healthy again.
+pub(crate) const GOOD_STREAK: u32 = 64;
 
 impl Channel {
     /// A channel waiting for its socket.
@@ -287,7 +300,7 @@ impl Channel {
             want_out: false,
             backoff,
             stats: ChanStats::default(),
-            limiter: RateLimit::new(),
+            good: 0,
         }
     }
 
@@ -299,6 +312,7 @@ impl Channel {
         self.inbound.clear();
         self.out.clear();
         self.want_out = false;
+        self.good = 0;
         self.stats.connects += 1;
     }
 
@@ -446,9 +460,10 @@ mod tests {
 
     fn frames(f: &mut Framer, data: &[u8]) -> Vec<u8> {
         let mut got = Vec::new();
-        f.feed(data, |p| {
+        let _ = f.feed(data, |p| {
             assert_eq!(p[0], p[PACKET_SIZE - 1], "a packet is whole");
             got.push(p[0]);
+            ControlFlow::Continue(())
         });
         got
     }
@@ -495,7 +510,7 @@ mod tests {
         );
         assert_eq!(f.pending(), 5);
         assert_eq!(frames(&mut f, &stream[cut..]), [10]);
-        f.feed(&stream[..10], |_| panic!("not complete"));
+        let _ = f.feed(&stream[..10], |_| panic!("not complete"));
         f.clear();
         assert_eq!(f.pending(), 0, "cleared on hang-up");
         assert_eq!(frames(&mut f, &packet(3)), [3], "framing restarts aligned");
@@ -691,7 +706,7 @@ mod tests {
     #[test]
     fn channel_sees_hang_up_and_detach_drops_the_buffers() {
         let (mut ch, guest) = pair();
-        ch.inbound.feed(&[1; 10], |_| {});
+        let _ = ch.inbound.feed(&[1; 10], |_| ControlFlow::Continue(()));
         ch.out.push(&[2; 10], 100);
         drop(guest);
         let mut buf = [0u8; 64];

@@ -176,6 +176,17 @@ impl Monitor {
         self.schedule_retry(id);
     }
 
+    /// Resets a channel whose stream cannot be framed: closed now (its
+    /// buffered bytes dropped), re-attached after its retry delay, which
+    /// doubles while resets repeat (see `serve::in_frame`).
+    pub(super) fn reset_channel(&mut self, id: ChanId, why: &str) {
+        self.close_stream(id);
+        if let Some(ch) = self.chans.get_mut(id) {
+            ch.why = why.to_string();
+            self.schedule_retry(id);
+        }
+    }
+
     /// Closes a channel and forgets it.
     pub(super) fn remove_channel(&mut self, id: ChanId) {
         self.close_stream(id);

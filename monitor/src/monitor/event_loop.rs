@@ -82,17 +82,23 @@ impl From<u64> for Source {
 }
 
 impl Monitor {
-    /// Waits and dispatches until told to stop.
+    /// Waits and dispatches until told to stop. A wake-up first handles
+    /// every event (readable channels only join their VM's turns), then
+    /// serves the turns, VMs round-robin (`fair`).
     pub(super) fn run_loop(&mut self) -> io::Result<()> {
         let mut events = sys::events(1024);
         while !self.stop {
             let n = self.epoll.wait(&mut events, None)?;
+            self.fair.begin();
             for ev in &events[..n] {
                 let (bits, token) = (ev.events, ev.u64);
                 self.dispatch(Source::from(token), bits);
                 if self.stop {
                     break;
                 }
+            }
+            if !self.stop {
+                self.serve_turns();
             }
         }
         Ok(())
