@@ -79,10 +79,17 @@ impl Monitor {
             .as_ref()
             .map(sys::Inotify::read_names)
             .unwrap_or_default();
+        let retry_min = self.cfg.retry_min;
         for name in names {
             if let Some(id) = self.reg.channel_by_file(&name) {
-                let waiting = self.chans.get(id).is_some_and(|c| c.link == Link::Waiting);
-                if waiting {
+                let Some(ch) = self.chans.get_mut(id) else {
+                    continue;
+                };
+                if ch.link == Link::Waiting {
+                    // a socket that just appeared may refuse until QEMU
+                    // listens on it: retry it soon, not after the delay
+                    // its previous life earned
+                    ch.backoff = retry_min;
                     self.try_connect(id);
                 }
             }
