@@ -279,6 +279,9 @@ pub(crate) struct Channel {
     /// Packets in frame since the last connect (the retry delay is
     /// reset after [`GOOD_STREAK`] of them).
     pub good: u32,
+    /// epoll said the peer hung up: read on until EOF even after a short
+    /// read (edge-triggered, no further report may come).
+    pub hup: bool,
 }
 
 /// Packets in frame after which a connection counts as healthy again.
@@ -301,6 +304,7 @@ impl Channel {
             backoff,
             stats: ChanStats::default(),
             good: 0,
+            hup: false,
         }
     }
 
@@ -313,6 +317,7 @@ impl Channel {
         self.out.clear();
         self.want_out = false;
         self.good = 0;
+        self.hup = false;
         self.stats.connects += 1;
     }
 

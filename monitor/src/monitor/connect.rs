@@ -67,9 +67,10 @@ impl Retries {
     }
 }
 
-/// The events a connected channel is registered for.
+/// The events a connected channel is registered for: edge-triggered, its
+/// queue in `fair` remembers what is left to read.
 pub(super) fn channel_events(want_out: bool) -> u32 {
-    sys::IN | sys::RDHUP | if want_out { sys::OUT } else { 0 }
+    sys::IN | sys::RDHUP | sys::ET | if want_out { sys::OUT } else { 0 }
 }
 
 impl Monitor {
@@ -236,7 +237,10 @@ mod tests {
 
     #[test]
     fn channel_interest() {
-        assert_eq!(channel_events(false), sys::IN | sys::RDHUP);
-        assert_eq!(channel_events(true), sys::IN | sys::RDHUP | sys::OUT);
+        assert_eq!(channel_events(false), sys::IN | sys::RDHUP | sys::ET);
+        assert_eq!(
+            channel_events(true),
+            sys::IN | sys::RDHUP | sys::ET | sys::OUT
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! Fair service across VMs: round-robin turns with a per-VM budget per wake-up, and rate limits.
 //!
-//! Each wake-up of the loop collects the channels epoll reports readable,
-//! grouped by VM, then serves the VMs in turns: a turn reads at most
-//! `quantum` packets from one channel of one VM; VMs take turns in order
-//! (a VM's channels in turn too) until each has used its `budget` for this
-//! wake-up or has nothing left. A VM whose budget runs out keeps its
-//! unread bytes in the kernel: epoll is level-triggered, so its channels
-//! are reported again at the next wake-up, after every other VM's turn.
-//! So a VM flooding many channels delays a quiet VM by at most one turn
-//! of each other VM, never by its backlog.
+//! Channels are registered edge-triggered: epoll reports a channel when
+//! bytes arrive, and the channel stays in its VM's queue here until a read
+//! comes back short (its socket is then empty; the next bytes are a new
+//! edge). Each wake-up of the loop serves the VMs with queued channels in
+//! turns: a turn reads at most `quantum` packets from one channel of one
+//! VM; VMs take turns in order (a VM's channels in turn too) until each
+//! has used its `budget` for this wake-up or has nothing queued. A VM
+//! whose budget runs out keeps its queue and goes after every other VM
+//! at the next wake-up, which does not block while anything is queued.
+//! So a VM flooding many channels delays a quiet VM by at most one budget,
+//! never by its backlog, and a channel is read only when it has bytes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,27 +30,32 @@ pub(crate) struct Turn {
     pub max: usize,
 }
 
-/// What a VM has this wake-up.
+/// A VM's queue of channels with bytes to read.
 #[derive(Debug, Default)]
 struct VmTurns {
-    /// Readable channels not served yet, in order.
+    /// Channels to read, in order.
     ready: VecDeque<(ChanId, u32)>,
-    /// Packets left in this wake-up's budget.
+    /// Packets left in the budget of wake-up `wake`.
     left: usize,
     /// The wake-up `left` belongs to.
     wake: u64,
-    /// In `order` (waiting for a turn)?
-    queued: bool,
+    /// In `order` or `later`?
+    listed: bool,
 }
 
-/// The turns of one wake-up.
+/// Every VM's queue and the order of their turns.
 #[derive(Debug)]
 pub(crate) struct Fair {
     budget: usize,
     quantum: usize,
     wake: u64,
     vms: Vec<VmTurns>,
+    /// VMs with queued channels and budget, in turn order.
     order: VecDeque<usize>,
+    /// VMs with queued channels whose budget ran out this wake-up.
+    later: Vec<usize>,
+    /// By channel slot: the generation + 1 it is queued under, 0 if not.
+    queued: Vec<u64>,
 }
 
 impl Fair {
@@ -62,6 +69,8 @@ impl Fair {
             wake: 0,
             vms: Vec::new(),
             order: VecDeque::new(),
+            later: Vec::new(),
+            queued: Vec::new(),
         }
     }
 
@@ -75,83 +84,98 @@ impl Fair {
         self.quantum
     }
 
-    /// A new wake-up: every VM's budget is whole again (lazily).
-    pub fn begin(&mut self) {
-        self.wake = self.wake.wrapping_add(1);
-        for i in self.order.drain(..) {
-            if let Some(v) = self.vms.get_mut(i) {
-                v.ready.clear();
-                v.queued = false;
-            }
-        }
+    /// Is any channel queued (then the loop must not block)?
+    pub fn has_work(&self) -> bool {
+        !self.order.is_empty() || !self.later.is_empty()
     }
 
-    /// Channel `chan` (generation `gen`) of `vm` is readable.
+    /// A new wake-up: every budget is whole again (lazily); VMs that ran
+    /// out last time go after the others.
+    pub fn begin(&mut self) {
+        self.wake = self.wake.wrapping_add(1);
+        self.order.extend(self.later.drain(..));
+    }
+
+    /// Channel `chan` (generation `gen`) of `vm` has bytes (or news) to
+    /// read. A channel already queued is not queued twice.
     pub fn ready(&mut self, vm: VmId, chan: ChanId, gen: u32) {
+        let mark = u64::from(gen) + 1;
+        if self.queued.len() <= chan.0 {
+            self.queued.resize(chan.0 + 1, 0);
+        }
         if self.vms.len() <= vm.0 {
             self.vms.resize_with(vm.0 + 1, VmTurns::default);
         }
-        let Some(v) = self.vms.get_mut(vm.0) else {
+        let (Some(q), Some(v)) = (self.queued.get_mut(chan.0), self.vms.get_mut(vm.0)) else {
             return;
         };
-        if v.wake != self.wake {
-            v.wake = self.wake;
-            v.left = self.budget;
-            v.ready.clear();
-        }
-        if v.left == 0 {
+        if *q == mark {
             return;
         }
+        *q = mark;
         v.ready.push_back((chan, gen));
-        if !v.queued {
-            v.queued = true;
+        if !v.listed {
+            v.listed = true;
             self.order.push_back(vm.0);
         }
     }
 
-    /// The next turn, VMs in round-robin order.
+    /// The next turn of this wake-up, VMs in round-robin order.
     pub fn next(&mut self) -> Option<Turn> {
         while let Some(i) = self.order.pop_front() {
             let Some(v) = self.vms.get_mut(i) else {
                 continue;
             };
-            v.queued = false;
-            let Some((chan, gen)) = v.ready.pop_front() else {
+            if v.wake != self.wake {
+                v.wake = self.wake;
+                v.left = self.budget;
+            }
+            let Some(&(chan, gen)) = v.ready.front() else {
+                v.listed = false;
                 continue;
             };
+            if v.left == 0 {
+                self.later.push(i);
+                continue;
+            }
+            v.ready.pop_front();
+            v.listed = false;
+            if let Some(q) = self.queued.get_mut(chan.0) {
+                *q = 0;
+            }
             return Some(Turn {
                 vm: VmId(i),
                 chan,
                 gen,
-                max: self.quantum.min(v.left).max(1),
+                max: self.quantum.min(v.left),
             });
         }
         None
     }
 
     /// A turn is over: `served` packets handled, `more` if the channel may
-    /// still hold some. Returns true when the VM's budget ran out with work
-    /// left (it waits for the next wake-up).
+    /// still hold some (it stays queued). Returns true when this turn
+    /// spent the VM's budget with channels still queued.
     pub fn done(&mut self, turn: Turn, served: usize, more: bool) -> bool {
+        if more {
+            self.ready(turn.vm, turn.chan, turn.gen);
+        }
         let Some(v) = self.vms.get_mut(turn.vm.0) else {
             return false;
         };
         v.left = v.left.saturating_sub(served.max(1));
-        if more {
-            v.ready.push_back((turn.chan, turn.gen));
-        }
         if v.ready.is_empty() {
             return false;
         }
-        if v.left == 0 {
-            v.ready.clear();
-            return true;
+        if !v.listed {
+            v.listed = true;
+            if v.left > 0 {
+                self.order.push_back(turn.vm.0);
+            } else {
+                self.later.push(turn.vm.0);
+            }
         }
-        if !v.queued {
-            v.queued = true;
-            self.order.push_back(turn.vm.0);
-        }
-        false
+        v.left == 0
     }
 }
 
@@ -220,13 +244,13 @@ mod tests {
     #[test]
     fn a_quiet_vm_gets_its_turn_after_one_turn_of_the_flood() {
         let mut f = Fair::new(64, 16);
-        f.begin();
         // VM 0 floods 8 channels with 64 packets each; VM 1 has one packet
         let mut backlog: Vec<_> = (0..8).map(|c| (0, c, 64)).collect();
         backlog.push((1, 100, 1));
         for &(v, c, _) in &backlog {
             f.ready(VmId(v), ChanId(c), 0);
         }
+        f.begin();
         let order = serve(&mut f, &mut backlog);
         assert_eq!(order[0], (0, 16));
         assert_eq!(order[1], (1, 1), "the quiet VM is second: {order:?}");
@@ -242,13 +266,12 @@ mod tests {
         let mut f = Fair::new(10, 4);
         let mut backlog = vec![(0, 0, 25), (2, 5, 25)];
         let mut total = [0usize; 3];
+        // reported once (edge-triggered): they stay queued until drained
+        for &(v, c, _) in &backlog {
+            f.ready(VmId(v), ChanId(c), 0);
+        }
         for wake in 1..=3 {
             f.begin();
-            for &(v, c, n) in &backlog.clone() {
-                if n > 0 {
-                    f.ready(VmId(v), ChanId(c), 0);
-                }
-            }
             let order = serve(&mut f, &mut backlog);
             // turns alternate between the two VMs
             let vms: Vec<usize> = order.iter().map(|(v, _)| *v).collect();
@@ -258,26 +281,47 @@ mod tests {
             }
             assert_eq!(total[0], (10 * wake).min(25));
             assert_eq!(total[2], (10 * wake).min(25));
+            assert_eq!(f.has_work(), wake < 3, "queued until drained");
         }
     }
 
     #[test]
-    fn a_channel_reported_twice_or_empty_costs_at_least_one() {
+    fn a_vm_over_budget_goes_after_the_others_next_time() {
+        let mut f = Fair::new(4, 4);
+        f.ready(VmId(0), ChanId(0), 0);
+        f.begin();
+        let t = f.next().expect("turn");
+        assert!(f.done(t, 4, true), "budget spent with bytes left");
+        assert_eq!(f.next(), None, "nothing more this wake-up");
+        // a quiet VM arrives: it is served before the flood's next turn
+        f.ready(VmId(1), ChanId(1), 0);
+        f.begin();
+        assert_eq!(f.next().map(|t| t.vm), Some(VmId(1)));
+    }
+
+    #[test]
+    fn a_channel_reported_twice_is_queued_once() {
         let mut f = Fair::new(3, 3);
         f.begin();
         for _ in 0..5 {
             f.ready(VmId(0), ChanId(1), 7);
         }
-        let mut turns = 0;
+        let t = f.next().expect("one turn: queued once");
+        assert_eq!((t.chan, t.gen), (ChanId(1), 7));
+        f.done(t, 0, false);
+        assert_eq!(f.next(), None);
+        assert!(!f.has_work());
+        // another generation of the slot is another stream
+        f.ready(VmId(0), ChanId(1), 8);
+        f.ready(VmId(0), ChanId(1), 7);
+        let mut n = 0;
         while let Some(t) = f.next() {
-            assert_eq!((t.chan, t.gen), (ChanId(1), 7));
-            turns += 1;
+            n += 1;
             f.done(t, 0, false);
         }
-        assert_eq!(turns, 3, "an empty read still spends budget");
-        assert_eq!(f.next(), None);
+        assert_eq!(n, 2);
         f.begin();
-        assert_eq!(f.next(), None, "a new wake-up starts empty");
+        assert_eq!(f.next(), None, "a new wake-up has nothing queued");
     }
 
     #[test]

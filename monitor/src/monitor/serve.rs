@@ -48,13 +48,19 @@ impl Monitor {
     /// An event on a channel's stream: writable channels are flushed now;
     /// readable ones (or hung up: the read tells) wait for their VM's turn.
     pub(super) fn on_channel(&mut self, id: ChanId, gen: u32, bits: u32) {
-        let Some(ch) = self.chans.get(id) else {
+        if !self.chans.is_current(id, gen) {
+            return;
+        }
+        let Some(ch) = self.chans.get_mut(id) else {
             return;
         };
-        if !self.chans.is_current(id, gen) || ch.stream.is_none() {
+        if ch.stream.is_none() {
             return;
         }
         let vm = ch.vm;
+        if bits & (sys::RDHUP | sys::HUP | sys::ERR) != 0 {
+            ch.hup = true;
+        }
         if bits & sys::OUT != 0 {
             self.flush(id);
         }
@@ -109,8 +115,12 @@ impl Monitor {
         if self.chans.get(id).is_some_and(|c| c.out.pending() > 0) {
             self.flush(id);
         }
-        let live = self.chans.get(id).is_some_and(|c| c.stream.is_some());
-        (served, more && live)
+        // a short read emptied the socket, unless the peer hung up: then
+        // read on until EOF
+        match self.chans.get(id) {
+            Some(c) if c.stream.is_some() => (served, more || c.hup),
+            _ => (served, false),
+        }
     }
 
     /// Frames `data` (after any partial packet kept from before) and
