@@ -31,11 +31,7 @@ const FRAMING: &str = "framing";
 const BOUNDS: &str = "bounds and own pCPUs only";
 
 fn req(vcpu: u64, k: u64) -> ChannelPacket {
-    let unit = if k % 2 == 0 {
-        Step::Down
-    } else {
-        Step::Up
-    };
+    let unit = if k % 2 == 0 { Step::Down } else { Step::Up };
     ChannelPacket::cpu_power(vcpu, unit)
 }
 
