@@ -607,6 +607,24 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_costs_a_fixed_amount_whatever_the_guest_does() {
+        // docs/monitor.md §5: the entry (with its partial-packet buffer)
+        // under 1 KiB, plus the reply queue's storage, at most its cap
+        assert!(std::mem::size_of::<Channel>() < 1024);
+        assert!(std::mem::size_of::<Framer>() <= PACKET_SIZE + 16);
+        let (mut ch, guest) = pair();
+        for _ in 0..10_000 {
+            let _ = ch
+                .out
+                .push(&[3; PACKET_SIZE], super::super::DEFAULT_OUT_CAP);
+            let _ = ch.flush();
+        }
+        assert!(ch.out.allocated() <= super::super::DEFAULT_OUT_CAP);
+        assert!(ch.out.pending() > 0, "the guest never reads");
+        drop(guest);
+    }
+
+    #[test]
     fn out_queue_keeps_order_across_the_ring_edge() {
         let mut q = OutQueue::new();
         let mut w = Slow {
