@@ -161,7 +161,9 @@ impl OutQueue {
         let tail = (self.head + self.len) % size;
         let first = bytes.len().min(size - tail);
         self.buf[tail..tail + first].copy_from_slice(&bytes[..first]);
-        self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        if first < bytes.len() {
+            self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        }
         self.len = need;
         true
     }

@@ -53,7 +53,7 @@ pub const DEFAULT_OUT_CAP: usize = 64 * 1024;
 /// Default packets per VM per wake-up.
 pub const DEFAULT_VM_BUDGET: usize = 64;
 /// Default packets per turn.
-pub const DEFAULT_VM_QUANTUM: usize = 16;
+pub const DEFAULT_VM_QUANTUM: usize = 32;
 
 /// Called after every applied CPU_POWER request (benchmarks, tests).
 pub type TraceFn = Box<dyn FnMut(&ChannelPacket) + Send>;
