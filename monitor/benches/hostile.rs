@@ -103,8 +103,15 @@ impl Host {
 
     /// Starts a monitor binary managing every VM, each channel attached.
     fn monitor(&self, bin: &Path) -> R<Child> {
+        self.monitor_args(bin, &mut Vec::new())
+    }
+
+    /// The same, through `program` with `pre` before the monitor's
+    /// arguments (valgrind).
+    fn monitor_args(&self, program: &Path, pre: &mut Vec<String>) -> R<Child> {
         let d = self.dir.path();
-        let mut c = Command::new(bin);
+        let mut c = Command::new(program);
+        c.args(pre.drain(..));
         c.args(["--daemon", "-q", "--refresh-ms", "0", "--uri"])
             .arg(format!("test://{}", d.join("node.xml").display()))
             .arg("--socket-dir")
@@ -318,9 +325,27 @@ fn flood_child(args: &[String]) -> R<()> {
 /// the replies counted after a 0.3 s warm-up and the seconds measured.
 /// `pid`: a process whose CPU use is reported over the same window.
 fn closed_loop(
-    mut streams: Vec<(u64, UnixStream)>,
+    streams: Vec<(u64, UnixStream)>,
     window: u32,
     dur: Duration,
+    pid: Option<u32>,
+) -> R<(u64, f64)> {
+    run_loop(streams, window, Limit::Time(dur), pid)
+}
+
+/// How long a closed loop runs.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// This long after a 0.3 s warm-up.
+    Time(Duration),
+    /// Until this many replies (no warm-up).
+    Replies(u64),
+}
+
+fn run_loop(
+    mut streams: Vec<(u64, UnixStream)>,
+    window: u32,
+    limit: Limit,
     pid: Option<u32>,
 ) -> R<(u64, f64)> {
     let ep = Epoll::new().map_err(err)?;
@@ -344,11 +369,17 @@ fn closed_loop(
     let mut events = sys::events(4096);
     let mut buf = vec![0u8; 64 * 1024];
     let t0 = Instant::now();
-    let warm = Duration::from_millis(300);
+    let (warm, total, count) = match limit {
+        Limit::Time(d) => (
+            Duration::from_millis(300),
+            Duration::from_millis(300) + d,
+            u64::MAX,
+        ),
+        Limit::Replies(n) => (Duration::ZERO, Duration::from_secs(3600), n),
+    };
     let (mut replies, mut counted) = (0u64, None);
     let mut cpu0 = 0;
-    let total = warm + dur;
-    while t0.elapsed() < total {
+    while t0.elapsed() < total && replies < count {
         if counted.is_none() && t0.elapsed() >= warm {
             counted = Some((replies, Instant::now()));
             cpu0 = pid.map_or(0, cpu_ticks);
@@ -449,6 +480,43 @@ fn echo_child(args: &[String]) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// Instructions the monitor executes per request (callgrind counts
+/// instructions, not time: the same on a busy machine and a quiet one).
+/// Two runs of `n` and `4 n` requests; the difference over `3 n` leaves
+/// start-up and shutdown out.
+fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
+    let mut ir = Vec::new();
+    for count in [n, 4 * n] {
+        let names: Vec<String> = (0..vms).map(|v| format!("vm{v}")).collect();
+        let spec: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), chans)).collect();
+        let host = Host::new(&spec)?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut q = host.bind(&refs)?;
+        let out = host.dir.path().join("callgrind.out");
+        let mut args = vec![
+            "--tool=callgrind".to_string(),
+            "-q".to_string(),
+            format!("--callgrind-out-file={}", out.display()),
+            bin.display().to_string(),
+        ];
+        let mon = host.monitor_args(Path::new("valgrind"), &mut args)?;
+        let streams = accept_all(&mut q)?;
+        run_loop(streams, 32, Limit::Replies(count), None)?;
+        stop(mon);
+        let text = std::fs::read_to_string(&out).map_err(err)?;
+        let total = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+            })
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or("no callgrind total")?;
+        ir.push(total);
+    }
+    Ok((ir[1] as f64 - ir[0] as f64) / (3 * n) as f64)
 }
 
 /// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo peer.
@@ -565,6 +633,23 @@ fn main() {
             }
             if let [new, old] = got[..] {
                 println!("| {cell} | new/old | {:.2} |", new / old);
+            }
+        }
+    }
+    if only.contains("instructions") {
+        println!("\n| channels (VMs x ch), 32 in flight | monitor | instructions per request (callgrind) |\n|---|---|---|");
+        for (vms, chans) in [(1u32, 1u32), (8, 8), (64, 64)] {
+            let cell = format!("{} ({vms}x{chans})", vms * chans);
+            let mut got = Vec::new();
+            for (name, bin) in &bins {
+                let r = instructions(bin, vms, chans, 25_000);
+                if let Ok(v) = &r {
+                    got.push(*v);
+                }
+                report(&format!("{cell} | {name}"), r.map(|r| format!("{r:.0}")));
+            }
+            if let [new, old] = got[..] {
+                println!("| {cell} | new/old | {:.3} |", new / old);
             }
         }
     }
