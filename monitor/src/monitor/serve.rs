@@ -95,7 +95,11 @@ impl Monitor {
         let Some(ch) = self.chans.get_mut(id) else {
             return (0, false);
         };
-        let want = (turn.max * PACKET_SIZE)
+        // one byte beyond the turn's packets: a read that fills exactly
+        // the packets waiting comes back short, so the channel is known to
+        // be empty without another read (the byte stays in the framer;
+        // it completes no packet of this turn)
+        let want = (turn.max * PACKET_SIZE + 1)
             .saturating_sub(ch.inbound.pending())
             .clamp(1, self.scratch.len());
         let mut scratch = std::mem::take(&mut self.scratch);
