@@ -484,10 +484,11 @@ fn echo_child(args: &[String]) -> R<()> {
 
 /// Instructions the monitor executes per request (callgrind counts
 /// instructions, not time: the same on a busy machine and a quiet one).
-/// Two runs of `n` and `4 n` requests; the difference over `3 n` leaves
-/// start-up and shutdown out.
+/// Two runs of `n` and `4 n` replies; the difference in instructions over
+/// the difference in packets the monitor handled (its `show_channels`)
+/// leaves start-up and shutdown out.
 fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
-    let mut ir = Vec::new();
+    let (mut ir, mut packets) = (Vec::new(), Vec::new());
     for count in [n, 4 * n] {
         let names: Vec<String> = (0..vms).map(|v| format!("vm{v}")).collect();
         let spec: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), chans)).collect();
@@ -504,7 +505,21 @@ fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
         let mon = host.monitor_args(Path::new("valgrind"), &mut args)?;
         let streams = accept_all(&mut q)?;
         run_loop(streams, 32, Limit::Replies(count), None)?;
+        // what the monitor handled (requests still in flight included)
+        std::thread::sleep(Duration::from_millis(500));
+        let show = Command::new(bin)
+            .args(["ctl", "--socket"])
+            .arg(host.dir.path().join("ctl.sock"))
+            .arg("show_channels")
+            .output()
+            .map_err(err)?;
+        let handled: u64 = String::from_utf8_lossy(&show.stdout)
+            .lines()
+            .filter_map(|l| l.split(", packets ").nth(1))
+            .filter_map(|r| r.split(',').next()?.parse::<u64>().ok())
+            .sum();
         stop(mon);
+        packets.push(handled);
         let text = std::fs::read_to_string(&out).map_err(err)?;
         let total = text
             .lines()
@@ -516,7 +531,8 @@ fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
             .ok_or("no callgrind total")?;
         ir.push(total);
     }
-    Ok((ir[1] as f64 - ir[0] as f64) / (3 * n) as f64)
+    let handled = packets[1].saturating_sub(packets[0]).max(1);
+    Ok((ir[1] as f64 - ir[0] as f64) / handled as f64)
 }
 
 /// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo peer.
@@ -539,6 +555,19 @@ fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
     let (n, s) = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(pid))?;
     stop(peer);
     Ok(n as f64 / s)
+}
+
+/// `--cells 1x1,8x8` (default: 1x1, 8x8, 64x64).
+fn cells(arg: &Option<String>) -> Vec<(u32, u32)> {
+    let parsed: Vec<(u32, u32)> = arg
+        .as_deref()
+        .unwrap_or("1x1,8x8,64x64")
+        .split(',')
+        .filter_map(|c| c.split_once('x'))
+        .filter_map(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .filter(|(a, b)| *a > 0 && *b > 0)
+        .collect();
+    parsed
 }
 
 fn main() {
@@ -617,7 +646,7 @@ fn main() {
     }
     if only.contains("throughput") {
         println!("\n| channels (VMs x ch), 32 in flight | peer | requests/s |\n|---|---|---|");
-        for (vms, chans) in [(1u32, 1u32), (8, 8), (64, 64)] {
+        for (vms, chans) in cells(&get("--cells")) {
             let cell = format!("{} ({vms}x{chans})", vms * chans);
             report(
                 &format!("{cell} | echo peer"),
@@ -638,7 +667,7 @@ fn main() {
     }
     if only.contains("instructions") {
         println!("\n| channels (VMs x ch), 32 in flight | monitor | instructions per request (callgrind) |\n|---|---|---|");
-        for (vms, chans) in [(1u32, 1u32), (8, 8), (64, 64)] {
+        for (vms, chans) in cells(&get("--cells")) {
             let cell = format!("{} ({vms}x{chans})", vms * chans);
             let mut got = Vec::new();
             for (name, bin) in &bins {
