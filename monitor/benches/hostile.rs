@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
-//!     [--only rss,latency,throughput]
+//!     [--only rss,latency,throughput,instructions] [--cells 1x1,8x8] [--favour]
 //! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
 //! ```
 //!
@@ -37,6 +37,19 @@ use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::sys::{self, Epoll};
 
 const HOST_CPUS: u32 = 8;
+
+/// `--favour`: the monitor and the quiet VM's prober run at nice -10, so
+/// that other work on a shared machine disturbs the latency cells less
+/// (the same for every monitor measured).
+static FAVOUR: AtomicBool = AtomicBool::new(false);
+
+/// This thread's nice value to -10 (root only; ignored otherwise).
+fn favour_this_thread() {
+    if FAVOUR.load(Ordering::Relaxed) {
+        // SAFETY: setpriority(2) on the calling thread (who = 0), no memory.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
+    }
+}
 type R<T> = Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -101,8 +114,13 @@ impl Host {
         Ok(q)
     }
 
-    /// Starts a monitor binary managing every VM, each channel attached.
+    /// Starts a monitor binary managing every VM, each channel attached
+    /// (under `nice -n -10` with `--favour`).
     fn monitor(&self, bin: &Path) -> R<Child> {
+        if FAVOUR.load(Ordering::Relaxed) {
+            let mut pre = vec!["-n".into(), "-10".into(), bin.display().to_string()];
+            return self.monitor_args(Path::new("nice"), &mut pre);
+        }
         self.monitor_args(bin, &mut Vec::new())
     }
 
@@ -235,6 +253,7 @@ fn slow_reader(bin: &Path, secs: f64) -> R<(u64, u64)> {
 
 /// The quiet VM's latencies (ns), 1 request per ms for `secs`.
 fn probe(s: &mut UnixStream, secs: f64) -> R<Vec<u64>> {
+    favour_this_thread();
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(err)?;
     let mut lat = Vec::new();
@@ -607,6 +626,7 @@ fn main() {
         bins.push(("old", PathBuf::from(old)));
     }
     let _ = sys::raise_nofile_limit();
+    FAVOUR.store(args.iter().any(|a| a == "--favour"), Ordering::Relaxed);
     println!("vm_power_mgr hostile-guest benchmark ({secs} s per cell; load generator in its own process)");
     let mut failed = false;
     let mut report = |what: &str, r: R<String>| match r {
