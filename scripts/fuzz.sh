@@ -29,11 +29,15 @@ install() {
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 }
 
-# runs one target; prints libFuzzer's last stats line
+# runs one target for SECS on its corpus; new inputs go to NEW_DIR
+# (default: the corpus itself)
 run_one() {
   local target=$1 secs=$2; shift 2
-  mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
-  nice -n 10 cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "fuzz/corpus/$target" -- \
+  local corpus="fuzz/corpus/$target"
+  mkdir -p "$corpus" "fuzz/artifacts/$target"
+  local dirs=("$corpus")
+  [ -n "${NEW_DIR:-}" ] && dirs=("$NEW_DIR" "$corpus")
+  nice -n 10 cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "${dirs[@]}" -- \
     -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "$@"
 }
@@ -47,12 +51,14 @@ case "${1:-smoke}" in
     for t in "${TARGETS[@]}"; do
       echo "--- fuzz $t (${secs} s)"
       log=$(mktemp)
-      if ! run_one "$t" "$secs" -runs=-1 >"$log" 2>&1; then
-        tail -40 "$log"; rm -f "$log"
+      # the committed corpus is only read: new inputs go to a temp dir
+      new=$(mktemp -d)
+      if ! NEW_DIR=$new run_one "$t" "$secs" >"$log" 2>&1; then
+        tail -40 "$log"; rm -rf "$log" "$new"
         echo "FAIL: fuzz target $t crashed (input in fuzz/artifacts/$t)"; exit 1
       fi
       grep -E '^stat::(number_of_executed_units|peak_rss_mb)|cov: ' "$log" | tail -3
-      rm -f "$log"
+      rm -rf "$log" "$new"
     done
     echo "fuzz smoke: ${#TARGETS[@]} targets, no crash"
     ;;
