@@ -127,6 +127,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "allow the VM's frequency/capability queries (default: disabled)",
     },
     CommandSpec {
+        name: "set_rate_limit",
+        args: "<vm> <requests/s>|off",
+        help:
+            "refuse (NACK) the VM's requests above this rate, all channels together (0/off: none)",
+    },
+    CommandSpec {
         name: "refresh",
         args: "[<vm>]",
         help: "re-read vCPU count and pinning from libvirt now",
@@ -282,6 +288,146 @@ fn parse_mask(s: &str) -> Result<CpuSet, CommandLineError> {
     CpuSet::parse_mask(s).map_err(CommandLineError::Mask)
 }
 
+/// A command line as parsed, before any hypervisor or loop call.
+#[derive(Debug, Clone)]
+pub enum Line {
+    /// An empty line or a `#` comment.
+    Nothing,
+    /// `help`.
+    Help,
+    /// `add_vm <vm>`: looked up in the hypervisor first.
+    AddVm(String),
+    /// A command for the loop as it is.
+    Loop(MonCmd),
+    /// `set_pcpu`/`set_pcpu_mask`: a hypervisor call.
+    Pin {
+        /// The VM.
+        vm: String,
+        /// The vCPU.
+        vcpu: u32,
+        /// The pCPUs.
+        cpus: CpuSet,
+        /// `--config`.
+        persistent: bool,
+    },
+    /// `refresh [<vm>]`.
+    Refresh(Option<String>),
+}
+
+/// Parses one command line (CLI, `-e`, control socket) without acting on
+/// it: every argument is checked here, field by field.
+pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, a)) = words.split_first() else {
+        return Ok(Line::Nothing);
+    };
+    if cmd.starts_with('#') {
+        return Ok(Line::Nothing);
+    }
+    let s = |w: &str| w.to_string();
+    let on_loop = |c: MonCmd| Ok(Line::Loop(c));
+    match (cmd, a) {
+        ("help", []) => Ok(Line::Help),
+        ("quit", []) => on_loop(MonCmd::Quit),
+        ("add_vm", [name]) => Ok(Line::AddVm(s(name))),
+        ("rm_vm", [name]) | ("rm_vm", [name, "--force"]) => on_loop(MonCmd::RmVm {
+            name: s(name),
+            force: a.len() == 2,
+        }),
+        ("add_channels", [vm, list]) => on_loop(MonCmd::AddChannels {
+            vm: s(vm),
+            list: parse_list(list)?,
+        }),
+        ("set_channel_status", [vm, list, status]) => {
+            let enabled = match *status {
+                "enabled" | "enable" => true,
+                "disabled" | "disable" => false,
+                other => return Err(CommandLineError::Status(other.to_string())),
+            };
+            on_loop(MonCmd::SetChannelStatus {
+                vm: s(vm),
+                list: parse_list(list)?,
+                enabled,
+            })
+        }
+        ("show_vm", [vm]) => on_loop(MonCmd::ShowVm(s(vm))),
+        ("list_vms", []) => on_loop(MonCmd::ListVms),
+        ("show_channels", []) => on_loop(MonCmd::ShowChannels),
+        ("set_pcpu", [vm, vcpu, pcpu, rest @ ..]) if rest.is_empty() || rest == ["--config"] => {
+            Ok(Line::Pin {
+                vm: s(vm),
+                vcpu: parse_u32("vCPU", vcpu)?,
+                cpus: CpuSet::single(parse_u32("pCPU", pcpu)?),
+                persistent: !rest.is_empty(),
+            })
+        }
+        ("set_pcpu_mask", [vm, vcpu, mask, rest @ ..])
+            if rest.is_empty() || rest == ["--config"] =>
+        {
+            Ok(Line::Pin {
+                vm: s(vm),
+                vcpu: parse_u32("vCPU", vcpu)?,
+                cpus: parse_mask(mask)?,
+                persistent: !rest.is_empty(),
+            })
+        }
+        ("show_cpu_freq", [core]) => on_loop(MonCmd::ShowCpuFreq {
+            cpus: CpuSet::single(parse_u32("core", core)?),
+            mask: false,
+        }),
+        ("show_cpu_freq_mask", [mask]) => on_loop(MonCmd::ShowCpuFreq {
+            cpus: parse_mask(mask)?,
+            mask: true,
+        }),
+        ("set_cpu_freq", [core, verb]) => on_loop(MonCmd::SetCpuFreq {
+            cpus: CpuSet::single(parse_u32("core", core)?),
+            op: parse_op(verb)?,
+        }),
+        ("set_cpu_freq_mask", [mask, verb]) => on_loop(MonCmd::SetCpuFreq {
+            cpus: parse_mask(mask)?,
+            op: parse_op(verb)?,
+        }),
+        ("set_scaling_governor", [core, gov]) => on_loop(MonCmd::SetGovernor {
+            cpu: parse_u32("core", core)?,
+            governor: Governor::parse(gov)?,
+        }),
+        ("set_sampling_rate", [core, us]) => on_loop(MonCmd::SetSamplingRate {
+            cpu: parse_u32("core", core)?,
+            us: parse_u32("sampling_rate (us)", us)?,
+        }),
+        ("set_up_threshold", [core, pct]) => on_loop(MonCmd::SetUpThreshold {
+            cpu: parse_u32("core", core)?,
+            pct: parse_u32("up_threshold (%)", pct)?,
+        }),
+        ("show_governor", []) => on_loop(MonCmd::ShowGovernor(None)),
+        ("show_governor", [core]) => on_loop(MonCmd::ShowGovernor(Some(parse_u32("core", core)?))),
+        ("show_cpu_freq_states", [core]) => {
+            on_loop(MonCmd::ShowFreqStates(parse_u32("core", core)?))
+        }
+        ("show_cpuidle_states", [core]) => {
+            on_loop(MonCmd::ShowIdleStates(parse_u32("core", core)?))
+        }
+        ("set_query", [vm, what]) => {
+            let allow = match *what {
+                "enable" | "enabled" => true,
+                "disable" | "disabled" => false,
+                other => return Err(CommandLineError::QueryValue(other.to_string())),
+            };
+            on_loop(MonCmd::SetQuery { vm: s(vm), allow })
+        }
+        ("set_rate_limit", [vm, rate]) => on_loop(MonCmd::SetRateLimit {
+            vm: s(vm),
+            per_s: match *rate {
+                "off" => 0,
+                r => parse_u32("rate (requests/s)", r)?,
+            },
+        }),
+        ("refresh", []) => Ok(Line::Refresh(None)),
+        ("refresh", [vm]) => Ok(Line::Refresh(Some(s(vm)))),
+        (name, _) => Err(usage(name)),
+    }
+}
+
 impl Controller {
     /// A controller over a running loop and a hypervisor.
     pub fn new(mon: MonitorHandle, hv: SharedHv) -> Self {
@@ -313,29 +459,23 @@ impl Controller {
 
     /// Runs one command line. Empty lines and `#` comments succeed silently.
     pub fn execute(&self, line: &str) -> Outcome {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some((&cmd, args)) = words.split_first() else {
-            return Outcome::ok("");
-        };
-        if cmd.starts_with('#') {
-            return Outcome::ok("");
-        }
-        self.run(cmd, args)
+        parse_line(line)
+            .and_then(|l| self.run(l))
             .unwrap_or_else(|e| Outcome::err(e.to_string()))
     }
 
-    /// A command line: its outcome from the loop, or why it did not get
-    /// there.
-    fn run(&self, cmd: &str, a: &[&str]) -> Result<Outcome, CommandLineError> {
-        Ok(match (cmd, a) {
-            ("help", []) => Outcome::ok(help_text()),
-            ("quit", []) => self.mon.call(MonCmd::Quit),
-            ("add_vm", [name]) => {
+    /// A parsed command line: its outcome from the loop, or why it did not
+    /// get there.
+    fn run(&self, line: Line) -> Result<Outcome, CommandLineError> {
+        Ok(match line {
+            Line::Nothing => Outcome::ok(""),
+            Line::Help => Outcome::ok(help_text()),
+            Line::AddVm(name) => {
                 let info = self
                     .hv()
-                    .lookup(name)
+                    .lookup(&name)
                     .map_err(|error| CommandLineError::AddVm {
-                        vm: (*name).to_string(),
+                        vm: name.clone(),
                         error,
                     })?;
                 let out = self.mon.call(MonCmd::AddVm(info));
@@ -343,107 +483,31 @@ impl Controller {
                     self.watched
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert((*name).to_string());
+                        .insert(name);
                 }
                 out
             }
-            ("rm_vm", [name]) | ("rm_vm", [name, "--force"]) => {
-                let force = a.len() == 2;
-                let out = self.mon.call(MonCmd::RmVm {
-                    name: (*name).to_string(),
-                    force,
-                });
-                if out.ok {
+            Line::Loop(cmd) => {
+                let removed = match &cmd {
+                    MonCmd::RmVm { name, .. } => Some(name.clone()),
+                    _ => None,
+                };
+                let out = self.mon.call(cmd);
+                if let Some(name) = removed.filter(|_| out.ok) {
                     self.watched
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .remove(*name);
+                        .remove(&name);
                 }
                 out
             }
-            ("add_channels", [vm, list]) => self.mon.call(MonCmd::AddChannels {
-                vm: (*vm).to_string(),
-                list: parse_list(list)?,
-            }),
-            ("set_channel_status", [vm, list, status]) => {
-                let enabled = match *status {
-                    "enabled" | "enable" => true,
-                    "disabled" | "disable" => false,
-                    other => return Err(CommandLineError::Status(other.to_string())),
-                };
-                self.mon.call(MonCmd::SetChannelStatus {
-                    vm: (*vm).to_string(),
-                    list: parse_list(list)?,
-                    enabled,
-                })
-            }
-            ("show_vm", [vm]) => self.mon.call(MonCmd::ShowVm((*vm).to_string())),
-            ("list_vms", []) => self.mon.call(MonCmd::ListVms),
-            ("show_channels", []) => self.mon.call(MonCmd::ShowChannels),
-            ("set_pcpu", [vm, vcpu, pcpu, rest @ ..])
-                if rest.is_empty() || rest == ["--config"] =>
-            {
-                let vcpu = parse_u32("vCPU", vcpu)?;
-                let cpus = CpuSet::single(parse_u32("pCPU", pcpu)?);
-                self.pin(vm, vcpu, &cpus, !rest.is_empty())?
-            }
-            ("set_pcpu_mask", [vm, vcpu, mask, rest @ ..])
-                if rest.is_empty() || rest == ["--config"] =>
-            {
-                let vcpu = parse_u32("vCPU", vcpu)?;
-                let cpus = parse_mask(mask)?;
-                self.pin(vm, vcpu, &cpus, !rest.is_empty())?
-            }
-            ("show_cpu_freq", [core]) => self.mon.call(MonCmd::ShowCpuFreq {
-                cpus: CpuSet::single(parse_u32("core", core)?),
-                mask: false,
-            }),
-            ("show_cpu_freq_mask", [mask]) => self.mon.call(MonCmd::ShowCpuFreq {
-                cpus: parse_mask(mask)?,
-                mask: true,
-            }),
-            ("set_cpu_freq", [core, verb]) => self.mon.call(MonCmd::SetCpuFreq {
-                cpus: CpuSet::single(parse_u32("core", core)?),
-                op: parse_op(verb)?,
-            }),
-            ("set_cpu_freq_mask", [mask, verb]) => self.mon.call(MonCmd::SetCpuFreq {
-                cpus: parse_mask(mask)?,
-                op: parse_op(verb)?,
-            }),
-            ("set_scaling_governor", [core, gov]) => self.mon.call(MonCmd::SetGovernor {
-                cpu: parse_u32("core", core)?,
-                governor: Governor::parse(gov)?,
-            }),
-            ("set_sampling_rate", [core, us]) => self.mon.call(MonCmd::SetSamplingRate {
-                cpu: parse_u32("core", core)?,
-                us: parse_u32("sampling_rate (us)", us)?,
-            }),
-            ("set_up_threshold", [core, pct]) => self.mon.call(MonCmd::SetUpThreshold {
-                cpu: parse_u32("core", core)?,
-                pct: parse_u32("up_threshold (%)", pct)?,
-            }),
-            ("show_governor", []) => self.mon.call(MonCmd::ShowGovernor(None)),
-            ("show_governor", [core]) => self
-                .mon
-                .call(MonCmd::ShowGovernor(Some(parse_u32("core", core)?))),
-            ("show_cpu_freq_states", [core]) => self
-                .mon
-                .call(MonCmd::ShowFreqStates(parse_u32("core", core)?)),
-            ("show_cpuidle_states", [core]) => self
-                .mon
-                .call(MonCmd::ShowIdleStates(parse_u32("core", core)?)),
-            ("set_query", [vm, what]) => {
-                let allow = match *what {
-                    "enable" | "enabled" => true,
-                    "disable" | "disabled" => false,
-                    other => return Err(CommandLineError::QueryValue(other.to_string())),
-                };
-                self.mon.call(MonCmd::SetQuery {
-                    vm: (*vm).to_string(),
-                    allow,
-                })
-            }
-            ("refresh", []) => {
+            Line::Pin {
+                vm,
+                vcpu,
+                cpus,
+                persistent,
+            } => self.pin(&vm, vcpu, &cpus, persistent)?,
+            Line::Refresh(None) => {
                 let names = self.vm_names();
                 let mut lines = Vec::new();
                 for n in &names {
@@ -451,8 +515,7 @@ impl Controller {
                 }
                 Outcome::ok(lines.join("\n"))
             }
-            ("refresh", [vm]) => Outcome::ok(self.refresh_one(vm)?),
-            (name, _) => return Err(usage(name)),
+            Line::Refresh(Some(vm)) => Outcome::ok(self.refresh_one(&vm)?),
         })
     }
 

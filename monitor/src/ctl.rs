@@ -86,22 +86,48 @@ fn serve(conn: UnixStream, ctl: &Controller) -> io::Result<bool> {
     conn.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
     BufReader::new((&conn).take(MAX_LINE)).read_line(&mut line)?;
-    let out = if line.ends_with('\n') || !line.is_empty() {
-        ctl.execute(line.trim_end())
-    } else {
-        Outcome::err("empty command")
+    let out = match request_line(&line) {
+        Some(cmd) => ctl.execute(cmd),
+        None => Outcome::err("empty command"),
     };
-    let mut w = &conn;
-    w.write_all(if out.ok { b"ok\n" } else { b"error\n" })?;
-    w.write_all(out.text.as_bytes())?;
-    if !out.text.is_empty() && !out.text.ends_with('\n') {
-        w.write_all(b"\n")?;
-    }
+    (&conn).write_all(&answer(&out))?;
     let quit = out.ok && line.split_whitespace().next() == Some("quit");
     if !out.ok && out.text == "the monitor has stopped" {
         return Ok(true);
     }
     Ok(quit)
+}
+
+/// The command line of a request as read (at most `MAX_LINE` bytes, up to
+/// its newline); `None` for a connection that sent nothing.
+pub fn request_line(raw: &str) -> Option<&str> {
+    (!raw.is_empty()).then(|| raw.trim_end())
+}
+
+/// The bytes of an answer: `ok`/`error`, a newline, the text ending in a
+/// newline.
+pub fn answer(out: &Outcome) -> Vec<u8> {
+    let mut w = Vec::with_capacity(out.text.len() + 8);
+    w.extend_from_slice(if out.ok { b"ok\n" } else { b"error\n" });
+    w.extend_from_slice(out.text.as_bytes());
+    if !out.text.is_empty() && !out.text.ends_with('\n') {
+        w.push(b'\n');
+    }
+    w
+}
+
+/// Client side: an answer as read back into an outcome.
+pub fn parse_answer(resp: &str) -> io::Result<Outcome> {
+    let (status, text) = resp.split_once('\n').unwrap_or((resp, ""));
+    let text = text.strip_suffix('\n').unwrap_or(text).to_string();
+    match status {
+        "ok" => Ok(Outcome::ok(text)),
+        "error" => Ok(Outcome::err(text)),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected answer from the monitor: {other:?}"),
+        )),
+    }
 }
 
 /// Client side: runs `command` on the monitor at `path`.
@@ -121,14 +147,5 @@ pub fn call(path: &Path, command: &str) -> io::Result<Outcome> {
     s.shutdown(std::net::Shutdown::Write)?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
-    let (status, text) = resp.split_once('\n').unwrap_or((resp.as_str(), ""));
-    let text = text.strip_suffix('\n').unwrap_or(text).to_string();
-    match status {
-        "ok" => Ok(Outcome::ok(text)),
-        "error" => Ok(Outcome::err(text)),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected answer from the monitor: {other:?}"),
-        )),
-    }
+    parse_answer(&resp)
 }

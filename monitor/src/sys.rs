@@ -44,6 +44,8 @@ pub const RDHUP: u32 = libc::EPOLLRDHUP as u32;
 pub const HUP: u32 = libc::EPOLLHUP as u32;
 /// Error condition.
 pub const ERR: u32 = libc::EPOLLERR as u32;
+/// `EPOLLET`: report a change of readiness once (edge-triggered).
+pub const ET: u32 = libc::EPOLLET as u32;
 
 /// One epoll instance.
 #[derive(Debug)]

@@ -200,7 +200,7 @@ fn refusals_are_nacked_logged_and_write_nothing() {
     // unknown command and unknown unit: header echoed, body zero
     let mut raw = req(0, Step::Down).encode();
     raw[12..16].copy_from_slice(&99u32.to_le_bytes());
-    raw[200] = 0x5a; // garbage that must not be reflected
+    raw[445] = 0x5a; // padding garbage that must not be reflected
     g.send_bytes(&raw).expect("send");
     let r = g.recv_raw(PACKET_SIZE, T).expect("reply");
     assert_eq!(&r[12..16], &CMD_NACK.to_le_bytes());

@@ -222,7 +222,7 @@ def check_running(tree, snap_file, mlog, cmd):
     rc, out = ctl(cmd, "show_channels")
     chans = {}
     counts = re.compile(rf"^{re.escape(VM)}\.(\d+): .*, packets (\d+), accepted (\d+), "
-                        r"refused (\d+), replies dropped \d+, connects (\d+)$")
+                        r"refused (\d+), replies dropped \d+, connects (\d+), resets 0,")
     for line in out.splitlines():
         m = counts.match(line)
         if m:

@@ -168,7 +168,8 @@ impl Guest {
         matches!(self.stream.read(&mut b), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
     }
 
-    /// True once the monitor has closed its end (EOF within `d`).
+    /// True once the monitor has closed its end (EOF within `d`; a close
+    /// with our bytes still unread shows as a reset).
     pub fn closed_within(&mut self, d: Duration) -> bool {
         if self.stream.set_read_timeout(Some(d)).is_err() {
             return false;
@@ -178,7 +179,7 @@ impl Guest {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(_) => return false,
+                Err(e) => return e.kind() == io::ErrorKind::ConnectionReset,
             }
         }
     }

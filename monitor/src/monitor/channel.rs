@@ -4,6 +4,7 @@
 //! events and retries meant for a previous stream or owner are told apart.
 
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use std::time::Duration;
 use rte_power::wire::PACKET_SIZE;
 
 use super::registry::{ChanId, VmId};
-use crate::log::RateLimit;
 
 /// Generations are 24 bits wide (they share the epoll token with the id).
 pub(crate) const GEN_MASK: u32 = 0x00ff_ffff;
@@ -38,6 +38,8 @@ pub(crate) struct ChanStats {
     pub replies_dropped: u64,
     /// Successful connects.
     pub connects: u64,
+    /// Resets because the stream was out of frame.
+    pub desyncs: u64,
 }
 
 /// Inbound framing: bytes in, complete 464-byte packets out. At most one
@@ -82,101 +84,154 @@ impl Framer {
     }
 
     /// Frames `data` after what is held: calls `packet` for every complete
-    /// packet, in stream order, and keeps the remainder.
-    pub fn feed(&mut self, mut data: &[u8], mut packet: impl FnMut(&[u8; PACKET_SIZE])) {
+    /// packet, in stream order, and keeps the remainder. When `packet`
+    /// breaks (the stream is out of frame, or gone), the rest of `data` and
+    /// the partial packet are dropped.
+    pub fn feed(
+        &mut self,
+        mut data: &[u8],
+        mut packet: impl FnMut(&[u8; PACKET_SIZE]) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         if self.len > 0 {
             let take = (PACKET_SIZE - self.len).min(data.len());
             self.buf[self.len..self.len + take].copy_from_slice(&data[..take]);
             self.len += take;
             data = &data[take..];
             if self.len < PACKET_SIZE {
-                return;
+                return ControlFlow::Continue(());
             }
             self.len = 0;
-            packet(&self.buf);
+            packet(&self.buf)?;
         }
         let mut chunks = data.chunks_exact(PACKET_SIZE);
         for chunk in &mut chunks {
             if let Ok(p) = <&[u8; PACKET_SIZE]>::try_from(chunk) {
-                packet(p);
+                packet(p)?;
             }
         }
         let rest = chunks.remainder();
         self.buf[..rest.len()].copy_from_slice(rest);
         self.len = rest.len();
+        ControlFlow::Continue(())
     }
 }
 
+/// First allocation of a queue: 32 full replies (a DPDK guest's usual
+/// window), so that a busy channel allocates once.
+const OUT_MIN: usize = 32 * PACKET_SIZE;
+
 /// Replies waiting to be written, in order; whole replies only.
+///
+/// A ring whose storage grows by doubling up to the cap given to
+/// [`OutQueue::push`] and never beyond: the bytes allocated, not only the
+/// bytes pending, are bounded, however the guest reads (never, slowly, one
+/// byte at a time). The storage is kept while the channel is connected
+/// (growing it again after every burst would zero it again) and given
+/// back when the stream goes.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    buf: Vec<u8>,
-    off: usize,
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
 }
 
 impl OutQueue {
-    /// Empty.
-    pub const fn new() -> Self {
-        Self {
-            buf: Vec::new(),
-            off: 0,
-        }
+    /// Empty, nothing allocated.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Bytes not yet written.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.off
+        self.len
     }
 
-    /// Queues a whole reply unless that would put more than `max` bytes in
-    /// waiting; `false` when the reply was dropped (a guest that never
+    /// Queues a whole reply unless the queue would then hold more than
+    /// `cap` bytes; `false` when the reply was dropped (a guest that never
     /// reads loses replies, never the framing of the ones it gets).
-    ///
-    /// Written bytes are dropped from the front once they are at least as
-    /// many as the pending ones, so the buffer stays below twice `max`
-    /// however the guest reads (amortised: each byte moves at most once
-    /// per byte written before it).
-    pub fn push(&mut self, bytes: &[u8], max: usize) -> bool {
-        if self.pending() + bytes.len() > max {
+    pub fn push(&mut self, bytes: &[u8], cap: usize) -> bool {
+        let need = self.len + bytes.len();
+        if need > cap {
             return false;
         }
-        if self.off > 0 && self.off >= self.pending() {
-            self.buf.drain(..self.off);
-            self.off = 0;
+        if need > self.buf.len() {
+            self.grow(need, cap);
         }
-        self.buf.extend_from_slice(bytes);
+        let size = self.buf.len();
+        let tail = (self.head + self.len) % size;
+        let first = bytes.len().min(size - tail);
+        self.buf[tail..tail + first].copy_from_slice(&bytes[..first]);
+        if first < bytes.len() {
+            self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        }
+        self.len = need;
         true
     }
 
-    /// Bytes the buffer holds allocated (tests of the memory bound).
-    pub fn allocated(&self) -> usize {
-        self.buf.capacity()
+    /// New storage of at least `need` bytes (doubling, at most `cap`), the
+    /// pending bytes moved to its front.
+    fn grow(&mut self, need: usize, cap: usize) {
+        let size = (self.buf.len() * 2).max(OUT_MIN).max(need).min(cap);
+        let mut buf = vec![0u8; size].into_boxed_slice();
+        let (a, b) = self.segments();
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        self.buf = buf;
+        self.head = 0;
     }
 
-    /// Writes what `w` takes now; `Ok(true)` when everything went out.
-    /// EINTR is retried, EAGAIN and a zero-length write stop early.
+    /// The pending bytes: up to the end of the storage, then from its start.
+    fn segments(&self) -> (&[u8], &[u8]) {
+        if self.len == 0 {
+            return (&[], &[]);
+        }
+        let end = self.head + self.len;
+        if end <= self.buf.len() {
+            (&self.buf[self.head..end], &[])
+        } else {
+            (&self.buf[self.head..], &self.buf[..end - self.buf.len()])
+        }
+    }
+
+    /// Bytes the queue holds allocated (at most the cap given to `push`).
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes what `w` takes now (both segments in one vectored write);
+    /// `Ok(true)` when everything went out. EINTR is retried, EAGAIN and a
+    /// zero-length write stop early.
     pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<bool> {
-        while self.off < self.buf.len() {
-            match w.write(&self.buf[self.off..]) {
+        while self.len > 0 {
+            let (a, b) = self.segments();
+            let r = w.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]);
+            match r {
                 Ok(0) => break,
-                Ok(n) => self.off += n,
+                Ok(n) => self.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
-        let drained = self.off >= self.buf.len();
-        if drained {
-            self.buf.clear();
-            self.off = 0;
-        }
-        Ok(drained)
+        Ok(self.len == 0)
     }
 
-    /// Drops everything queued.
+    /// `n` bytes went out.
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.len -= n;
+        self.head = if self.len == 0 {
+            0
+        } else {
+            (self.head + n) % self.buf.len()
+        };
+    }
+
+    /// Drops everything queued and gives the storage back.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.off = 0;
+        self.buf = Box::default();
+        self.head = 0;
+        self.len = 0;
     }
 }
 
@@ -220,9 +275,16 @@ pub(crate) struct Channel {
     pub backoff: Duration,
     /// Counters.
     pub stats: ChanStats,
-    /// Rate limit of the log lines its guest can trigger.
-    pub limiter: RateLimit,
+    /// Packets in frame since the last connect (the retry delay is
+    /// reset after [`GOOD_STREAK`] of them).
+    pub good: u32,
+    /// epoll said the peer hung up: read on until EOF even after a short
+    /// read (edge-triggered, no further report may come).
+    pub hup: bool,
 }
+
+/// Packets in frame after which a connection counts as healthy again.
+pub(crate) const GOOD_STREAK: u32 = 64;
 
 impl Channel {
     /// A channel waiting for its socket.
@@ -240,7 +302,8 @@ impl Channel {
             want_out: false,
             backoff,
             stats: ChanStats::default(),
-            limiter: RateLimit::new(),
+            good: 0,
+            hup: false,
         }
     }
 
@@ -252,6 +315,8 @@ impl Channel {
         self.inbound.clear();
         self.out.clear();
         self.want_out = false;
+        self.good = 0;
+        self.hup = false;
         self.stats.connects += 1;
     }
 
@@ -399,9 +464,10 @@ mod tests {
 
     fn frames(f: &mut Framer, data: &[u8]) -> Vec<u8> {
         let mut got = Vec::new();
-        f.feed(data, |p| {
+        let _ = f.feed(data, |p| {
             assert_eq!(p[0], p[PACKET_SIZE - 1], "a packet is whole");
             got.push(p[0]);
+            ControlFlow::Continue(())
         });
         got
     }
@@ -448,7 +514,7 @@ mod tests {
         );
         assert_eq!(f.pending(), 5);
         assert_eq!(frames(&mut f, &stream[cut..]), [10]);
-        f.feed(&stream[..10], |_| panic!("not complete"));
+        let _ = f.feed(&stream[..10], |_| panic!("not complete"));
         f.clear();
         assert_eq!(f.pending(), 0, "cleared on hang-up");
         assert_eq!(frames(&mut f, &packet(3)), [3], "framing restarts aligned");
@@ -487,7 +553,92 @@ mod tests {
             assert!(q.pending() > 0);
         }
         assert!(q.pending() <= max);
-        assert!(q.allocated() <= 4 * max, "allocated {}", q.allocated());
+        assert!(q.allocated() <= max, "allocated {}", q.allocated());
+    }
+
+    #[test]
+    fn out_queue_allocation_never_exceeds_the_cap_however_the_guest_reads() {
+        // never reads, reads one byte per reply, reads everything: the cap
+        // is a hard bound on the storage, and whole replies are dropped
+        let cap = 10 * PACKET_SIZE + 100;
+        for per_round in [0usize, 1, 463, 465, 10_000] {
+            let mut q = OutQueue::new();
+            let mut w = Slow {
+                n: usize::MAX,
+                budget: 0,
+                got: Vec::new(),
+            };
+            let (mut sent, mut dropped) = (0u64, 0u64);
+            for i in 0..5_000u32 {
+                let reply = [(i % 251) as u8; PACKET_SIZE];
+                if q.push(&reply, cap) {
+                    sent += 1;
+                } else {
+                    dropped += 1;
+                }
+                w.budget = per_round;
+                q.write_to(&mut w).expect("write");
+                assert!(q.allocated() <= cap, "{per_round}: {}", q.allocated());
+                assert!(q.pending() <= cap);
+            }
+            w.budget = usize::MAX;
+            assert!(q.write_to(&mut w).expect("drain"));
+            // what was written is whole replies, in order, each of one value
+            assert_eq!(w.got.len() as u64, sent * PACKET_SIZE as u64);
+            for r in w.got.chunks(PACKET_SIZE) {
+                assert!(r.iter().all(|b| *b == r[0]), "a reply is whole");
+            }
+            if per_round < PACKET_SIZE {
+                assert!(dropped > 0, "{per_round}: a slow reader loses replies");
+            } else {
+                assert_eq!(dropped, 0, "{per_round}: a fast reader loses none");
+            }
+            assert!(q.allocated() <= cap, "drained: kept {}", q.allocated());
+            q.clear();
+            assert_eq!(q.allocated(), 0, "the stream went: storage given back");
+        }
+    }
+
+    #[test]
+    fn a_channel_costs_a_fixed_amount_whatever_the_guest_does() {
+        // docs/monitor.md §5: the entry (with its partial-packet buffer)
+        // under 1 KiB, plus the reply queue's storage, at most its cap
+        assert!(std::mem::size_of::<Channel>() < 1024);
+        assert!(std::mem::size_of::<Framer>() <= PACKET_SIZE + 16);
+        let (mut ch, guest) = pair();
+        for _ in 0..10_000 {
+            let _ = ch
+                .out
+                .push(&[3; PACKET_SIZE], super::super::DEFAULT_OUT_CAP);
+            let _ = ch.flush();
+        }
+        assert!(ch.out.allocated() <= super::super::DEFAULT_OUT_CAP);
+        assert!(ch.out.pending() > 0, "the guest never reads");
+        drop(guest);
+    }
+
+    #[test]
+    fn out_queue_keeps_order_across_the_ring_edge() {
+        let mut q = OutQueue::new();
+        let mut w = Slow {
+            n: usize::MAX,
+            budget: 0,
+            got: Vec::new(),
+        };
+        let cap = 3 * PACKET_SIZE;
+        let mut want = Vec::new();
+        for i in 0..50u8 {
+            let r = [i; PACKET_SIZE];
+            assert!(q.push(&r, cap), "{i}");
+            want.extend_from_slice(&r);
+            // leave a partial reply behind so that the ring wraps
+            w.budget = PACKET_SIZE - 7;
+            q.write_to(&mut w).expect("write");
+            assert!(q.allocated() <= cap);
+        }
+        w.budget = usize::MAX;
+        assert!(q.write_to(&mut w).expect("drain"));
+        assert_eq!(w.got, want);
     }
 
     /// A writer that takes at most `n` bytes per call, then EAGAIN.
@@ -571,7 +722,7 @@ mod tests {
     #[test]
     fn channel_sees_hang_up_and_detach_drops_the_buffers() {
         let (mut ch, guest) = pair();
-        ch.inbound.feed(&[1; 10], |_| {});
+        let _ = ch.inbound.feed(&[1; 10], |_| ControlFlow::Continue(()));
         ch.out.push(&[2; 10], 100);
         drop(guest);
         let mut buf = [0u8; 64];

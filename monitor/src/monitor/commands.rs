@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rte_power::wire;
 
 use super::channel::{Channel, Link};
+use super::fair::ReqRate;
 use super::registry::{parse_channel_number, ChanId};
 use super::{Monitor, Outcome};
 use crate::governor::Governor;
@@ -109,6 +110,13 @@ pub enum MonCmd {
         /// Allowed?
         allow: bool,
     },
+    /// Limit a VM's requests per second (0: no limit).
+    SetRateLimit {
+        /// VM name.
+        vm: String,
+        /// Requests per second over all its channels, 0 = off.
+        per_s: u32,
+    },
     /// Names of registered VMs (completion).
     VmNames,
     /// Counters (benchmarks).
@@ -205,6 +213,7 @@ impl Monitor {
             MonCmd::ShowCpuFreq { cpus, mask } => self.show_cpu_freq(&cpus, mask),
             MonCmd::SetCpuFreq { cpus, op } => self.set_cpu_freq(&cpus, op),
             MonCmd::SetQuery { vm, allow } => outcome(self.set_query(&vm, allow)),
+            MonCmd::SetRateLimit { vm, per_s } => outcome(self.set_rate_limit(&vm, per_s)),
             MonCmd::SetGovernor { cpu, governor } => outcome(self.set_governor(cpu, governor)),
             MonCmd::SetSamplingRate { cpu, us } => outcome(self.set_sampling_rate(cpu, us)),
             MonCmd::SetUpThreshold { cpu, pct } => outcome(self.set_up_threshold(cpu, pct)),
@@ -424,6 +433,18 @@ impl Monitor {
             "Queries {} for VM '{vm}'",
             if allow { "enabled" } else { "disabled" }
         ))
+    }
+
+    fn set_rate_limit(&mut self, vm: &str, per_s: u32) -> Result<String, CommandError> {
+        let id = self.vm_id(vm)?;
+        if let Some(v) = self.reg.get_mut(id) {
+            v.rate = (per_s > 0).then(|| ReqRate::new(per_s));
+        }
+        Ok(if per_s > 0 {
+            format!("Rate limit of VM '{vm}': {per_s} requests/s (more are refused)")
+        } else {
+            format!("Rate limit of VM '{vm}': off")
+        })
     }
 
     /// Operator scaling, one line per CPU; fails if any CPU failed.

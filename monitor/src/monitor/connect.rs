@@ -67,9 +67,10 @@ impl Retries {
     }
 }
 
-/// The events a connected channel is registered for.
+/// The events a connected channel is registered for: edge-triggered, its
+/// queue in `fair` remembers what is left to read.
 pub(super) fn channel_events(want_out: bool) -> u32 {
-    sys::IN | sys::RDHUP | if want_out { sys::OUT } else { 0 }
+    sys::IN | sys::RDHUP | sys::ET | if want_out { sys::OUT } else { 0 }
 }
 
 impl Monitor {
@@ -79,10 +80,17 @@ impl Monitor {
             .as_ref()
             .map(sys::Inotify::read_names)
             .unwrap_or_default();
+        let retry_min = self.cfg.retry_min;
         for name in names {
             if let Some(id) = self.reg.channel_by_file(&name) {
-                let waiting = self.chans.get(id).is_some_and(|c| c.link == Link::Waiting);
-                if waiting {
+                let Some(ch) = self.chans.get_mut(id) else {
+                    continue;
+                };
+                if ch.link == Link::Waiting {
+                    // a socket that just appeared may refuse until QEMU
+                    // listens on it: retry it soon, not after the delay
+                    // its previous life earned
+                    ch.backoff = retry_min;
                     self.try_connect(id);
                 }
             }
@@ -176,6 +184,17 @@ impl Monitor {
         self.schedule_retry(id);
     }
 
+    /// Resets a channel whose stream cannot be framed: closed now (its
+    /// buffered bytes dropped), re-attached after its retry delay, which
+    /// doubles while resets repeat (see `serve::in_frame`).
+    pub(super) fn reset_channel(&mut self, id: ChanId, why: &str) {
+        self.close_stream(id);
+        if let Some(ch) = self.chans.get_mut(id) {
+            ch.why = why.to_string();
+            self.schedule_retry(id);
+        }
+    }
+
     /// Closes a channel and forgets it.
     pub(super) fn remove_channel(&mut self, id: ChanId) {
         self.close_stream(id);
@@ -218,7 +237,10 @@ mod tests {
 
     #[test]
     fn channel_interest() {
-        assert_eq!(channel_events(false), sys::IN | sys::RDHUP);
-        assert_eq!(channel_events(true), sys::IN | sys::RDHUP | sys::OUT);
+        assert_eq!(channel_events(false), sys::IN | sys::RDHUP | sys::ET);
+        assert_eq!(
+            channel_events(true),
+            sys::IN | sys::RDHUP | sys::ET | sys::OUT
+        );
     }
 }

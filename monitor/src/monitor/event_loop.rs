@@ -1,6 +1,7 @@
 //! Epoll glue only: the tagged token (`Source`) of every registration, token -> handler.
 
 use std::io;
+use std::time::Duration;
 
 use super::channel::GEN_MASK;
 use super::registry::ChanId;
@@ -82,17 +83,25 @@ impl From<u64> for Source {
 }
 
 impl Monitor {
-    /// Waits and dispatches until told to stop.
+    /// Waits and dispatches until told to stop. A wake-up first handles
+    /// every event (readable channels only join their VM's queue), then
+    /// serves the turns, VMs round-robin (`fair`). It waits only while no
+    /// channel is queued.
     pub(super) fn run_loop(&mut self) -> io::Result<()> {
         let mut events = sys::events(1024);
         while !self.stop {
-            let n = self.epoll.wait(&mut events, None)?;
+            let wait = self.fair.has_work().then_some(Duration::ZERO);
+            let n = self.epoll.wait(&mut events, wait)?;
+            self.fair.begin();
             for ev in &events[..n] {
                 let (bits, token) = (ev.events, ev.u64);
                 self.dispatch(Source::from(token), bits);
                 if self.stop {
                     break;
                 }
+            }
+            if !self.stop {
+                self.serve_turns();
             }
         }
         Ok(())

@@ -31,6 +31,7 @@ pub mod channel;
 mod commands;
 mod connect;
 mod event_loop;
+mod fair;
 mod gov_glue;
 pub(crate) mod registry;
 mod reports;
@@ -42,8 +43,17 @@ pub use commands::{ChanList, MonCmd};
 use channel::Channels;
 use connect::Retries;
 use event_loop::Source;
+use fair::Fair;
 use gov_glue::GovLoop;
 use registry::Registry;
+
+/// Default cap of a channel's reply queue: 141 full replies.
+pub const DEFAULT_OUT_CAP: usize = 64 * 1024;
+
+/// Default packets per VM per wake-up.
+pub const DEFAULT_VM_BUDGET: usize = 64;
+/// Default packets per turn.
+pub const DEFAULT_VM_QUANTUM: usize = 32;
 
 /// Called after every applied CPU_POWER request (benchmarks, tests).
 pub type TraceFn = Box<dyn FnMut(&ChannelPacket) + Send>;
@@ -66,8 +76,15 @@ pub struct MonitorConfig {
     pub log_window: Duration,
     /// Handle SIGINT/SIGTERM (the caller must have blocked them).
     pub signals: bool,
-    /// Pending reply bytes per channel before replies are dropped whole.
+    /// Reply bytes a channel may hold allocated (a hard cap: its queue
+    /// never grows beyond it); a reply that does not fit once the peer has
+    /// taken what it takes is dropped whole and counted.
     pub max_out_bytes: usize,
+    /// Packets a VM may have handled per wake-up of the loop, over all its
+    /// channels (fair service, see `fair`).
+    pub vm_budget: usize,
+    /// Packets per turn of a VM (turns go round-robin between VMs).
+    pub vm_quantum: usize,
     /// First retry delay after a refused connect or a hang-up.
     pub retry_min: Duration,
     /// Longest retry delay.
@@ -95,7 +112,9 @@ impl MonitorConfig {
             log_burst: 10,
             log_window: Duration::from_secs(10),
             signals: false,
-            max_out_bytes: 1024 * 1024,
+            max_out_bytes: DEFAULT_OUT_CAP,
+            vm_budget: DEFAULT_VM_BUDGET,
+            vm_quantum: DEFAULT_VM_QUANTUM,
             retry_min: Duration::from_millis(20),
             retry_max: Duration::from_secs(2),
             refresh_hint: None,
@@ -194,6 +213,8 @@ pub struct Monitor {
     gov: GovLoop,
     reg: Registry,
     chans: Channels,
+    /// This wake-up's turns.
+    fair: Fair,
     /// Read buffer shared by every channel.
     scratch: Box<[u8]>,
     stop: bool,
@@ -239,6 +260,7 @@ impl Monitor {
         } else {
             count_cpus(cfg.sysfs.dir())
         };
+        let fair = Fair::new(cfg.vm_budget, cfg.vm_quantum);
         let (tx, rx) = mpsc::channel();
         let handle = MonitorHandle {
             tx,
@@ -257,6 +279,7 @@ impl Monitor {
             gov,
             reg: Registry::new(),
             chans: Channels::new(),
+            fair,
             scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
             stop: false,
         };

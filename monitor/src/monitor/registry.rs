@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use rte_power::wire::{ChannelPacket, VmName};
 
+use super::fair::ReqRate;
 use super::requests::ForeignName;
 use crate::hv::VmInfo;
+use crate::log::RateLimit;
 use rte_power::cpulist::CpuSet;
 
 /// Index of a VM in the [`Registry`] (a slot, reused after removal).
@@ -38,6 +40,18 @@ pub(crate) struct Vm {
     pub last_ignored_name: Option<ForeignName>,
     /// The name as the 32-byte wire field (`None`: longer than 31 bytes).
     pub wire_name: Option<VmName>,
+    /// `set_rate_limit`: requests over it are refused.
+    pub rate: Option<ReqRate>,
+    /// Requests refused for the rate limit.
+    pub rate_limited: u64,
+    /// Wake-ups that ended its turns with its budget spent and bytes left.
+    pub deferred: u64,
+    /// Channel resets because a stream was out of frame.
+    pub desyncs: u64,
+    /// Rate limit of the log lines its guest can trigger (all channels).
+    pub log_limit: RateLimit,
+    /// Rate limit of its out-of-frame log lines (one per window).
+    pub desync_limit: RateLimit,
 }
 
 impl Vm {
@@ -54,6 +68,12 @@ impl Vm {
             names_ignored: 0,
             last_ignored_name: None,
             wire_name,
+            rate: None,
+            rate_limited: 0,
+            deferred: 0,
+            desyncs: 0,
+            log_limit: RateLimit::new(),
+            desync_limit: RateLimit::new(),
         }
     }
 

@@ -109,6 +109,18 @@ impl Monitor {
                 vm.names_ignored
             ));
         }
+        let rate = vm
+            .rate
+            .map_or("none".to_string(), |r| format!("{} requests/s", r.per_s()));
+        o.push(format!(
+            "Budget: {} packets per wake-up in turns of {}; rate limit {rate}",
+            self.fair.budget(),
+            self.fair.quantum()
+        ));
+        o.push(format!(
+            "Limits hit: {} wake-ups with the budget spent, {} requests over the rate, {} channel resets (stream out of frame)",
+            vm.deferred, vm.rate_limited, vm.desyncs
+        ));
         o.extend(self.smt_warnings(id));
         Ok(o.join("\n"))
     }
@@ -185,7 +197,7 @@ impl Monitor {
         for ch in self.chans.iter() {
             let s = &ch.stats;
             lines.push(format!(
-                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}",
+                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes",
                 self.reg.name(ch.vm),
                 ch.num,
                 ch.path.display(),
@@ -194,7 +206,10 @@ impl Monitor {
                 s.accepted,
                 s.refused,
                 s.replies_dropped,
-                s.connects
+                s.connects,
+                s.desyncs,
+                ch.out.allocated(),
+                self.cfg.max_out_bytes
             ));
         }
         lines.sort();

@@ -56,6 +56,10 @@ pub struct VmView<'a> {
     pub has_policy: bool,
     /// The channel the packet came on is enabled.
     pub channel_enabled: bool,
+    /// The VM is over its request-rate limit now (the request is refused).
+    pub over_rate: bool,
+    /// That limit, requests/s (for the refusal's text).
+    pub rate_limit: u32,
 }
 
 /// Names a request in log lines: `CPU_POWER(vCPU 3)`, `command 99`.
@@ -167,6 +171,39 @@ pub enum RequestError {
         /// What failed.
         error: PowerError,
     },
+    /// The VM is over its `set_rate_limit`.
+    #[error("over the VM's rate limit of {0} requests/s")]
+    RateLimited(u32),
+    /// The 464 bytes cannot be a request of any DPDK generation: the
+    /// stream is out of frame (see [`unframed`]).
+    #[error("stream out of frame: command {command} and {why}")]
+    Unframed {
+        /// Raw `command`.
+        command: u32,
+        /// What else shows the frame is not a packet.
+        why: Unframed,
+    },
+}
+
+/// Why a frame with an unknown command is taken for bytes out of frame
+/// rather than an unknown request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unframed {
+    /// `command` 0: no DPDK generation sends it; it is what a zeroed body,
+    /// or the middle of another struct, reads as.
+    CommandZero,
+    /// The body fails the request checks too (an hour, count, bool, enum
+    /// or name no sender writes).
+    Body(WireError),
+}
+
+impl fmt::Display for Unframed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unframed::CommandZero => f.write_str("no DPDK generation sends command 0"),
+            Unframed::Body(e) => write!(f, "a body that is no request's ({e})"),
+        }
+    }
 }
 
 /// Reply bytes, in the size the guest reads for the request: the 464-byte
@@ -246,6 +283,10 @@ impl fmt::Display for Note {
 pub enum Verdict {
     /// Nothing to count, answer or log (CONNECT).
     Ignored,
+    /// The bytes are not a packet: the stream is out of frame. Count it,
+    /// log it (once per window), send nothing, reset the channel (close
+    /// and re-attach), dropping what else was read.
+    Unframed(RequestError),
     /// Count a refusal, log `refused <request>: <error>` (rate-limited),
     /// send `reply` (a NACK) if any.
     Refused {
@@ -323,17 +364,38 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         command: hdr.command,
         resource_id: hdr.resource_id,
     };
+    let connect = matches!(hdr.command_kind(), Ok(Command::Connect));
+    if vm.over_rate && !connect && unframed(bytes).is_none() {
+        // counted before any decoding: malformed floods are limited too
+        return Handled {
+            what,
+            foreign_name,
+            packet: None,
+            verdict: Verdict::Refused {
+                error: RequestError::RateLimited(vm.rate_limit),
+                reply: nack(hdr.command, &hdr.nack()),
+            },
+        };
+    }
     let pkt = match ChannelPacket::decode(bytes) {
         Ok(p) => p,
         Err(e) => {
+            let verdict = match unframed(bytes) {
+                Some(why) => Verdict::Unframed(RequestError::Unframed {
+                    command: hdr.command,
+                    why,
+                }),
+                None => malformed(&hdr, e),
+            };
             return Handled {
                 what,
                 foreign_name,
                 packet: None,
-                verdict: malformed(&hdr, e),
-            }
+                verdict,
+            };
         }
     };
+
     let verdict = decide(vm, host, &pkt);
     Handled {
         what,
@@ -341,6 +403,27 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         packet: Some(pkt),
         verdict,
     }
+}
+
+/// Is a frame that failed to decode out of frame? Only a frame whose
+/// `command` is none of DPDK's requests can be: then `command` 0, or a body
+/// that fails the request checks with the command set aside, show that the
+/// 464 bytes are not one packet (a peer writing another generation's size,
+/// or the tail of one packet and the head of the next). An unknown command
+/// in a frame whose body is a request's is an unknown request (NACKed); a
+/// known command with a bad body is a malformed request (NACKed).
+pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
+    let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    if Command::try_from(command).is_ok() {
+        return None;
+    }
+    if command == 0 {
+        return Some(Unframed::CommandZero);
+    }
+    // the body alone: the same bytes as a CONNECT (no unit check)
+    let mut body = *bytes;
+    body[12..16].copy_from_slice(&wire::CPU_POWER_CONNECT.to_le_bytes());
+    ChannelPacket::decode(&body).err().map(Unframed::Body)
 }
 
 /// A packet that failed to decode: its header is all that is trusted.

@@ -73,6 +73,8 @@ fn view(vcpus: &[CpuSet]) -> VmView<'_> {
         allow_query: false,
         has_policy: false,
         channel_enabled: true,
+        over_rate: false,
+        rate_limit: 0,
     }
 }
 
@@ -594,11 +596,11 @@ fn unknown_commands_and_units_are_nacked_without_reflecting_garbage() {
     let vm = view(&pins);
     let mut raw = req(0, Step::Down).encode();
     raw[12..16].copy_from_slice(&99u32.to_le_bytes());
-    raw[200] = 0x5a;
+    raw[445] = 0x5a; // padding: the frame is still a request's
     malformed_nack(&vm, &raw, "unknown request command 99");
     let h = handle(&vm, &mut FakeHost::new(), &raw);
     assert_eq!(h.what.to_string(), "command 99");
-    for c in [0u32, 5, 6, 11, u32::MAX] {
+    for c in [5u32, 6, 11, u32::MAX] {
         let mut raw = req(0, Step::Down).encode();
         raw[12..16].copy_from_slice(&c.to_le_bytes());
         malformed_nack(&vm, &raw, "unknown request command");
@@ -834,4 +836,87 @@ fn request_names_for_log_lines() {
     assert_eq!(n(QUERY_CAPS_LIST, 0), "QUERY_CAPS_LIST");
     assert_eq!(n(QUERY_CAPS, 2), "QUERY_CAPS(vCPU 2)");
     assert_eq!(n(42, 0), "command 42");
+}
+
+fn unframed_of(h: Handled) -> RequestError {
+    match h.verdict {
+        Verdict::Unframed(e) => e,
+        v => panic!("expected out of frame, got {v:?}"),
+    }
+}
+
+#[test]
+fn bytes_that_cannot_be_a_packet_are_out_of_frame_not_refused() {
+    let pins = pins();
+    let vm = view(&pins);
+    let mut host = FakeHost::new();
+    // command 0: a zeroed frame, or the middle of another struct
+    let e = unframed_of(handle(&vm, &mut host, &[0u8; PACKET_SIZE]));
+    assert_eq!(
+        e.to_string(),
+        "stream out of frame: command 0 and no DPDK generation sends command 0"
+    );
+    // an unknown command whose body is no request's either
+    let mut raw = req(0, Step::Down).encode();
+    raw[12..16].copy_from_slice(&99u32.to_le_bytes());
+    raw[200] = 0x5a; // busy_hours[11] = 90
+    let e = unframed_of(handle(&vm, &mut host, &raw));
+    assert!(e.to_string().contains("a body that is no request's"), "{e}");
+    // a 456-byte peer (a DPDK generation without t_boost_status): the
+    // second frame starts 8 bytes into its second packet
+    let mut stream = Vec::new();
+    for v in 0..3u64 {
+        stream.extend_from_slice(&req(v % 2, Step::Up).encode()[..456]);
+    }
+    let frame = |k: usize| -> [u8; PACKET_SIZE] {
+        stream[k * PACKET_SIZE..(k + 1) * PACKET_SIZE]
+            .try_into()
+            .expect("frame")
+    };
+    assert!(matches!(
+        handle(&vm, &mut host, &frame(0)).verdict,
+        Verdict::Accepted { .. }
+    ));
+    unframed_of(handle(&vm, &mut host, &frame(1)));
+    // known commands with bad bodies, and unknown commands with good
+    // bodies, stay in frame: refused with a NACK
+    let mut raw = policy_pkt(&[0]).encode();
+    raw[156..160].copy_from_slice(&24i32.to_le_bytes());
+    assert!(unframed(&raw).is_none());
+    let mut raw = req(0, Step::Down).encode();
+    raw[12..16].copy_from_slice(&42u32.to_le_bytes());
+    assert!(unframed(&raw).is_none());
+    // DPDK's CONNECT with stack garbage is never out of frame
+    let mut raw = [0xa5u8; PACKET_SIZE];
+    raw[12..16].copy_from_slice(&wire::CPU_POWER_CONNECT.to_le_bytes());
+    assert!(unframed(&raw).is_none());
+    assert!(matches!(
+        handle(&vm, &mut host, &raw).verdict,
+        Verdict::Ignored
+    ));
+    assert!(host.asked.is_empty(), "no host fact was read");
+}
+
+#[test]
+fn over_the_rate_limit_every_request_is_nacked_before_decoding() {
+    let pins = pins();
+    let mut vm = view(&pins);
+    vm.over_rate = true;
+    vm.rate_limit = 100;
+    let p = req(0, Step::Up);
+    let (e, reply) = refused(run(&vm, &mut FakeHost::new(), &p));
+    assert_eq!(e.to_string(), "over the VM's rate limit of 100 requests/s");
+    let nack = reply.expect("NACK");
+    assert_eq!(nack, p.header().nack().encode(), "header echoed, body zero");
+    // malformed requests too; queries in their reply's size
+    let mut raw = policy_pkt(&[0]).encode();
+    raw[152] = 200;
+    let (e, _) = refused(handle(&vm, &mut FakeHost::new(), &raw));
+    assert!(matches!(e, RequestError::RateLimited(100)));
+    let (_, reply) = refused(run(&vm, &mut FakeHost::new(), &query(QUERY_FREQ, 0)));
+    assert_eq!(reply.expect("NACK").len(), FREQ_LIST_SIZE);
+    // CONNECT stays ignored, bytes out of frame stay out of frame
+    let h = run(&vm, &mut FakeHost::new(), &ChannelPacket::connect());
+    assert!(matches!(h.verdict, Verdict::Ignored));
+    unframed_of(handle(&vm, &mut FakeHost::new(), &[0u8; PACKET_SIZE]));
 }

@@ -1,14 +1,16 @@
-//! Serving a connected channel: read, frame, decide (`requests`), carry out, reply, flush.
+//! Serving a connected channel: a VM's turn reads, frames, decides (`requests`), acts, replies.
 
+use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use rte_power::wire::{ChannelPacket, PACKET_SIZE};
 use rte_power::{Capabilities, PowerError};
 
-use super::channel::ReadEnd;
+use super::channel::{ReadEnd, GOOD_STREAK};
 use super::connect::channel_events;
 use super::event_loop::Source;
+use super::fair::Turn;
 use super::registry::{ChanId, VmId};
 use super::requests::{
     self, Action, ForeignName, Handled, HostFacts, Reply, RequestError, RequestName, Verdict,
@@ -20,9 +22,7 @@ use crate::host::Host;
 use crate::log::Level;
 use crate::sys;
 
-/// Bytes read from one channel per wake-up before others get their turn.
-const READ_BUDGET: usize = 256 * 1024;
-/// Bytes per read(2); replies are flushed after each.
+/// Bytes per read(2) at most (the shared read buffer).
 pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// The host as the request handling sees it.
@@ -46,74 +46,127 @@ impl HostFacts for LoopFacts<'_> {
 }
 
 impl Monitor {
-    /// An event on a channel's stream.
+    /// An event on a channel's stream: writable channels are flushed now;
+    /// readable ones (or hung up: the read tells) wait for their VM's turn.
     pub(super) fn on_channel(&mut self, id: ChanId, gen: u32, bits: u32) {
-        let live = self.chans.is_current(id, gen)
-            && self.chans.get(id).is_some_and(|c| c.stream.is_some());
-        if !live {
+        if !self.chans.is_current(id, gen) {
             return;
         }
-        if bits & (sys::IN | sys::RDHUP | sys::HUP | sys::ERR) != 0 {
-            match self.read_channel(id) {
-                ReadEnd::Data(_) | ReadEnd::Drained => {}
-                ReadEnd::Eof => return self.hang_up(id, "QEMU closed the connection"),
-                ReadEnd::Failed(e) => return self.hang_up(id, &format!("read error: {e}")),
-            }
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        if ch.stream.is_none() {
+            return;
         }
-        let pending = self.chans.get(id).is_some_and(|c| c.out.pending() > 0);
-        if bits & sys::OUT != 0 || pending {
+        let vm = ch.vm;
+        if bits & (sys::RDHUP | sys::HUP | sys::ERR) != 0 {
+            ch.hup = true;
+        }
+        if bits & sys::OUT != 0 {
             self.flush(id);
+        }
+        if bits & (sys::IN | sys::RDHUP | sys::HUP | sys::ERR) != 0 {
+            self.fair.ready(vm, id, gen);
         }
     }
 
-    /// Reads up to the budget and handles every complete packet.
-    fn read_channel(&mut self, id: ChanId) -> ReadEnd {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut total = 0;
-        let end = loop {
-            let Some(ch) = self.chans.get_mut(id) else {
-                break ReadEnd::Drained;
-            };
-            let n = match ch.read(&mut scratch) {
-                ReadEnd::Data(n) => n,
-                end => break end,
-            };
-            self.consume(id, &scratch[..n]);
-            if self.chans.get(id).is_some_and(|c| c.out.pending() > 0) {
-                self.flush(id);
+    /// Every turn of this wake-up, VMs round-robin (see `fair`).
+    pub(super) fn serve_turns(&mut self) {
+        while let Some(turn) = self.fair.next() {
+            let (served, more) = self.serve_turn(turn);
+            if self.fair.done(turn, served, more) {
+                if let Some(v) = self.reg.get_mut(turn.vm) {
+                    v.deferred += 1;
+                }
             }
-            total += n;
-            if total >= READ_BUDGET || self.chans.get(id).is_none_or(|c| c.stream.is_none()) {
-                break ReadEnd::Drained;
+            if self.stop {
+                return;
+            }
+        }
+    }
+
+    /// One turn: one read of at most `turn.max` packets' worth, each
+    /// complete packet handled, replies flushed. Returns the packets
+    /// handled and whether the channel may hold more.
+    fn serve_turn(&mut self, turn: Turn) -> (usize, bool) {
+        let id = turn.chan;
+        if !self.chans.is_current(id, turn.gen) {
+            return (0, false);
+        }
+        let Some(ch) = self.chans.get_mut(id) else {
+            return (0, false);
+        };
+        // one byte beyond the turn's packets: a read that fills exactly
+        // the packets waiting comes back short, so the channel is known to
+        // be empty without another read (the byte stays in the framer;
+        // it completes no packet of this turn)
+        let want = (turn.max * PACKET_SIZE + 1)
+            .saturating_sub(ch.inbound.pending())
+            .clamp(1, self.scratch.len());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (served, more) = match ch.read(&mut scratch[..want]) {
+            ReadEnd::Data(n) => (self.consume(id, &scratch[..n]), n == want),
+            ReadEnd::Drained => (0, false),
+            ReadEnd::Eof => {
+                self.hang_up(id, "QEMU closed the connection");
+                (0, false)
+            }
+            ReadEnd::Failed(e) => {
+                self.hang_up(id, &format!("read error: {e}"));
+                (0, false)
             }
         };
         self.scratch = scratch;
-        end
-    }
-
-    /// Frames `data` (after any partial packet kept from before) and
-    /// handles each complete packet.
-    fn consume(&mut self, id: ChanId, data: &[u8]) {
-        let Some(ch) = self.chans.get_mut(id) else {
-            return;
-        };
-        let mut inbound = std::mem::take(&mut ch.inbound);
-        inbound.feed(data, |pkt| self.handle(id, pkt));
-        if let Some(ch) = self.chans.get_mut(id) {
-            ch.inbound = inbound;
+        if self.chans.get(id).is_some_and(|c| c.out.pending() > 0) {
+            self.flush(id);
+        }
+        // a short read emptied the socket, unless the peer hung up: then
+        // read on until EOF
+        match self.chans.get(id) {
+            Some(c) if c.stream.is_some() => (served, more || c.hup),
+            _ => (served, false),
         }
     }
 
-    /// One complete packet from channel `id`.
-    fn handle(&mut self, id: ChanId, bytes: &[u8; PACKET_SIZE]) {
+    /// Frames `data` (after any partial packet kept from before) and
+    /// handles each complete packet; stops when the channel is reset or
+    /// gone. Returns the packets handled.
+    fn consume(&mut self, id: ChanId, data: &[u8]) -> usize {
         let Some(ch) = self.chans.get_mut(id) else {
-            return;
+            return 0;
         };
+        let mut inbound = std::mem::take(&mut ch.inbound);
+        let mut n = 0;
+        let flow = inbound.feed(data, |pkt| {
+            n += 1;
+            self.handle(id, pkt)
+        });
+        if let Some(ch) = self.chans.get_mut(id) {
+            // a reset channel starts its next stream empty
+            if flow.is_continue() && ch.stream.is_some() {
+                ch.inbound = inbound;
+            }
+        }
+        n
+    }
+
+    /// One complete packet from channel `id`; breaks when the channel was
+    /// reset or is gone.
+    fn handle(&mut self, id: ChanId, bytes: &[u8; PACKET_SIZE]) -> ControlFlow<()> {
+        let Some(ch) = self.chans.get_mut(id) else {
+            return ControlFlow::Break(());
+        };
+        if ch.stream.is_none() {
+            return ControlFlow::Break(());
+        }
         ch.stats.packets += 1;
-        ch.backoff = self.cfg.retry_min;
         let (vm_id, enabled) = (ch.vm, ch.enabled);
-        let Some(vm) = self.reg.get(vm_id) else {
-            return;
+        let Some(vm) = self.reg.get_mut(vm_id) else {
+            return ControlFlow::Break(());
+        };
+        let (over_rate, rate_limit) = match vm.rate.as_mut() {
+            Some(r) => (!r.admit(Instant::now()), r.per_s()),
+            None => (false, 0),
         };
         let view = VmView {
             name: &vm.info.name,
@@ -123,6 +176,8 @@ impl Monitor {
             allow_query: vm.allow_query,
             has_policy: vm.policy.is_some(),
             channel_enabled: enabled,
+            over_rate,
+            rate_limit,
         };
         let mut facts = LoopFacts {
             host: &mut self.host,
@@ -137,9 +192,23 @@ impl Monitor {
         if let Some(name) = foreign_name {
             self.name_ignored(id, vm_id, name);
         }
+        if !matches!(verdict, Verdict::Unframed(_)) {
+            self.in_frame(id);
+        }
         match verdict {
             Verdict::Ignored => {}
-            Verdict::Refused { error, reply } => self.refused(id, vm_id, what, &error, reply),
+            Verdict::Unframed(error) => {
+                self.out_of_frame(id, vm_id, &error);
+                return ControlFlow::Break(());
+            }
+            Verdict::Refused { error, reply } => {
+                if matches!(error, RequestError::RateLimited(_)) {
+                    if let Some(v) = self.reg.get_mut(vm_id) {
+                        v.rate_limited += 1;
+                    }
+                }
+                self.refused(id, vm_id, what, &error, reply)
+            }
             Verdict::Accepted {
                 action,
                 reply,
@@ -148,7 +217,8 @@ impl Monitor {
                 if let Some(action) = action {
                     if let Err(error) = self.act(vm_id, action, packet.as_ref()) {
                         let nack = requests::failure_nack(what, packet.as_ref());
-                        return self.refused(id, vm_id, what, &error, nack);
+                        self.refused(id, vm_id, what, &error, nack);
+                        return self.still_connected(id);
                     }
                 }
                 self.count(id, vm_id, true);
@@ -160,6 +230,60 @@ impl Monitor {
                 }
             }
         }
+        self.still_connected(id)
+    }
+
+    /// Go on framing this channel's bytes?
+    fn still_connected(&self, id: ChanId) -> ControlFlow<()> {
+        if self.chans.get(id).is_some_and(|c| c.stream.is_some()) {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    /// A packet in frame: after a streak of them the connection is healthy
+    /// and a later hang-up retries quickly again.
+    fn in_frame(&mut self, id: ChanId) {
+        let retry_min = self.cfg.retry_min;
+        if let Some(ch) = self.chans.get_mut(id) {
+            ch.good = ch.good.saturating_add(1);
+            if ch.good >= GOOD_STREAK {
+                ch.backoff = retry_min;
+            }
+        }
+    }
+
+    /// The stream is out of frame: count it, log it once per window for
+    /// the VM, reset the channel (close now, re-attach after its retry
+    /// delay, which doubles while resets repeat).
+    fn out_of_frame(&mut self, id: ChanId, vm: VmId, error: &RequestError) {
+        let (window, now) = (self.cfg.log_window, Instant::now());
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        ch.stats.desyncs += 1;
+        let (num, resets) = (ch.num, ch.stats.desyncs);
+        let mut line = None;
+        if let Some(v) = self.reg.get_mut(vm) {
+            v.desyncs += 1;
+            let (ok, suppressed) = v.desync_limit.check(now, 1, window);
+            if ok {
+                let more = if suppressed > 0 {
+                    format!(" ({suppressed} more resets of this VM's channels since the last line)")
+                } else {
+                    String::new()
+                };
+                line = Some(format!(
+                    "VM '{}' channel {num}: {error}; channel reset ({resets} so far){more}",
+                    v.info.name
+                ));
+            }
+        }
+        if let Some(l) = line {
+            self.log(Level::Warn, &l);
+        }
+        self.reset_channel(id, "reset: stream out of frame");
     }
 
     /// Carries out an accepted request's change.
@@ -244,12 +368,20 @@ impl Monitor {
         }
     }
 
-    /// Queues a reply (dropped whole, and counted, when the guest does not
-    /// read its replies).
+    /// Queues a reply. When the queue is at its cap, what the peer takes
+    /// is written first; a reply that still does not fit is dropped whole,
+    /// and counted (the guest does not read its replies).
     fn enqueue(&mut self, id: ChanId, bytes: &[u8]) {
-        let max = self.cfg.max_out_bytes;
+        let cap = self.cfg.max_out_bytes;
+        let Some(ch) = self.chans.get_mut(id) else {
+            return;
+        };
+        if ch.out.push(bytes, cap) {
+            return;
+        }
+        self.flush(id);
         if let Some(ch) = self.chans.get_mut(id) {
-            if !ch.out.push(bytes, max) {
+            if ch.stream.is_none() || !ch.out.push(bytes, cap) {
                 ch.stats.replies_dropped += 1;
             }
         }
@@ -275,17 +407,21 @@ impl Monitor {
         }
     }
 
-    /// Logs a guest-triggered event, rate-limited per channel.
+    /// Logs a guest-triggered event, rate-limited per VM (all its
+    /// channels share one budget of lines).
     fn guest_log(&mut self, id: ChanId, level: Level, msg: &str) {
         let (burst, window) = (self.cfg.log_burst, self.cfg.log_window);
-        let Some(ch) = self.chans.get_mut(id) else {
+        let Some(ch) = self.chans.get(id) else {
             return;
         };
-        let (ok, suppressed) = ch.limiter.check(Instant::now(), burst, window);
         let (vm, num) = (ch.vm, ch.num);
-        let name = self.reg.name(vm);
+        let Some(v) = self.reg.get_mut(vm) else {
+            return;
+        };
+        let (ok, suppressed) = v.log_limit.check(Instant::now(), burst, window);
+        let name = v.info.name.clone();
         if suppressed > 0 {
-            let m = format!("VM '{name}' channel {num}: {suppressed} similar messages suppressed");
+            let m = format!("VM '{name}': {suppressed} similar messages suppressed");
             self.log(Level::Warn, &m);
         }
         if ok {
@@ -334,6 +470,13 @@ mod tests {
         (tmp, mon, id, guest)
     }
 
+    /// One wake-up of the loop with this event on the channel.
+    fn wake(mon: &mut Monitor, id: ChanId, gen: u32, bits: u32) {
+        mon.fair.begin();
+        mon.on_channel(id, gen, bits);
+        mon.serve_turns();
+    }
+
     fn nack_of(guest: &mut UnixStream, sent: &ChannelPacket) {
         let mut r = [0u8; PACKET_SIZE];
         guest.read_exact(&mut r).expect("reply");
@@ -355,9 +498,9 @@ mod tests {
         let mut bytes = bad.encode().to_vec();
         bytes.extend_from_slice(&fail.encode());
         guest.write_all(&bytes[..300]).expect("send");
-        mon.on_channel(id, gen, sys::IN);
+        wake(&mut mon, id, gen, sys::IN);
         guest.write_all(&bytes[300..]).expect("send");
-        mon.on_channel(id, gen, sys::IN);
+        wake(&mut mon, id, gen, sys::IN);
         nack_of(&mut guest, &bad);
         nack_of(&mut guest, &fail);
         let ch = mon.chans.get(id).expect("chan");
@@ -381,10 +524,10 @@ mod tests {
     fn a_stale_generation_is_ignored_and_a_hang_up_detaches() {
         let (_tmp, mut mon, id, guest) = setup();
         let gen = mon.chans.gen(id);
-        mon.on_channel(id, gen.wrapping_add(1), sys::IN);
+        wake(&mut mon, id, gen.wrapping_add(1), sys::IN);
         assert!(mon.chans.get(id).is_some_and(|c| c.stream.is_some()));
         drop(guest);
-        mon.on_channel(id, gen, sys::IN | sys::RDHUP);
+        wake(&mut mon, id, gen, sys::IN | sys::RDHUP);
         let ch = mon.chans.get(id).expect("chan");
         assert!(ch.stream.is_none());
         assert_eq!(ch.why, "QEMU closed the connection");
@@ -399,7 +542,7 @@ mod tests {
         p.command = rte_power::wire::PKT_POLICY;
         p.num_vcpu = 1;
         guest.write_all(&p.encode()).expect("send");
-        mon.on_channel(id, gen, sys::IN);
+        wake(&mut mon, id, gen, sys::IN);
         let mut r = [0u8; PACKET_SIZE];
         guest.read_exact(&mut r).expect("ACK");
         assert_eq!(r, p.reply(Response::Ack).encode());
@@ -408,7 +551,7 @@ mod tests {
         let mut rm = ChannelPacket::ZEROED;
         rm.command = rte_power::wire::PKT_POLICY_REMOVE;
         guest.write_all(&rm.encode()).expect("send");
-        mon.on_channel(id, gen, sys::IN);
+        wake(&mut mon, id, gen, sys::IN);
         assert_eq!(mon.reg.get(vm).and_then(|v| v.policy), None);
         assert_eq!(mon.reg.get(vm).map(|v| v.accepted), Some(2));
     }

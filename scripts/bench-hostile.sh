@@ -1,0 +1,16 @@
+#!/bin/bash
+# The hostile-guest benchmark (monitor/benches/hostile.rs) of this tree's
+# monitor against another build in the same run: OLD_REV (default main)
+# is checked out in a temporary worktree and built into target/bench-old.
+#   scripts/bench-hostile.sh [--seconds S] [--only rss,latency,throughput]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+rev=${OLD_REV:-main}
+old="$root/target/bench-old/release/vm_power_mgr"
+tmp=$(mktemp -d)
+trap 'git worktree remove --force "$tmp/src" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+git worktree add --detach "$tmp/src" "$rev" >/dev/null
+echo "old monitor: $rev ($(git rev-parse --short "$rev"))"
+(cd "$tmp/src" && cargo build --locked --release -p vm-power-mgr --target-dir "$root/target/bench-old")
+cargo bench --locked -p vm-power-mgr --bench hostile -- --old "$old" "$@"
