@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, Env, T};
 use rte_power::wire::{
-    ChannelPacket, Response, Step, CMD_ACK, CMD_NACK, FREQ_LIST_SIZE, PACKET_SIZE, PKT_POLICY,
-    POLICY_TIME, QUERY_FREQ,
+    ChannelPacket, Response, Step, CMD_ACK, CMD_NACK, CPU_POWER_CONNECT, FREQ_LIST_SIZE,
+    PACKET_SIZE, PKT_POLICY, POLICY_TIME, QUERY_FREQ,
 };
 use testkit::qemu::{Guest, Qemu};
 
@@ -27,6 +27,8 @@ const MEMORY: &str = "bounded memory per channel";
 const FAIR: &str = "one VM's flood cannot starve another";
 /// DESIGN §4: streams are framed; a stream out of frame is detected.
 const FRAMING: &str = "framing";
+/// Issue 10: a per-VM limit on requests (CONNECT is none).
+const RATE: &str = "the rate limit counts requests";
 /// DESIGN §4: every index and count bounds-checked; own pCPUs only.
 const BOUNDS: &str = "bounds and own pCPUs only";
 
@@ -512,4 +514,28 @@ fn over_the_rate_limit_requests_are_nacked_and_counted() {
     env.assert_log("over the VM's rate limit of 50 requests/s");
     env.ok("set_rate_limit vm-a off");
     assert!(env.ok("show_vm vm-a").contains("rate limit none"));
+}
+
+#[test]
+fn connect_packets_do_not_count_against_the_rate_limit() {
+    // the limit is on requests: a guest's CONNECTs (DPDK sends one per
+    // channel at start) must not make its next request over the rate
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    env.ok("set_rate_limit vm-a 5");
+    let (_q, mut g) = env.attach("vm-a", 0);
+    let mut connect = ChannelPacket::ZEROED;
+    connect.command = CPU_POWER_CONNECT;
+    for _ in 0..10 {
+        g.send(&connect).expect("CONNECT");
+    }
+    let p = req(0, 1);
+    g.send(&p).expect("send");
+    assert_eq!(
+        g.recv_reply(T).expect("reply"),
+        p.reply(Response::Ack),
+        "{RATE}"
+    );
+    let vm = env.ok("show_vm vm-a");
+    assert!(vm.contains("0 requests over the rate"), "{vm}");
 }

@@ -337,16 +337,7 @@ pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option
 
 /// Handles one complete packet that arrived on a channel of `vm`.
 pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
-    // the name rule first: an ignored name is replaced by the channel VM's
-    // own before anything decodes it, so it can never be a reason to refuse
-    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
-        NameCheck::Own => None,
-        NameCheck::Ignored(n) => Some(n),
-    };
-    let mut own = *bytes;
-    if foreign_name.is_some() {
-        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
-    }
+    let (own, foreign_name) = with_own_name(vm, bytes);
     let bytes = &own;
     let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
         // cannot happen: 464 bytes always hold a header
@@ -364,8 +355,7 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         command: hdr.command,
         resource_id: hdr.resource_id,
     };
-    let connect = matches!(hdr.command_kind(), Ok(Command::Connect));
-    if vm.over_rate && !connect && unframed(bytes).is_none() {
+    if vm.over_rate && rated(bytes) {
         // counted before any decoding: malformed floods are limited too
         return Handled {
             what,
@@ -403,6 +393,38 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         packet: Some(pkt),
         verdict,
     }
+}
+
+/// The packet with an ignored `vm_name` replaced by the channel VM's own
+/// (the name rule comes first: an ignored name is replaced before anything
+/// decodes it, so it can never be a reason to refuse), and that name.
+fn with_own_name(
+    vm: &VmView<'_>,
+    bytes: &[u8; PACKET_SIZE],
+) -> ([u8; PACKET_SIZE], Option<ForeignName>) {
+    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
+        NameCheck::Own => None,
+        NameCheck::Ignored(n) => Some(n),
+    };
+    let mut own = *bytes;
+    if foreign_name.is_some() {
+        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
+    }
+    (own, foreign_name)
+}
+
+/// Does this packet count against the VM's rate limit? Requests do, even
+/// malformed ones; CONNECT (never answered, never counted) and bytes out of
+/// frame (the channel is reset) do not. The loop asks before it takes a
+/// token, so that [`VmView::over_rate`] is only ever set for such packets.
+pub fn counts_against_rate(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> bool {
+    rated(&with_own_name(vm, bytes).0)
+}
+
+/// [`counts_against_rate`] on a packet whose name was settled.
+fn rated(bytes: &[u8; PACKET_SIZE]) -> bool {
+    let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    command != wire::CPU_POWER_CONNECT && unframed(bytes).is_none()
 }
 
 /// Is a frame that failed to decode out of frame? Only a frame whose

@@ -164,11 +164,7 @@ impl Monitor {
         let Some(vm) = self.reg.get_mut(vm_id) else {
             return ControlFlow::Break(());
         };
-        let (over_rate, rate_limit) = match vm.rate.as_mut() {
-            Some(r) => (!r.admit(Instant::now()), r.per_s()),
-            None => (false, 0),
-        };
-        let view = VmView {
+        let mut view = VmView {
             name: &vm.info.name,
             wire_name: vm.wire_name,
             vcpus: &vm.info.vcpus,
@@ -176,9 +172,17 @@ impl Monitor {
             allow_query: vm.allow_query,
             has_policy: vm.policy.is_some(),
             channel_enabled: enabled,
-            over_rate,
-            rate_limit,
+            over_rate: false,
+            rate_limit: 0,
         };
+        // only requests take a token: a CONNECT or bytes out of frame
+        // must not make the VM's next request over the rate
+        if let Some(r) = vm.rate.as_mut() {
+            if requests::counts_against_rate(&view, bytes) {
+                view.over_rate = !r.admit(Instant::now());
+                view.rate_limit = r.per_s();
+            }
+        }
         let mut facts = LoopFacts {
             host: &mut self.host,
             govs: &self.gov.govs,
