@@ -482,8 +482,8 @@ mod tests {
 
     /// One wake-up of the loop with this event on the channel.
     fn wake(mon: &mut Monitor, id: ChanId, gen: u32, bits: u32) {
-        mon.fair.begin();
         mon.on_channel(id, gen, bits);
+        mon.fair.begin();
         mon.serve_turns();
     }
 
