@@ -6,8 +6,10 @@
 //!
 //! Invariants checked on every packet and every reply:
 //! * a scale action names only host CPUs the requesting vCPU is pinned
-//!   to, never an unpinned vCPU, never a CPU not under userspace;
-//! * query replies carry only the VM's own CPUs' values;
+//!   to, never an unpinned vCPU, never a CPU not under userspace, never
+//!   for `core_type` PHYSICAL;
+//! * query replies carry in slot i only vCPU i's own pCPU's value (pins
+//!   checked against this harness's model, not the monitor's lookup);
 //! * every reply byte is derived from decoded fields: a 464-byte reply
 //!   decodes and re-encodes to itself; list replies likewise, or are a
 //!   NACK whose body is zero; an ACK echoes the request exactly;
