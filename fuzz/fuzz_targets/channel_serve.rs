@@ -170,7 +170,10 @@ fuzz_target!(|data: &[u8]| {
                     .and_then(|v| pins.get(v))
                     .expect("scaling names one of the VM's vCPUs");
                 assert!(cpus.iter().all(|c| own.contains(c)), "foreign CPU {cpus}");
-                assert!(!cpus.is_empty() && cpus.len() < HOST_CPUS as usize, "unpinned");
+                assert!(
+                    !cpus.is_empty() && cpus.len() < HOST_CPUS as usize,
+                    "unpinned"
+                );
                 assert!(!p.core_type, "core_type PHYSICAL");
                 assert!(cpus.iter().all(|c| host.governor(c) == Governor::Userspace));
                 assert!(!vm.over_rate && vm.channel_enabled);
