@@ -600,3 +600,32 @@ fn a_vm_over_its_budget_goes_after_a_vm_that_became_ready() {
     // VM, over its budget, goes after the VM that became ready meanwhile
     assert_eq!(before, 1 + 64, "{FAIR}: {order:?}");
 }
+
+#[test]
+fn a_stream_shifted_by_a_torn_write_is_reset() {
+    // a guest application died 4 bytes into a packet and the next one
+    // writes whole packets: every frame now starts 4 bytes early, so its
+    // `command` is the packet's `unit` (SCALE_UP reads as CPU_POWER) and
+    // its `unit` the high half of `resource_id` (0), a CPU_POWER no DPDK
+    // generation sends; once NACKed as malformed forever, never reset
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    let (mut q, mut g) = env.attach("vm-a", 0);
+    let before = env.snapshot(&[4, 5, 6, 7]);
+    let mut bytes = req(0, 1).encode()[..4].to_vec();
+    for k in 0..8 {
+        bytes.extend_from_slice(&ChannelPacket::cpu_power(k % 2, Step::Up).encode());
+    }
+    let _ = g.send_bytes(&bytes);
+    assert!(g.closed_within(T), "{FRAMING}: the channel is reset");
+    let line = channel_line(&env.ok("show_channels"), "vm-a", 0);
+    assert_eq!(counter(&line, "resets"), 1, "{FRAMING}: {line}");
+    assert_eq!(counter(&line, "refused"), 0, "{FRAMING}: {line}");
+    env.assert_log("no DPDK generation sends CPU_POWER with unit 0");
+    // the next stream starts in frame
+    let mut g = q.accept(T).expect("re-attach");
+    let p = req(1, 1);
+    g.send(&p).expect("send");
+    assert_eq!(g.recv_reply(T).expect("reply"), p.reply(Response::Ack));
+    assert_eq!(env.snapshot(&[4, 5, 6, 7]), before, "{BOUNDS}");
+}

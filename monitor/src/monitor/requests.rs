@@ -192,6 +192,10 @@ pub enum Unframed {
     /// `command` 0: no DPDK generation sends it; it is what a zeroed body,
     /// or the middle of another struct, reads as.
     CommandZero,
+    /// CPU_POWER with `unit` 0: no DPDK generation sends it (units are
+    /// 1-6); it is what a stream 4 or 12 bytes early reads as (a packet's
+    /// `unit` or `resource_id` where `command` is, zeros where `unit` is).
+    CpuPowerUnitZero,
     /// The body fails the request checks too (an hour, count, bool, enum
     /// or name no sender writes).
     Body(WireError),
@@ -201,6 +205,9 @@ impl fmt::Display for Unframed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unframed::CommandZero => f.write_str("no DPDK generation sends command 0"),
+            Unframed::CpuPowerUnitZero => {
+                f.write_str("no DPDK generation sends CPU_POWER with unit 0")
+            }
             Unframed::Body(e) => write!(f, "a body that is no request's ({e})"),
         }
     }
@@ -427,17 +434,19 @@ fn rated(bytes: &[u8; PACKET_SIZE]) -> bool {
     command != wire::CPU_POWER_CONNECT && unframed(bytes).is_none()
 }
 
-/// Is a frame that failed to decode out of frame? Only a frame whose
-/// `command` is none of DPDK's requests can be: then `command` 0, or a body
-/// that fails the request checks with the command set aside, show that the
-/// 464 bytes are not one packet (a peer writing another generation's size,
-/// or the tail of one packet and the head of the next). An unknown command
-/// in a frame whose body is a request's is an unknown request (NACKed); a
-/// known command with a bad body is a malformed request (NACKed).
+/// Is a frame that failed to decode out of frame? A frame whose `command`
+/// is none of DPDK's requests can be: then `command` 0, or a body that
+/// fails the request checks with the command set aside, show that the 464
+/// bytes are not one packet (a peer writing another generation's size, or
+/// the tail of one packet and the head of the next). So is CPU_POWER with
+/// `unit` 0, which no sender writes either. An unknown command in a frame
+/// whose body is a request's is an unknown request (NACKed); a known
+/// command with another bad body is a malformed request (NACKed).
 pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
     let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    if Command::try_from(command).is_ok() {
-        return None;
+    if let Ok(known) = Command::try_from(command) {
+        let unit = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        return (known == Command::CpuPower && unit == 0).then_some(Unframed::CpuPowerUnitZero);
     }
     if command == 0 {
         return Some(Unframed::CommandZero);
