@@ -6,8 +6,10 @@
 //!
 //! Invariants checked on every packet and every reply:
 //! * a scale action names only host CPUs the requesting vCPU is pinned
-//!   to, never an unpinned vCPU, never a CPU not under userspace;
-//! * query replies carry only the VM's own CPUs' values;
+//!   to, never an unpinned vCPU, never a CPU not under userspace, never
+//!   for `core_type` PHYSICAL;
+//! * query replies carry in slot i only vCPU i's own pCPU's value (pins
+//!   checked against this harness's model, not the monitor's lookup);
 //! * every reply byte is derived from decoded fields: a 464-byte reply
 //!   decodes and re-encodes to itself; list replies likewise, or are a
 //!   NACK whose body is zero; an ACK echoes the request exactly;
@@ -83,11 +85,13 @@ fn check_reply(r: &[u8], req: Option<&ChannelPacket>, pins: &[CpuSet]) -> u32 {
         FREQ_LIST_SIZE => {
             let f = FreqListPacket::decode(r).expect("frequency list");
             assert_eq!(&f.encode()[..], r);
-            let owned: Vec<u32> = pins.iter().flat_map(CpuSet::iter).collect();
+            // slot i holds vCPU i's own pCPU's value (a pinned vCPU's)
             for (i, khz) in f.freq_list.iter().enumerate() {
                 if *khz != 0 {
                     assert!(i < usize::from(f.num_vcpu));
-                    assert!(owned.contains(&(khz - BASE_KHZ)), "foreign CPU's value");
+                    let own = pins.get(i).expect("slot of a vCPU");
+                    assert!(own.len() < HOST_CPUS as usize, "unpinned vCPU {i}");
+                    assert!(own.contains(khz - BASE_KHZ), "foreign CPU's value");
                 }
             }
         }
@@ -157,10 +161,20 @@ fuzz_target!(|data: &[u8]| {
                 Verdict::Accepted { action, reply, .. } => (reply, action),
             };
             if let Some(Action::Scale { cpus, .. }) = &action {
+                // checked against this harness's own model of the VM, not
+                // the monitor's functions (a wrong vCPU -> pCPU lookup
+                // would pass a check made with that same lookup)
                 let p = h.packet.as_ref().expect("scaling needs a decoded packet");
-                let own = requests::pins_of(&vm, p.resource_id).expect("a pinned vCPU");
+                let own = usize::try_from(p.resource_id)
+                    .ok()
+                    .and_then(|v| pins.get(v))
+                    .expect("scaling names one of the VM's vCPUs");
                 assert!(cpus.iter().all(|c| own.contains(c)), "foreign CPU {cpus}");
-                assert!(!requests::is_unpinned(cpus, HOST_CPUS));
+                assert!(
+                    !cpus.is_empty() && cpus.len() < HOST_CPUS as usize,
+                    "unpinned"
+                );
+                assert!(!p.core_type, "core_type PHYSICAL");
                 assert!(cpus.iter().all(|c| host.governor(c) == Governor::Userspace));
                 assert!(!vm.over_rate && vm.channel_enabled);
             }

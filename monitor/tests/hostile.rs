@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, Env, T};
 use rte_power::wire::{
-    ChannelPacket, Response, Step, CMD_ACK, CMD_NACK, FREQ_LIST_SIZE, PACKET_SIZE, PKT_POLICY,
-    POLICY_TIME, QUERY_FREQ,
+    ChannelPacket, Response, Step, VmName, CMD_ACK, CMD_NACK, CPU_POWER_CONNECT, FREQ_LIST_SIZE,
+    PACKET_SIZE, PKT_POLICY, POLICY_TIME, QUERY_FREQ,
 };
 use testkit::qemu::{Guest, Qemu};
 
@@ -27,6 +27,8 @@ const MEMORY: &str = "bounded memory per channel";
 const FAIR: &str = "one VM's flood cannot starve another";
 /// DESIGN §4: streams are framed; a stream out of frame is detected.
 const FRAMING: &str = "framing";
+/// Issue 10: a per-VM limit on requests (CONNECT is none).
+const RATE: &str = "the rate limit counts requests";
 /// DESIGN §4: every index and count bounds-checked; own pCPUs only.
 const BOUNDS: &str = "bounds and own pCPUs only";
 
@@ -512,4 +514,118 @@ fn over_the_rate_limit_requests_are_nacked_and_counted() {
     env.assert_log("over the VM's rate limit of 50 requests/s");
     env.ok("set_rate_limit vm-a off");
     assert!(env.ok("show_vm vm-a").contains("rate limit none"));
+}
+
+#[test]
+fn connect_packets_do_not_count_against_the_rate_limit() {
+    // the limit is on requests: a guest's CONNECTs (DPDK sends one per
+    // channel at start) must not make its next request over the rate
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    env.ok("set_rate_limit vm-a 5");
+    let (_q, mut g) = env.attach("vm-a", 0);
+    let mut connect = ChannelPacket::ZEROED;
+    connect.command = CPU_POWER_CONNECT;
+    for _ in 0..10 {
+        g.send(&connect).expect("CONNECT");
+    }
+    let p = req(0, 1);
+    g.send(&p).expect("send");
+    assert_eq!(
+        g.recv_reply(T).expect("reply"),
+        p.reply(Response::Ack),
+        "{RATE}"
+    );
+    let vm = env.ok("show_vm vm-a");
+    assert!(vm.contains("0 requests over the rate"), "{vm}");
+}
+
+/// A CPU_POWER request signed with its VM's own name (kept in the trace).
+fn named(vm: &str, vcpu: u64, k: u64) -> ChannelPacket {
+    let mut p = req(vcpu, k);
+    p.vm_name = VmName::new(vm).expect("name");
+    p
+}
+
+#[test]
+fn a_vm_over_its_budget_goes_after_a_vm_that_became_ready() {
+    // the loop's order, made deterministic by a trace hook that holds the
+    // loop on the 1st and 2nd applied request until the test has written
+    let order = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let o2 = Arc::clone(&order);
+    let env = Env::with(move |cfg| {
+        cfg.vm_budget = 64;
+        cfg.vm_quantum = 32;
+        cfg.trace = Some(Box::new(move |p: &ChannelPacket| {
+            let mut o = o2.lock().expect("order");
+            o.push(p.vm_name.as_str().to_string());
+            let n = o.len();
+            drop(o);
+            if n <= 2 {
+                let _ = held_tx.send(());
+                let _ = go_rx.recv();
+            }
+        }));
+    });
+    env.ok("add_vm vm-a");
+    env.ok("add_vm vm-b");
+    let (_qa, ga) = env.attach("vm-a", 0);
+    let (_qb, gb) = env.attach("vm-b", 0);
+    let (mut a, mut b) = (ga.into_stream(), gb.into_stream());
+    let replies = read_until(a.try_clone().expect("clone"), 151, T);
+    // 1: the loop holds on a lone request while vm-a's flood is written
+    a.write_all(&named("vm-a", 0, 1).encode()).expect("first");
+    held.recv_timeout(T).expect("held on the first request");
+    let mut flood = Vec::new();
+    for k in 0..150 {
+        flood.extend_from_slice(&named("vm-a", 0, k).encode());
+    }
+    a.write_all(&flood).expect("flood");
+    go.send(()).expect("go");
+    // 2: while vm-a spends its budget of this wake-up, vm-b becomes ready
+    held.recv_timeout(T)
+        .expect("held in the flood's first turn");
+    b.write_all(&named("vm-b", 0, 1).encode()).expect("quiet");
+    go.send(()).expect("go");
+    let mut r = [0u8; PACKET_SIZE];
+    b.set_read_timeout(Some(T)).expect("timeout");
+    b.read_exact(&mut r).expect("the quiet VM is answered");
+    let (acks, _, _) = replies.join().expect("replies");
+    assert_eq!(acks, 151);
+    let order = order.lock().expect("order").clone();
+    let before = order.iter().position(|v| v == "vm-b").expect("vm-b served");
+    // the lone request, then one budget of the flood, then vm-b: the flood
+    // VM, over its budget, goes after the VM that became ready meanwhile
+    assert_eq!(before, 1 + 64, "{FAIR}: {order:?}");
+}
+
+#[test]
+fn a_stream_shifted_by_a_torn_write_is_reset() {
+    // a guest application died 4 bytes into a packet and the next one
+    // writes whole packets: every frame now starts 4 bytes early, so its
+    // `command` is the packet's `unit` (SCALE_UP reads as CPU_POWER) and
+    // its `unit` the high half of `resource_id` (0), a CPU_POWER no DPDK
+    // generation sends; once NACKed as malformed forever, never reset
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    let (mut q, mut g) = env.attach("vm-a", 0);
+    let before = env.snapshot(&[4, 5, 6, 7]);
+    let mut bytes = req(0, 1).encode()[..4].to_vec();
+    for k in 0..8 {
+        bytes.extend_from_slice(&ChannelPacket::cpu_power(k % 2, Step::Up).encode());
+    }
+    let _ = g.send_bytes(&bytes);
+    assert!(g.closed_within(T), "{FRAMING}: the channel is reset");
+    let line = channel_line(&env.ok("show_channels"), "vm-a", 0);
+    assert_eq!(counter(&line, "resets"), 1, "{FRAMING}: {line}");
+    assert_eq!(counter(&line, "refused"), 0, "{FRAMING}: {line}");
+    env.assert_log("no DPDK generation sends CPU_POWER with unit 0");
+    // the next stream starts in frame
+    let mut g = q.accept(T).expect("re-attach");
+    let p = req(1, 1);
+    g.send(&p).expect("send");
+    assert_eq!(g.recv_reply(T).expect("reply"), p.reply(Response::Ack));
+    assert_eq!(env.snapshot(&[4, 5, 6, 7]), before, "{BOUNDS}");
 }

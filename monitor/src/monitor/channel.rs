@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rte_power::wire::PACKET_SIZE;
 
@@ -276,8 +276,11 @@ pub(crate) struct Channel {
     /// Counters.
     pub stats: ChanStats,
     /// Packets in frame since the last connect (the retry delay is
-    /// reset after [`GOOD_STREAK`] of them).
+    /// reset after [`GOOD_STREAK`] of them on a connection at least the
+    /// longest retry delay old).
     pub good: u32,
+    /// When the current connection was made.
+    pub since: Instant,
     /// epoll said the peer hung up: read on until EOF even after a short
     /// read (edge-triggered, no further report may come).
     pub hup: bool,
@@ -303,6 +306,7 @@ impl Channel {
             backoff,
             stats: ChanStats::default(),
             good: 0,
+            since: Instant::now(),
             hup: false,
         }
     }
@@ -316,6 +320,7 @@ impl Channel {
         self.out.clear();
         self.want_out = false;
         self.good = 0;
+        self.since = Instant::now();
         self.hup = false;
         self.stats.connects += 1;
     }

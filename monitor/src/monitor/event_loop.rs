@@ -92,7 +92,6 @@ impl Monitor {
         while !self.stop {
             let wait = self.fair.has_work().then_some(Duration::ZERO);
             let n = self.epoll.wait(&mut events, wait)?;
-            self.fair.begin();
             for ev in &events[..n] {
                 let (bits, token) = (ev.events, ev.u64);
                 self.dispatch(Source::from(token), bits);
@@ -101,6 +100,9 @@ impl Monitor {
                 }
             }
             if !self.stop {
+                // after the events: VMs that became ready now are queued
+                // before those whose budget ran out last time
+                self.fair.begin();
                 self.serve_turns();
             }
         }

@@ -90,7 +90,8 @@ impl Fair {
     }
 
     /// A new wake-up: every budget is whole again (lazily); VMs that ran
-    /// out last time go after the others.
+    /// out last time go after the others, those reported by this
+    /// wake-up's events included (call it after [`Fair::ready`]).
     pub fn begin(&mut self) {
         self.wake = self.wake.wrapping_add(1);
         self.order.extend(self.later.drain(..));

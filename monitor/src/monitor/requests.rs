@@ -192,6 +192,10 @@ pub enum Unframed {
     /// `command` 0: no DPDK generation sends it; it is what a zeroed body,
     /// or the middle of another struct, reads as.
     CommandZero,
+    /// CPU_POWER with `unit` 0: no DPDK generation sends it (units are
+    /// 1-6); it is what a stream 4 or 12 bytes early reads as (a packet's
+    /// `unit` or `resource_id` where `command` is, zeros where `unit` is).
+    CpuPowerUnitZero,
     /// The body fails the request checks too (an hour, count, bool, enum
     /// or name no sender writes).
     Body(WireError),
@@ -201,6 +205,9 @@ impl fmt::Display for Unframed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unframed::CommandZero => f.write_str("no DPDK generation sends command 0"),
+            Unframed::CpuPowerUnitZero => {
+                f.write_str("no DPDK generation sends CPU_POWER with unit 0")
+            }
             Unframed::Body(e) => write!(f, "a body that is no request's ({e})"),
         }
     }
@@ -337,16 +344,7 @@ pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option
 
 /// Handles one complete packet that arrived on a channel of `vm`.
 pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
-    // the name rule first: an ignored name is replaced by the channel VM's
-    // own before anything decodes it, so it can never be a reason to refuse
-    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
-        NameCheck::Own => None,
-        NameCheck::Ignored(n) => Some(n),
-    };
-    let mut own = *bytes;
-    if foreign_name.is_some() {
-        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
-    }
+    let (own, foreign_name) = with_own_name(vm, bytes);
     let bytes = &own;
     let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
         // cannot happen: 464 bytes always hold a header
@@ -364,8 +362,7 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
         command: hdr.command,
         resource_id: hdr.resource_id,
     };
-    let connect = matches!(hdr.command_kind(), Ok(Command::Connect));
-    if vm.over_rate && !connect && unframed(bytes).is_none() {
+    if vm.over_rate && rated(bytes) {
         // counted before any decoding: malformed floods are limited too
         return Handled {
             what,
@@ -405,17 +402,51 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
     }
 }
 
-/// Is a frame that failed to decode out of frame? Only a frame whose
-/// `command` is none of DPDK's requests can be: then `command` 0, or a body
-/// that fails the request checks with the command set aside, show that the
-/// 464 bytes are not one packet (a peer writing another generation's size,
-/// or the tail of one packet and the head of the next). An unknown command
-/// in a frame whose body is a request's is an unknown request (NACKed); a
-/// known command with a bad body is a malformed request (NACKed).
+/// The packet with an ignored `vm_name` replaced by the channel VM's own
+/// (the name rule comes first: an ignored name is replaced before anything
+/// decodes it, so it can never be a reason to refuse), and that name.
+fn with_own_name(
+    vm: &VmView<'_>,
+    bytes: &[u8; PACKET_SIZE],
+) -> ([u8; PACKET_SIZE], Option<ForeignName>) {
+    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
+        NameCheck::Own => None,
+        NameCheck::Ignored(n) => Some(n),
+    };
+    let mut own = *bytes;
+    if foreign_name.is_some() {
+        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
+    }
+    (own, foreign_name)
+}
+
+/// Does this packet count against the VM's rate limit? Requests do, even
+/// malformed ones; CONNECT (never answered, never counted) and bytes out of
+/// frame (the channel is reset) do not. The loop asks before it takes a
+/// token, so that [`VmView::over_rate`] is only ever set for such packets.
+pub fn counts_against_rate(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> bool {
+    rated(&with_own_name(vm, bytes).0)
+}
+
+/// [`counts_against_rate`] on a packet whose name was settled.
+fn rated(bytes: &[u8; PACKET_SIZE]) -> bool {
+    let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    command != wire::CPU_POWER_CONNECT && unframed(bytes).is_none()
+}
+
+/// Is a frame that failed to decode out of frame? A frame whose `command`
+/// is none of DPDK's requests can be: then `command` 0, or a body that
+/// fails the request checks with the command set aside, show that the 464
+/// bytes are not one packet (a peer writing another generation's size, or
+/// the tail of one packet and the head of the next). So is CPU_POWER with
+/// `unit` 0, which no sender writes either. An unknown command in a frame
+/// whose body is a request's is an unknown request (NACKed); a known
+/// command with another bad body is a malformed request (NACKed).
 pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
     let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    if Command::try_from(command).is_ok() {
-        return None;
+    if let Ok(known) = Command::try_from(command) {
+        let unit = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        return (known == Command::CpuPower && unit == 0).then_some(Unframed::CpuPowerUnitZero);
     }
     if command == 0 {
         return Some(Unframed::CommandZero);

@@ -878,6 +878,14 @@ fn bytes_that_cannot_be_a_packet_are_out_of_frame_not_refused() {
         Verdict::Accepted { .. }
     ));
     unframed_of(handle(&vm, &mut host, &frame(1)));
+    // CPU_POWER with unit 0: what a stream 4 bytes early reads as
+    let mut raw = req(0, Step::Up).encode();
+    raw[8..12].copy_from_slice(&0u32.to_le_bytes());
+    let e = unframed_of(handle(&vm, &mut host, &raw));
+    assert!(
+        e.to_string().ends_with("sends CPU_POWER with unit 0"),
+        "{e}"
+    );
     // known commands with bad bodies, and unknown commands with good
     // bodies, stay in frame: refused with a NACK
     let mut raw = policy_pkt(&[0]).encode();

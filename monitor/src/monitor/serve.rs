@@ -164,11 +164,7 @@ impl Monitor {
         let Some(vm) = self.reg.get_mut(vm_id) else {
             return ControlFlow::Break(());
         };
-        let (over_rate, rate_limit) = match vm.rate.as_mut() {
-            Some(r) => (!r.admit(Instant::now()), r.per_s()),
-            None => (false, 0),
-        };
-        let view = VmView {
+        let mut view = VmView {
             name: &vm.info.name,
             wire_name: vm.wire_name,
             vcpus: &vm.info.vcpus,
@@ -176,9 +172,17 @@ impl Monitor {
             allow_query: vm.allow_query,
             has_policy: vm.policy.is_some(),
             channel_enabled: enabled,
-            over_rate,
-            rate_limit,
+            over_rate: false,
+            rate_limit: 0,
         };
+        // only requests take a token: a CONNECT or bytes out of frame
+        // must not make the VM's next request over the rate
+        if let Some(r) = vm.rate.as_mut() {
+            if requests::counts_against_rate(&view, bytes) {
+                view.over_rate = !r.admit(Instant::now());
+                view.rate_limit = r.per_s();
+            }
+        }
         let mut facts = LoopFacts {
             host: &mut self.host,
             govs: &self.gov.govs,
@@ -242,13 +246,19 @@ impl Monitor {
         }
     }
 
-    /// A packet in frame: after a streak of them the connection is healthy
-    /// and a later hang-up retries quickly again.
+    /// A packet in frame: after a streak of them, on a connection at least
+    /// the longest retry delay old, the connection is healthy and a later
+    /// hang-up or reset retries quickly again. (Without the age, a guest
+    /// sending 64 CONNECTs before each frame out of frame had its channel
+    /// reset and re-attached, and logged, some 50 times a second.)
     fn in_frame(&mut self, id: ChanId) {
-        let retry_min = self.cfg.retry_min;
+        let (retry_min, healthy_after) = (self.cfg.retry_min, self.cfg.retry_max);
         if let Some(ch) = self.chans.get_mut(id) {
             ch.good = ch.good.saturating_add(1);
-            if ch.good >= GOOD_STREAK {
+            if ch.good >= GOOD_STREAK
+                && ch.backoff > retry_min
+                && ch.since.elapsed() >= healthy_after
+            {
                 ch.backoff = retry_min;
             }
         }
@@ -472,8 +482,8 @@ mod tests {
 
     /// One wake-up of the loop with this event on the channel.
     fn wake(mon: &mut Monitor, id: ChanId, gen: u32, bits: u32) {
-        mon.fair.begin();
         mon.on_channel(id, gen, bits);
+        mon.fair.begin();
         mon.serve_turns();
     }
 
@@ -532,6 +542,29 @@ mod tests {
         assert!(ch.stream.is_none());
         assert_eq!(ch.why, "QEMU closed the connection");
         assert!(!mon.chans.is_current(id, gen), "new generation");
+    }
+
+    #[test]
+    fn in_frame_packets_on_a_young_connection_do_not_shorten_the_reset_delay() {
+        // a channel reset before (its delay grew to 1 s); the guest sends
+        // 64 CONNECTs, then a frame out of frame: the delay keeps doubling
+        let (_tmp, mut mon, id, mut guest) = setup();
+        mon.cfg.retry_max = Duration::from_secs(3600);
+        mon.chans.get_mut(id).expect("chan").backoff = Duration::from_secs(1);
+        let gen = mon.chans.gen(id);
+        let mut bytes = Vec::new();
+        for _ in 0..GOOD_STREAK {
+            bytes.extend_from_slice(&ChannelPacket::connect().encode());
+        }
+        bytes.extend_from_slice(&[0u8; PACKET_SIZE]);
+        guest.write_all(&bytes).expect("send");
+        for _ in 0..10 {
+            wake(&mut mon, id, gen, sys::IN);
+        }
+        let ch = mon.chans.get(id).expect("chan");
+        assert!(ch.stream.is_none(), "reset");
+        assert_eq!(ch.stats.desyncs, 1);
+        assert_eq!(ch.backoff, Duration::from_secs(2), "doubled, not restarted");
     }
 
     #[test]
