@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let bytes = p.encode();
         let again = decode(&bytes).expect("an encoded packet decodes");
         assert_eq!(again, p, "re-encoding changes a decoded packet");
-        assert_eq!(p.header(), PacketHeader::decode_lenient(&bytes).expect("header"));
+        assert_eq!(
+            p.header(),
+            PacketHeader::decode_lenient(&bytes).expect("header")
+        );
         // fields the decoder validated keep their bytes; nothing else does
         let mut q = p;
         q.command = 0;

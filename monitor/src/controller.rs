@@ -197,6 +197,10 @@ pub enum CommandLineError {
         /// The text given.
         value: String,
     },
+    /// `set_rate_limit` above what the limiter can time (one request per
+    /// microsecond).
+    #[error("bad rate '{0}': at most {MAX_RATE_PER_S} requests/s (or off)")]
+    RateTooHigh(u32),
     /// A channel list that does not parse.
     #[error("bad channel list '{list}': {why}")]
     ChannelList {
@@ -252,6 +256,19 @@ fn usage(name: &str) -> CommandLineError {
             args: c.args,
         },
         None => CommandLineError::Unknown(name.to_string()),
+    }
+}
+
+/// The highest `set_rate_limit`: one request per microsecond.
+pub const MAX_RATE_PER_S: u32 = 1_000_000;
+
+fn parse_rate(s: &str) -> Result<u32, CommandLineError> {
+    match s {
+        "off" => Ok(0),
+        r => match parse_u32("rate (requests/s)", r)? {
+            n if n > MAX_RATE_PER_S => Err(CommandLineError::RateTooHigh(n)),
+            n => Ok(n),
+        },
     }
 }
 
@@ -417,10 +434,7 @@ pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
         }
         ("set_rate_limit", [vm, rate]) => on_loop(MonCmd::SetRateLimit {
             vm: s(vm),
-            per_s: match *rate {
-                "off" => 0,
-                r => parse_u32("rate (requests/s)", r)?,
-            },
+            per_s: parse_rate(rate)?,
         }),
         ("refresh", []) => Ok(Line::Refresh(None)),
         ("refresh", [vm]) => Ok(Line::Refresh(Some(s(vm)))),
@@ -652,6 +666,12 @@ mod tests {
             "bad core '99999999999': too large"
         );
         assert_eq!(parse_u32("core", "010").ok(), Some(10));
+        assert_eq!(parse_rate("off").ok(), Some(0));
+        assert_eq!(parse_rate("1000000").ok(), Some(1_000_000));
+        assert_eq!(
+            t(parse_rate("1000000000").expect_err("rate")),
+            "bad rate '1000000000': at most 1000000 requests/s (or off)"
+        );
         assert!(t(parse_list("3-").expect_err("list")).starts_with("bad channel list '3-': "));
         assert_eq!(parse_list("all").ok(), Some(ChanList::All));
         assert_eq!(
