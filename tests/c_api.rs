@@ -264,7 +264,11 @@ fn every_export_with_bad_arguments() {
 #[test]
 fn every_declared_function_is_called_by_a_c_test() {
     // the runners: this file, and the KVM autotest's own (it needs a pty host)
-    let runners = [include_str!("c_api.rs"), include_str!("guest_c_api.rs")];
+    let runners = [
+        include_str!("c_api.rs"),
+        include_str!("guest_c_api.rs"),
+        include_str!("journal.rs"),
+    ];
     let mut callers: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let programs = clib::ctest_sources();
     assert!(!programs.is_empty(), "no c-tests/*.c");
@@ -278,7 +282,7 @@ fn every_declared_function_is_called_by_a_c_test() {
         assert!(
             runners.iter().any(|r| r.contains(&format!("(\"{stem}\","))
                 || r.contains(&format!("\"c-tests/{stem}.c\""))),
-            "c-tests/{stem}.c is run by no test of tests/c_api.rs or tests/guest_c_api.rs: \
+            "c-tests/{stem}.c is run by no test of tests/c_api.rs, guest_c_api.rs or journal.rs: \
              its calls would not count"
         );
         let src = std::fs::read_to_string(p).expect("read a C test");

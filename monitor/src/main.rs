@@ -250,6 +250,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         .sysfs
         .clone()
         .map_or_else(SysfsRoot::from_env, SysfsRoot::new);
+    restore_stale(&sysfs);
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
     if let Some(sim) = &sim {
@@ -403,6 +404,26 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => Err(MainError::EventLoop(e)),
         Err(_) => Err(MainError::EventLoopPanicked),
+    }
+}
+
+/// Puts back what a killed predecessor (monitor or DPDK app) left changed
+/// in the host tree, from the restore journal, before serving anything.
+fn restore_stale(sysfs: &SysfsRoot) {
+    let log = vm_power_monitor::log::stderr_sink();
+    let journal = rte_power::journal::Journal::from_env();
+    for (rec, r) in journal.restore_stale_under(sysfs.dir()) {
+        match r {
+            Ok(_) => log(
+                Level::Warn,
+                &format!(
+                    "{}: restored the state left by process {} (restore journal)",
+                    rec.what(),
+                    rec.pid
+                ),
+            ),
+            Err(e) => log(Level::Error, &format!("{}: {e}", rec.what())),
+        }
     }
 }
 

@@ -343,6 +343,32 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Restores (and removes) every record of a dead owner whose directory
+    /// lies below `root` (e.g. a monitor's sysfs tree at its start), so that
+    /// CPUs a killed process left changed come back even if nobody inits
+    /// them again. Returns each record handled and what became of it.
+    pub fn restore_stale_under(&self, root: &Path) -> Vec<(Record, Result<Restored>)> {
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let Ok(records) = self.records() else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .filter_map(|(file, r)| {
+                let r = r.ok()?;
+                let stale = r.path.starts_with(&root)
+                    && owner_of(r.pid, r.start) == Owner::Dead
+                    && !held_here().contains(&file);
+                stale.then(|| {
+                    let done = restore_record(&file, &r);
+                    (r, done)
+                })
+            })
+            .collect()
+    }
+}
+
 /// Puts a stale record's state back, then removes the record. A record
 /// whose directory is gone (a generated tree removed since) is only removed.
 pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {

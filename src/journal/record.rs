@@ -268,11 +268,13 @@ fn read_num(path: &Path) -> Option<u32> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), JournalError> {
-    use std::io::Write;
+    use std::os::fd::AsRawFd;
     fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()))
+        // as the library writes sysfs (a generated tree's plain file is
+        // replaced whole)
+        .and_then(|f| crate::sysfs::pwrite_all(f.as_raw_fd(), format!("{value}\n").as_bytes()))
         .map_err(|source| JournalError::Restore {
             path: path.to_owned(),
             source,
