@@ -1,0 +1,278 @@
+//! Every way the real `vm_power_mgr` process ends puts the host back
+//! (DESIGN §4, docs/monitor.md "Exit paths"): each stop signal, a dead
+//! stderr while guests are refused, SIGKILL followed by a restart (the
+//! restore journal), and a library init on a CPU the monitor holds.
+//!
+//! Each test runs the binary on a generated host it keeps across runs
+//! (`--sysfs`, `--uri test:///...`, `--socket-dir`), with the journal in a
+//! temporary directory (`RTE_POWER_JOURNAL_DIR`), and compares every
+//! cpufreq file the monitor may change with the state before the first run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::T;
+use rte_power::journal::{Journal, JournalError};
+use rte_power::wire::{ChannelPacket, Step, CMD_ACK, CMD_NACK, PACKET_SIZE};
+use rte_power::{Config, Power, PowerError};
+use testkit::qemu::Qemu;
+use testkit::sim_host::SimHost;
+
+/// The host CPUs of [`SimHost`].
+const CPUS: u32 = 8;
+
+struct Host {
+    sim: SimHost,
+    journal: PathBuf,
+    ctl: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sim = SimHost::create(&tmp.path().join("sim")).expect("sim host");
+        Self {
+            sim,
+            journal: tmp.path().join("journal"),
+            ctl: tmp.path().join("ctl.sock"),
+            _tmp: tmp,
+        }
+    }
+
+    /// Governor, limits and (under userspace) setspeed of every CPU, first
+    /// lines as the kernel shows them.
+    fn snapshot(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for cpu in 0..CPUS {
+            let read = |attr: &str| {
+                let p = self.sim.sysfs.join(format!("cpu{cpu}/cpufreq/{attr}"));
+                std::fs::read_to_string(p)
+                    .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+                    .unwrap_or_default()
+            };
+            let gov = read("scaling_governor");
+            let mut attrs = vec!["scaling_governor", "scaling_min_freq", "scaling_max_freq"];
+            if gov == "userspace" {
+                attrs.push("scaling_setspeed");
+            }
+            for a in attrs {
+                v.push((format!("cpu{cpu}/{a}"), read(a)));
+            }
+        }
+        v
+    }
+
+    fn governor(&self, cpu: u32) -> String {
+        let p = self
+            .sim
+            .sysfs
+            .join(format!("cpu{cpu}/cpufreq/scaling_governor"));
+        std::fs::read_to_string(p)
+            .expect("governor")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn records(&self) -> usize {
+        std::fs::read_dir(&self.journal).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "rec"))
+                .count()
+        })
+    }
+
+    /// Starts the daemon running `exec` at start; waits for its control
+    /// socket (bound before the startup commands run).
+    fn start(&self, exec: &[&str], stderr: Stdio) -> Child {
+        let _ = std::fs::remove_file(&self.ctl);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"));
+        cmd.arg("--daemon")
+            .arg("--uri")
+            .arg(self.sim.uri())
+            .arg("--socket-dir")
+            .arg(&self.sim.sockets)
+            .arg("--sysfs")
+            .arg(&self.sim.sysfs)
+            .arg("--ctl-socket")
+            .arg(&self.ctl)
+            .args(["--refresh-ms", "0"])
+            .env("RTE_POWER_JOURNAL_DIR", &self.journal)
+            .env("RTE_POWER_PROC_STAT", &self.sim.proc_stat)
+            .env_remove("RTE_POWER_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for e in exec {
+            cmd.args(["-e", e]);
+        }
+        let child = cmd.spawn().expect("vm_power_mgr");
+        wait_for(|| self.ctl.exists(), "the control socket");
+        child
+    }
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + T;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kill(child: &Child, sig: libc::c_int) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// The commands that change CPUs 2 and 5 at start (a CPU of a VM and one
+/// of none).
+const CHANGE: &[&str] = &["set_cpu_freq 2 min", "set_cpu_freq 5 min"];
+
+fn changed(h: &Host) -> bool {
+    h.governor(2) == "userspace" && h.governor(5) == "userspace" && h.records() == 2
+}
+
+#[test]
+fn each_stop_signal_restores_the_host() {
+    let h = Host::new();
+    let before = h.snapshot();
+    for (name, sig) in [
+        ("SIGINT", libc::SIGINT),
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGQUIT", libc::SIGQUIT),
+    ] {
+        let mut child = h.start(CHANGE, Stdio::null());
+        wait_for(|| changed(&h), "CPUs 2 and 5 changed");
+        assert_ne!(h.snapshot(), before, "{name}: the run changed the host");
+        kill(&child, sig);
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{name}: {status:?}");
+        assert_eq!(h.snapshot(), before, "{name}: the host as before");
+        assert_eq!(h.records(), 0, "{name}: journal records removed");
+    }
+}
+
+#[test]
+fn a_dead_stderr_with_refused_guests_neither_kills_nor_leaves_changes() {
+    let h = Host::new();
+    let before = h.snapshot();
+    std::fs::create_dir_all(&h.sim.sockets).expect("socket dir");
+    let mut q = Qemu::bind(&h.sim.sockets, "vm-a", 0).expect("bind");
+    let mut child = h.start(
+        &["add_vm vm-a", "add_channels vm-a 0", "set_cpu_freq 5 min"],
+        Stdio::piped(),
+    );
+    // stderr becomes a pipe nobody reads from: every log line is EPIPE
+    drop(child.stderr.take());
+    let mut g = q.accept(T).expect("the monitor attaches");
+    for _ in 0..50 {
+        let mut p = ChannelPacket::cpu_power(0, Step::Down);
+        p.core_type = true; // PHYSICAL from a guest: refused, logged
+        g.send_bytes(&p.encode()).expect("send");
+        let r = g.recv_raw(PACKET_SIZE, T).expect("a reply");
+        assert_eq!(u32::from_le_bytes([r[12], r[13], r[14], r[15]]), CMD_NACK);
+    }
+    // an accepted request changes pCPU 0 (vm-a's vCPU 0)
+    g.send(&ChannelPacket::cpu_power(0, Step::Min))
+        .expect("send");
+    let r = g.recv_raw(PACKET_SIZE, T).expect("a reply");
+    assert_eq!(u32::from_le_bytes([r[12], r[13], r[14], r[15]]), CMD_ACK);
+    assert_eq!(h.governor(0), "userspace");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
+    kill(&child, libc::SIGTERM);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.records(), 0);
+}
+
+#[test]
+fn sigkill_then_restart_then_stop_leaves_the_host_as_before() {
+    let h = Host::new();
+    let before = h.snapshot();
+    let mut child = h.start(CHANGE, Stdio::null());
+    wait_for(|| changed(&h), "CPUs 2 and 5 changed");
+    kill(&child, libc::SIGKILL);
+    let _ = child.wait();
+    assert_ne!(h.snapshot(), before, "nothing ran at SIGKILL");
+    assert_eq!(h.records(), 2, "the records stay");
+    // the restart puts the dead run's state back before serving, even for
+    // CPUs it never touches again
+    let mut child = h.start(&[], Stdio::piped());
+    assert_eq!(h.snapshot(), before, "restored at start");
+    assert_eq!(h.records(), 0);
+    // and a CPU taken again is saved with its real original state
+    let out = ctl(&h, &["set_cpu_freq", "2", "min"]);
+    assert!(out.status.success(), "{out:?}");
+    kill(&child, libc::SIGTERM);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cpu 2") && err.contains("restored the state left by process"),
+        "{err}"
+    );
+    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.records(), 0);
+}
+
+fn ctl(h: &Host, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
+        .args(["ctl", "--socket"])
+        .arg(&h.ctl)
+        .args(args)
+        .output()
+        .expect("ctl")
+}
+
+fn library(h: &Host) -> Power {
+    Power::new(Config {
+        journal: Journal::at(&h.journal),
+        ..Config::with_sysfs(&h.sim.sysfs)
+    })
+}
+
+#[test]
+fn the_monitor_and_a_library_user_never_share_a_cpu() {
+    let h = Host::new();
+    let before = h.snapshot();
+    let mut child = h.start(CHANGE, Stdio::null());
+    wait_for(|| changed(&h), "CPUs 2 and 5 changed");
+    // a library init on a CPU the running monitor holds is refused,
+    // naming the CPU and the monitor's pid, and changes nothing
+    let held = h.snapshot();
+    let app = library(&h);
+    match app.init(2) {
+        Err(PowerError::Journal(JournalError::Held { what, pid, .. })) => {
+            assert_eq!(pid, child.id());
+            assert!(what.starts_with("cpu 2 "), "{what}");
+        }
+        r => panic!("init of the monitor's CPU: {r:?}"),
+    }
+    assert_eq!(h.snapshot(), held);
+    // and the other way: the monitor cannot take a CPU the app holds
+    app.init(3).expect("a free CPU").min().expect("min");
+    let out = ctl(&h, &["set_cpu_freq", "3", "max"]);
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains(&format!("held by live process {}", std::process::id())),
+        "{msg}"
+    );
+    app.exit(3).expect("exit");
+    kill(&child, libc::SIGTERM);
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.records(), 0);
+}
