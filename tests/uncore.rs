@@ -324,3 +324,66 @@ fn c_api_follows_dpdk_autotest() {
     rte_power_unset_uncore_env();
     assert_eq!(rte_power_get_uncore_env(), 0);
 }
+
+#[test]
+fn the_journal_holds_a_die_until_exit_and_restores_a_dead_owners_limits() {
+    use rte_power::journal::{Journal, JournalError};
+    let t = tree(&FakeUncore::new(UncoreLayout::PackageDie, 1, 1));
+    let jdir = t.dir.path().join("journal");
+    let records = || {
+        fs::read_dir(&jdir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "rec"))
+                .count()
+        })
+    };
+    let root = SysfsRoot::new(t.dir.path());
+    let u = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    u.init(0, 0).expect("init");
+    assert_eq!(records(), 1, "the original limits are recorded at init");
+    u.min(0, 0).expect("min");
+    // another uncore context of this process cannot take the die
+    let other = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    assert!(matches!(
+        other.init(0, 0),
+        Err(UncoreError::Journal {
+            source: JournalError::HeldHere { .. },
+            ..
+        })
+    ));
+    u.exit(0, 0).expect("exit");
+    assert_eq!(records(), 0, "removed after the restore");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+
+    // a dead process's record: pinned limits on disk, the originals in
+    // the record; the next init puts them back before saving its own
+    u.init(0, 0).expect("init");
+    u.min(0, 0).expect("min");
+    let file = fs::read_dir(&jdir)
+        .expect("journal")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "rec"))
+        .expect("record");
+    let text = fs::read_to_string(&file).expect("read");
+    // as if the owner were pid 1 started at another time: dead
+    let text = text
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some(("pid", _)) => "pid 1".to_string(),
+            Some(("start", _)) => format!("start {}", u64::MAX),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    drop(u); // gone without an exit: the limits stay pinned, the record stays
+    fs::write(&file, text).expect("write");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 800_000));
+    let next = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    next.init(0, 0).expect("a dead owner's die is taken over");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000), "restored first");
+    next.max(0, 0).expect("max");
+    next.exit(0, 0).expect("exit");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+    assert_eq!(records(), 0);
+}

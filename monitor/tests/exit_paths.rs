@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -209,7 +209,7 @@ fn sigkill_then_restart_then_stop_leaves_the_host_as_before() {
     assert_eq!(h.records(), 2, "the records stay");
     // the restart puts the dead run's state back before serving, even for
     // CPUs it never touches again
-    let mut child = h.start(&[], Stdio::piped());
+    let child = h.start(&[], Stdio::piped());
     assert_eq!(h.snapshot(), before, "restored at start");
     assert_eq!(h.records(), 0);
     // and a CPU taken again is saved with its real original state
