@@ -381,7 +381,11 @@ fn the_journal_holds_a_die_until_exit_and_restores_a_dead_owners_limits() {
     assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 800_000));
     let next = Uncore::new(&root).with_journal(Journal::at(&jdir));
     next.init(0, 0).expect("a dead owner's die is taken over");
-    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000), "restored first");
+    assert_eq!(
+        t.limits(&t.pd(0, 0)),
+        (800_000, 2_400_000),
+        "restored first"
+    );
     next.max(0, 0).expect("max");
     next.exit(0, 0).expect("exit");
     assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));

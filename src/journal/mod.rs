@@ -288,6 +288,7 @@ impl Journal {
                 path: target.to_owned(),
                 pid: std::process::id(),
                 start: my_start(),
+                id: dir_id(target),
                 saved: read(),
             };
             match write_new(dir, &file, &record.render()?) {
@@ -372,7 +373,8 @@ impl Journal {
 /// Puts a stale record's state back, then removes the record. A record
 /// whose directory is gone (a generated tree removed since) is only removed.
 pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {
-    let outcome = if record.path.is_dir() {
+    let same = record.id.is_none() || dir_id(&record.path) == record.id;
+    let outcome = if record.path.is_dir() && same {
         record.saved.apply(&record.path)?;
         Restored::Applied
     } else {
@@ -394,12 +396,19 @@ pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {
     Ok(outcome)
 }
 
+/// Device and inode of a directory.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// What [`restore_record`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restored {
     /// The state was written back.
     Applied,
-    /// The directory no longer exists: the record was dropped.
+    /// The directory no longer exists (or the path now names another
+    /// directory, e.g. the record came from another mount namespace): the
+    /// record was dropped.
     Gone,
 }
 
@@ -524,6 +533,7 @@ mod tests {
             path: target.clone(),
             pid: 1,
             start: u64::MAX,
+            id: None,
             saved: Saved::Cpufreq {
                 cpu: 0,
                 governor: Some("powersave".into()),
@@ -560,6 +570,7 @@ mod tests {
             path: target.clone(),
             pid: 1,
             start: init,
+            id: None,
             saved: Saved::read_cpufreq(&target, 0),
         };
         fs::write(&file, live.render().expect("render")).expect("write");
@@ -580,6 +591,30 @@ mod tests {
         let j = Journal::at(blocker.join("journal"));
         let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
         assert!(r.expect("no error").is_none());
+    }
+
+    #[test]
+    fn a_record_of_another_directory_at_the_same_path_is_dropped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let file = tmp.path().join("r.rec");
+        let r = Record {
+            path: target.clone(),
+            pid: 1,
+            start: u64::MAX,
+            id: Some((u64::MAX, u64::MAX)), // e.g. made in another namespace
+            saved: Saved::Cpufreq {
+                cpu: 0,
+                governor: Some("powersave".into()),
+                min: None,
+                max: None,
+                setspeed: None,
+            },
+        };
+        fs::write(&file, r.render().expect("render")).expect("write");
+        assert_eq!(restore_record(&file, &r).expect("handled"), Restored::Gone);
+        assert_eq!(read(&target.join("scaling_governor")), "ondemand");
+        assert!(!file.exists());
     }
 
     #[test]

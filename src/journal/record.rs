@@ -130,6 +130,10 @@ pub struct Record {
     pub pid: u32,
     /// The owner's start time (clock ticks after boot, `/proc/<pid>/stat`).
     pub start: u64,
+    /// Device and inode of `path` when the record was made: a record made
+    /// in another mount namespace (a tree bind-mounted over the real path)
+    /// is never applied to the directory the path names here.
+    pub id: Option<(u64, u64)>,
     /// The state saved.
     pub saved: Saved,
 }
@@ -155,6 +159,8 @@ impl Record {
                 s.push_str(&format!("{k} {v}\n"));
             }
         };
+        line("dev", self.id.map(|(d, _)| d.to_string()));
+        line("ino", self.id.map(|(_, i)| i.to_string()));
         match &self.saved {
             Saved::Cpufreq {
                 cpu,
@@ -239,10 +245,15 @@ impl Record {
                 return Err(bad("the governor is not a name"));
             }
         }
+        let id = match (num("dev")?, num("ino")?) {
+            (Some(d), Some(i)) => Some((d, i)),
+            _ => None,
+        };
         Ok(Record {
             path,
             pid,
             start,
+            id,
             saved,
         })
     }
@@ -316,6 +327,7 @@ mod tests {
             path: PathBuf::from("/sys/devices/system/cpu/cpufreq/policy3"),
             pid: 42,
             start: 777,
+            id: Some((5, 6)),
             saved: Saved::Cpufreq {
                 cpu: 3,
                 governor: Some("ondemand".into()),

@@ -33,6 +33,10 @@ fn record(j: &Journal, tree: &Path, cpu: u32, pid: u32, start: u64) -> PathBuf {
     std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
     let r = Record {
         saved: Saved::read_cpufreq(&dir, cpu),
+        id: Some((
+            std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&dir).expect("stat")),
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).expect("stat")),
+        )),
         path: dir,
         pid,
         start,
