@@ -275,8 +275,20 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         .or_else(|| (o.daemon && !o.simulate).then(|| PathBuf::from(DEFAULT_CTL_SOCKET)));
     let hook_ctl = ctl_path.clone();
     std::panic::set_hook(Box::new(move |info| {
-        // restore first: printing may fail or block (a dead stderr)
-        vm_power_monitor::host::restore_touched(&power, &touched);
+        // restore first: printing may fail or block (a dead stderr). On a
+        // thread of its own, waited for a bounded time: the panicking
+        // thread may hold a lock the restore needs
+        let (p, t) = (Arc::clone(&power), Arc::clone(&touched));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("vmpm-restore".into())
+            .spawn(move || {
+                vm_power_monitor::host::restore_touched(&p, &t);
+                let _ = tx.send(());
+            });
+        if spawned.is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
         errln!("vm_power_mgr: {info}; host CPUs restored");
         if let Some(p) = &hook_ctl {
             let _ = std::fs::remove_file(p);

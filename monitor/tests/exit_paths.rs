@@ -161,6 +161,40 @@ fn each_stop_signal_restores_the_host() {
 }
 
 #[test]
+fn ctl_quit_and_a_failed_start_restore_the_host() {
+    let h = Host::new();
+    let before = h.snapshot();
+    let mut child = h.start(CHANGE, Stdio::null());
+    wait_for(|| changed(&h), "CPUs 2 and 5 changed");
+    let out = ctl(&h, &["quit"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(h.snapshot(), before, "ctl quit");
+    assert_eq!(h.records(), 0);
+    // a startup command that fails after others changed CPUs: the monitor
+    // stops, restoring them, and says which command failed
+    let out = Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
+        .args(["--daemon", "--uri"])
+        .arg(h.sim.uri())
+        .arg("--socket-dir")
+        .arg(&h.sim.sockets)
+        .arg("--sysfs")
+        .arg(&h.sim.sysfs)
+        .arg("--ctl-socket")
+        .arg(h.ctl.with_extension("failed"))
+        .args(["-e", "set_cpu_freq 2 min", "-e", "set_cpu_freq 99 min"])
+        .env("RTE_POWER_JOURNAL_DIR", &h.journal)
+        .stdin(Stdio::null())
+        .output()
+        .expect("vm_power_mgr");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`set_cpu_freq 99 min` failed"), "{err}");
+    assert_eq!(h.snapshot(), before, "failed start");
+    assert_eq!(h.records(), 0);
+}
+
+#[test]
 fn a_dead_stderr_with_refused_guests_neither_kills_nor_leaves_changes() {
     let h = Host::new();
     let before = h.snapshot();

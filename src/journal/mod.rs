@@ -270,6 +270,7 @@ impl Journal {
         };
         // a few rounds: another process may create or remove the record
         // between our look and our link
+        let mut carried = None;
         for _ in 0..4 {
             if held_here().contains(&file) {
                 return Err(JournalError::HeldHere {
@@ -278,7 +279,9 @@ impl Journal {
             }
             match fs::read_to_string(&file) {
                 Ok(text) => {
-                    take_over(&file, &text)?;
+                    if let Some(saved) = take_over(&file, &text)? {
+                        carried = Some(saved);
+                    }
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -289,7 +292,7 @@ impl Journal {
                 pid: std::process::id(),
                 start: my_start(),
                 id: dir_id(target),
-                saved: read(),
+                saved: carried.clone().unwrap_or_else(&read),
             };
             match write_new(dir, &file, &record.render()?) {
                 Ok(true) => {
@@ -413,8 +416,10 @@ pub enum Restored {
 }
 
 /// Handles a record found at init: refused if its owner lives, else
-/// restored and removed.
-fn take_over(file: &Path, text: &str) -> Result<()> {
+/// restored and removed. When the restore fails, the record is removed
+/// all the same and its state returned, to be carried into the new record
+/// (the CPU's true original state is never replaced by a changed one).
+fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
     let record = match Record::parse(file, text) {
         Ok(r) => r,
         Err(e) => {
@@ -422,7 +427,7 @@ fn take_over(file: &Path, text: &str) -> Result<()> {
             // CPU for ever
             crate::log!(Level::Warn, "{e}: removed");
             let _ = fs::remove_file(file);
-            return Ok(());
+            return Ok(None);
         }
     };
     match owner_of(record.pid, record.start) {
@@ -432,17 +437,31 @@ fn take_over(file: &Path, text: &str) -> Result<()> {
             file: file.to_owned(),
         }),
         // ours, from a session whose restore failed, or a dead process's
-        Owner::Me | Owner::Dead => {
-            restore_record(file, &record)?;
-            crate::log!(
-                Level::Warn,
-                "{}: restored the state left by process {} (journal {})",
-                record.what(),
-                record.pid,
-                file.display()
-            );
-            Ok(())
-        }
+        Owner::Me | Owner::Dead => match restore_record(file, &record) {
+            Ok(_) => {
+                crate::log!(
+                    Level::Warn,
+                    "{}: restored the state left by process {} (journal {})",
+                    record.what(),
+                    record.pid,
+                    file.display()
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                crate::log!(
+                    Level::Warn,
+                    "{}: cannot restore the state left by process {} ({e}): kept as the original",
+                    record.what(),
+                    record.pid
+                );
+                fs::remove_file(file).map_err(|source| JournalError::Io {
+                    path: file.to_owned(),
+                    source,
+                })?;
+                Ok(Some(record.saved))
+            }
+        },
     }
 }
 
