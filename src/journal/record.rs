@@ -279,13 +279,13 @@ fn read_num(path: &Path) -> Option<u32> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), JournalError> {
-    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
     fs::OpenOptions::new()
         .write(true)
         .open(path)
-        // as the library writes sysfs (a generated tree's plain file is
-        // replaced whole)
-        .and_then(|f| crate::sysfs::pwrite_all(f.as_raw_fd(), format!("{value}\n").as_bytes()))
+        // at offset 0, as the library writes sysfs (the journal stays a
+        // leaf: it shares no code with `sysfs`)
+        .and_then(|f| f.write_all_at(format!("{value}\n").as_bytes(), 0))
         .map_err(|source| JournalError::Restore {
             path: path.to_owned(),
             source,
