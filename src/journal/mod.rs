@@ -294,7 +294,15 @@ impl Journal {
                 id: dir_id(target),
                 saved: carried.clone().unwrap_or_else(&read),
             };
-            match write_new(dir, &file, &record.render()?) {
+            let text = match record.render() {
+                Ok(t) => t,
+                Err(e) => {
+                    // a path no record can hold: no journal for this one
+                    crate::log!(Level::Warn, "{e}: not journaled");
+                    return Ok(None);
+                }
+            };
+            match write_new(dir, &file, &text) {
                 Ok(true) => {
                     held_here().insert(file.clone());
                     return Ok(Some(Held { file }));
