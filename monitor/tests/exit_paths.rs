@@ -310,3 +310,154 @@ fn the_monitor_and_a_library_user_never_share_a_cpu() {
     assert_eq!(h.snapshot(), before);
     assert_eq!(h.records(), 0);
 }
+
+/// The master side of the monitor's terminal: what the monitor prints is
+/// drained on a thread (so that it never blocks on a full pty); dropping
+/// the last descriptor is the terminal going away.
+struct Terminal {
+    master: std::os::fd::OwnedFd,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Terminal {
+    fn type_bytes(&self, b: &[u8]) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: writes from a live slice to a descriptor we own.
+        let n = unsafe { libc::write(self.master.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+        assert_eq!(n, b.len() as isize);
+    }
+
+    /// Stops the drain and closes the master: the kernel hangs up the
+    /// session whose controlling terminal it was.
+    fn close(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The interactive monitor on a terminal of its own (a pty it takes as
+/// its controlling terminal, as a login shell's child would).
+fn start_on_terminal(h: &Host) -> (Child, Terminal) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; no name, termios or size.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two new descriptors that we now own.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let _ = std::fs::remove_file(&h.ctl);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"));
+    cmd.arg("--uri")
+        .arg(h.sim.uri())
+        .arg("--socket-dir")
+        .arg(&h.sim.sockets)
+        .arg("--sysfs")
+        .arg(&h.sim.sysfs)
+        .arg("--ctl-socket")
+        .arg(&h.ctl)
+        .args(["--refresh-ms", "0", "-q"])
+        .args(["-e", CHANGE[0], "-e", CHANGE[1]])
+        .env("RTE_POWER_JOURNAL_DIR", &h.journal)
+        .env("TERM", "dumb")
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave.try_clone().expect("dup"));
+    let master_fd = master.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec: a new
+    // session, the pty (fd 0) as its controlling terminal, and the
+    // master's descriptor closed in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::close(master_fd);
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("vm_power_mgr on a pty");
+    drop(slave);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut pfd = libc::pollfd {
+                    fd: master_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one pollfd on the stack; reads into a local
+                // buffer from a descriptor the Terminal keeps open until
+                // this thread is joined.
+                unsafe {
+                    if libc::poll(&mut pfd, 1, 20) > 0
+                        && libc::read(master_fd, buf.as_mut_ptr().cast(), buf.len()) <= 0
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        })
+    };
+    let term = Terminal {
+        master,
+        stop,
+        reader: Some(reader),
+    };
+    wait_for(
+        || h.ctl.exists() && changed(h),
+        "the interactive monitor changed CPUs 2 and 5",
+    );
+    (child, term)
+}
+
+/// Waits at most [`T`] for the child; kills it on timeout.
+fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: the monitor did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_terminal_going_away_or_ctrl_d_restores_the_host() {
+    let h = Host::new();
+    let before = h.snapshot();
+    // Ctrl-D at the prompt: quit
+    let (mut child, term) = start_on_terminal(&h);
+    term.type_bytes(b"\x04");
+    let status = wait_bounded(&mut child, "Ctrl-D");
+    assert!(status.success(), "Ctrl-D: {status:?}");
+    assert_eq!(h.snapshot(), before, "Ctrl-D");
+    assert_eq!(h.records(), 0);
+    term.close();
+    // the terminal closed: SIGHUP to the session
+    let (mut child, term) = start_on_terminal(&h);
+    term.close();
+    let status = wait_bounded(&mut child, "hang-up");
+    assert!(status.success(), "hang-up: {status:?}");
+    assert_eq!(h.snapshot(), before, "hang-up");
+    assert_eq!(h.records(), 0);
+}
