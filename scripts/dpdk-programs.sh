@@ -30,7 +30,8 @@
 #                 CPU checked after each
 #   distributor   starts on 5 lcores over 2 CPUs (shared frequency
 #                 domains), initialises power for its workers, picks the
-#                 SST-BF priority core by capabilities; host restored
+#                 SST-BF priority core by capabilities; host restored,
+#                 its restore journal (own directory) empty after it ends
 # Needs root, 2 CPUs and scripts/deps.d/dpdk-programs.txt. Builds go to
 # target/dpdk-programs/ (kept: a second run only relinks what changed).
 # DPDK_PROGRAMS_KEEP=1 keeps the work directory.
