@@ -362,6 +362,14 @@ pub struct Uncore {
     dies: Mutex<BTreeMap<(u32, u32), Die>>,
 }
 
+/// An uncore that goes away exits its dies (limits and journal records
+/// back). The C API's is static: its exit hook does the same.
+impl Drop for Uncore {
+    fn drop(&mut self) {
+        let _ = self.exit_all();
+    }
+}
+
 impl Uncore {
     /// The uncore of the CPU sysfs tree at `root`.
     pub fn new(root: &SysfsRoot) -> Uncore {

@@ -356,29 +356,29 @@ fn the_journal_holds_a_die_until_exit_and_restores_a_dead_owners_limits() {
     assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
 
     // a dead process's record: pinned limits on disk, the originals in
-    // the record; the next init puts them back before saving its own
+    // the record (pid 1 with a start time it never had: dead); the next
+    // init puts them back before saving its own
     u.init(0, 0).expect("init");
     u.min(0, 0).expect("min");
-    let file = fs::read_dir(&jdir)
-        .expect("journal")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "rec"))
-        .expect("record");
-    let text = fs::read_to_string(&file).expect("read");
-    // as if the owner were pid 1 started at another time: dead
-    let text = text
-        .lines()
-        .map(|l| match l.split_once(' ') {
-            Some(("pid", _)) => "pid 1".to_string(),
-            Some(("start", _)) => format!("start {}", u64::MAX),
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    drop(u); // gone without an exit: the limits stay pinned, the record stays
-    fs::write(&file, text).expect("write");
-    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 800_000));
+    drop(u); // an uncore that goes away exits its dies
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+    assert_eq!(records(), 0);
+    let dir = fs::canonicalize(t.pd(0, 0)).expect("die dir");
+    let stale = rte_power::journal::Record {
+        path: dir.clone(),
+        pid: 1,
+        start: u64::MAX,
+        id: None,
+        saved: rte_power::journal::Saved::Uncore {
+            min: 800_000,
+            max: 2_400_000,
+        },
+    };
+    let file = Journal::at(&jdir)
+        .file_for("uncore", &dir)
+        .expect("journal");
+    fs::write(&file, stale.render().expect("render")).expect("write");
+    t.set_limits(&t.pd(0, 0), 800_000, 800_000);
     let next = Uncore::new(&root).with_journal(Journal::at(&jdir));
     next.init(0, 0).expect("a dead owner's die is taken over");
     assert_eq!(

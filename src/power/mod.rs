@@ -114,6 +114,20 @@ pub struct Power {
     domains: Mutex<DomainMap>,
 }
 
+/// A context that goes away (a Rust user's, a test's) exits the lcores it
+/// still has: their CPUs are restored and their journal records removed.
+/// (The C API's context is static and never dropped: its exit hook does
+/// the same at process exit.)
+impl Drop for Power {
+    fn drop(&mut self) {
+        for l in 0..crate::lcore::MAX_LCORE {
+            if self.lcore(l).is_ok() {
+                let _ = self.exit(l);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Power {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Power")
