@@ -30,7 +30,8 @@
 #                 CPU checked after each
 #   distributor   starts on 5 lcores over 2 CPUs (shared frequency
 #                 domains), initialises power for its workers, picks the
-#                 SST-BF priority core by capabilities; host restored
+#                 SST-BF priority core by capabilities; host restored,
+#                 its restore journal (own directory) empty after it ends
 # Needs root, 2 CPUs and scripts/deps.d/dpdk-programs.txt. Builds go to
 # target/dpdk-programs/ (kept: a second run only relinks what changed).
 # DPDK_PROGRAMS_KEEP=1 keeps the work directory.
@@ -377,9 +378,10 @@ run_distributor() {
   # intel_pstate with SST-BF: CPU 1 is a priority core
   PRIO_CPUS=1 "$SHARED/dpdk-ref/mkfakesys.sh" "$dir/sys" 2 intel_pstate > /dev/null
   state "$dir/sys" > "$dir/before"
-  # 5 lcores on 2 CPUs: workers 1-4 on CPUs 1, 0, 1, 1
+  # 5 lcores on 2 CPUs: workers 1-4 on CPUs 1, 0, 1, 1; the restore
+  # journal of this run in its own directory
   # shellcheck disable=SC2016
-  RTE_POWER_LOG=info LD_LIBRARY_PATH=$(lib_path_of "$way") \
+  RTE_POWER_LOG=info RTE_POWER_JOURNAL_DIR=$dir/journal LD_LIBRARY_PATH=$(lib_path_of "$way") \
     unshare -m -- bash -c 'mount --make-rprivate / && mount --bind "$0" /sys/devices/system/cpu && exec "$@"' \
     "$dir/sys" "$bin" --lcores=0@0,1@1,2@0,3@1,4@1 --no-huge --no-pci --no-shconf --no-telemetry \
     --file-prefix "dist-$$-$way" -m 1024 --vdev=net_null0 --log-level=lib.eal:warning -- -p 1 \
@@ -393,7 +395,10 @@ run_distributor() {
   local dpid
   dpid=$(pgrep -P "$pid" -f "$bin" || echo "$pid")
   ours_loaded "$dpid" "$way" || ok=0
-  local inits
+  local inits records
+  records=$(find "$dir/journal" -name '*.rec' 2>/dev/null | wc -l)
+  echo "  $records restore-journal records while running (one per CPU)"
+  [ "$records" = 2 ] || ok=0
   inits=$(grep -c 'rte_power: INFO: lcore [1-4]: initialised on cpu' "$dir/err" || true)
   echo "  $inits worker lcores initialised ($(grep -c 'sharing the frequency domain' "$dir/err" || true) of them joining a shared domain)"
   [ "$inits" = 4 ] || ok=0
@@ -417,6 +422,9 @@ run_distributor() {
     echo "  (the sample did not end within 8 s of SIGINT: killed)"
   fi
   { wait "$pid"; } 2>/dev/null || true
+  records=$(find "$dir/journal" -name '*.rec' 2>/dev/null | wc -l)
+  echo "  $records restore-journal records after it ended"
+  [ "$records" = 0 ] || ok=0
   state "$dir/sys" > "$dir/after"
   if diff -q "$dir/before" "$dir/after" > /dev/null; then
     echo "  restored at exit: $(wc -l < "$dir/before") writable attributes as before"

@@ -107,6 +107,10 @@ pub enum PowerError {
         #[source]
         source: io::Error,
     },
+    /// The restore journal refused or failed (a CPU held by a live process,
+    /// a stale state that could not be put back).
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Result alias used across the crate.

@@ -42,6 +42,7 @@ pub mod env;
 pub mod error;
 pub mod guest;
 mod host;
+pub mod journal;
 pub mod lcore;
 #[doc(hidden)]
 pub mod log;

@@ -61,6 +61,59 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "rte_power: {tag}: {args}");
 }
 
+/// Writes one line to stderr; a line that cannot be written (EPIPE, ENOSPC,
+/// a closed descriptor) is dropped. Never panics, unlike `eprintln!`.
+#[doc(hidden)]
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// Writes to stdout (`newline`: and ends the line), flushing; dropped when
+/// it cannot be written. Never panics, unlike `println!`.
+#[doc(hidden)]
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = if newline {
+        writeln!(out, "{args}")
+    } else {
+        write!(out, "{args}")
+    };
+    let _ = out.flush();
+}
+
+/// `eprintln!` that drops the line instead of panicking when stderr fails.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::log::write_err(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that drops the line instead of panicking when stdout fails.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! outln {
+    () => {
+        $crate::log::write_out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::log::write_out(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` (flushed) that drops the text instead of panicking when stdout
+/// fails.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::log::write_out(format_args!($($arg)*), false)
+    };
+}
+
 /// `log!(Level::Warn, "...", args)`: prints when the level is enabled.
 #[macro_export]
 #[doc(hidden)]

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::journal::{Held, Journal, JournalError, Saved};
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
 
@@ -111,6 +112,15 @@ pub enum UncoreError {
     /// `set_env` while an env is selected.
     #[error("uncore env already set to {0:?}")]
     EnvAlreadySet(UncoreEnv),
+    /// The restore journal refused the die (held by a live process) or
+    /// failed to put a stale state back.
+    #[error("uncore package {pkg} die {die}: {source}")]
+    Journal {
+        pkg: u32,
+        die: u32,
+        #[source]
+        source: JournalError,
+    },
     /// An env value this library does not provide.
     #[error("uncore env {0} is not supported (only Intel uncore is provided)")]
     EnvUnsupported(u32),
@@ -266,6 +276,8 @@ struct Ctl {
     dir: PathBuf,
     orig_min: u32,
     orig_max: u32,
+    /// The journal record of the original limits.
+    held: Option<Held>,
 }
 
 impl Ctl {
@@ -345,8 +357,17 @@ struct Die {
 #[derive(Debug)]
 pub struct Uncore {
     dir: PathBuf,
+    journal: Journal,
     env: AtomicU32,
     dies: Mutex<BTreeMap<(u32, u32), Die>>,
+}
+
+/// An uncore that goes away exits its dies (limits and journal records
+/// back). The C API's is static: its exit hook does the same.
+impl Drop for Uncore {
+    fn drop(&mut self) {
+        let _ = self.exit_all();
+    }
 }
 
 impl Uncore {
@@ -354,9 +375,16 @@ impl Uncore {
     pub fn new(root: &SysfsRoot) -> Uncore {
         Uncore {
             dir: root.global(UNCORE_DIR),
+            journal: Journal::from_env(),
             env: AtomicU32::new(UNCORE_ENV_NOT_SET),
             dies: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The same uncore with another restore journal.
+    pub fn with_journal(mut self, journal: Journal) -> Uncore {
+        self.journal = journal;
+        self
     }
 
     /// The `intel_uncore_frequency` directory used.
@@ -435,11 +463,41 @@ impl Uncore {
         for dir in dirs {
             top = top.min(read_u32(&dir.join("initial_max_freq_khz"))?);
             bottom = bottom.max(read_u32(&dir.join("initial_min_freq_khz"))?);
+            let (orig_min, orig_max) = (
+                read_u32(&dir.join("min_freq_khz"))?,
+                read_u32(&dir.join("max_freq_khz"))?,
+            );
             ctls.push(Ctl {
-                orig_min: read_u32(&dir.join("min_freq_khz"))?,
-                orig_max: read_u32(&dir.join("max_freq_khz"))?,
+                orig_min,
+                orig_max,
                 dir: dir.clone(),
+                held: None,
             });
+        }
+        // the original limits go to the journal before any change; a die
+        // held by a live process is refused (records taken so far dropped)
+        for c in &mut ctls {
+            let canon = fs::canonicalize(&c.dir).unwrap_or_else(|_| c.dir.clone());
+            let saved = || Saved::Uncore {
+                min: c.orig_min,
+                max: c.orig_max,
+            };
+            match self.journal.claim("uncore", &canon, saved) {
+                Ok(held) => c.held = held,
+                Err(e) => {
+                    ctls.into_iter()
+                        .filter_map(|c| c.held)
+                        .for_each(Held::release);
+                    return Err(UncoreError::Journal {
+                        pkg,
+                        die,
+                        source: e,
+                    });
+                }
+            }
+            // a stale record was restored: these are the limits to keep
+            c.orig_min = read_u32(&c.dir.join("min_freq_khz"))?;
+            c.orig_max = read_u32(&c.dir.join("max_freq_khz"))?;
         }
         let table =
             build_table(top, bottom).map_err(|reason| UncoreError::Table { pkg, die, reason })?;
@@ -465,9 +523,29 @@ impl Uncore {
             .remove(&(pkg, die))
             .ok_or(UncoreError::NotInitialised { pkg, die })?;
         let mut first_err = None;
-        for c in &d.ctls {
-            if let Err(e) = c.set_limits(c.orig_min, c.orig_max) {
-                crate::log!(Level::Error, "{e}");
+        for c in d.ctls {
+            match c.set_limits(c.orig_min, c.orig_max) {
+                Ok(()) => {
+                    if let Some(h) = c.held {
+                        h.release();
+                    }
+                }
+                Err(e) => {
+                    crate::log!(Level::Error, "{e}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Exits every initialised die (the process is ending); returns the
+    /// first error.
+    pub fn exit_all(&self) -> Result<()> {
+        let keys: Vec<_> = self.lock().keys().copied().collect();
+        let mut first_err = None;
+        for (pkg, die) in keys {
+            if let Err(e) = self.exit(pkg, die) {
                 first_err.get_or_insert(e);
             }
         }

@@ -17,7 +17,11 @@ fn setup(lcores: &[u32]) -> Setup {
     FakeSysfs::new(Flavour::Acpi, 4)
         .create(dir.path())
         .expect("generate tree");
-    let power: &'static Power = Box::leak(Box::new(Power::new(Config::with_sysfs(dir.path()))));
+    // leaked (never exited): its journal stays in the tree's directory
+    let power: &'static Power = Box::leak(Box::new(Power::new(Config {
+        journal: rte_power::journal::Journal::at(dir.path().join("journal")),
+        ..Config::with_sysfs(dir.path())
+    })));
     for l in lcores {
         power.init(*l).expect("init lcore");
     }

@@ -21,7 +21,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
         &[
-            "clock", "cpulist", "cpumap", "dpdk_sym", "env", "error", "log", "sysfs", "wire",
+            "clock", "cpulist", "cpumap", "dpdk_sym", "env", "error", "journal", "log", "sysfs",
+            "wire",
         ],
     ),
     ("host drivers", &["host"]),

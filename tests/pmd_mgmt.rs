@@ -137,10 +137,11 @@ fn setup(flavour: Flavour, ports: &[(u16, usize)]) -> Setup {
     FakeSysfs::new(flavour, 4)
         .create(dir.path())
         .expect("generate tree");
-    let power: &'static Power = Box::leak(Box::new(Power::new(Config::with_ports(
-        dir.path(),
-        dir.path().join("no-ports"),
-    ))));
+    // leaked (never exited): its journal stays in the tree's directory
+    let power: &'static Power = Box::leak(Box::new(Power::new(Config {
+        journal: rte_power::journal::Journal::at(dir.path().join("journal")),
+        ..Config::with_ports(dir.path(), dir.path().join("no-ports"))
+    })));
     power.pmd().set_emptypoll_max(4);
     let eth = FakeEth::new(ports);
     let mgmt = PmdMgmt::new(power, Arc::clone(&eth) as Arc<dyn EthDev>);

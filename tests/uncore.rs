@@ -324,3 +324,70 @@ fn c_api_follows_dpdk_autotest() {
     rte_power_unset_uncore_env();
     assert_eq!(rte_power_get_uncore_env(), 0);
 }
+
+#[test]
+fn the_journal_holds_a_die_until_exit_and_restores_a_dead_owners_limits() {
+    use rte_power::journal::{Journal, JournalError};
+    let t = tree(&FakeUncore::new(UncoreLayout::PackageDie, 1, 1));
+    let jdir = t.dir.path().join("journal");
+    let records = || {
+        fs::read_dir(&jdir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "rec"))
+                .count()
+        })
+    };
+    let root = SysfsRoot::new(t.dir.path());
+    let u = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    u.init(0, 0).expect("init");
+    assert_eq!(records(), 1, "the original limits are recorded at init");
+    u.min(0, 0).expect("min");
+    // another uncore context of this process cannot take the die
+    let other = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    assert!(matches!(
+        other.init(0, 0),
+        Err(UncoreError::Journal {
+            source: JournalError::HeldHere { .. },
+            ..
+        })
+    ));
+    u.exit(0, 0).expect("exit");
+    assert_eq!(records(), 0, "removed after the restore");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+
+    // a dead process's record: pinned limits on disk, the originals in
+    // the record (pid 1 with a start time it never had: dead); the next
+    // init puts them back before saving its own
+    u.init(0, 0).expect("init");
+    u.min(0, 0).expect("min");
+    drop(u); // an uncore that goes away exits its dies
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+    assert_eq!(records(), 0);
+    let dir = fs::canonicalize(t.pd(0, 0)).expect("die dir");
+    let stale = rte_power::journal::Record {
+        path: dir.clone(),
+        pid: 1,
+        start: u64::MAX,
+        id: None,
+        saved: rte_power::journal::Saved::Uncore {
+            min: 800_000,
+            max: 2_400_000,
+        },
+    };
+    let file = Journal::at(&jdir)
+        .file_for("uncore", &dir)
+        .expect("journal");
+    fs::write(&file, stale.render().expect("render")).expect("write");
+    t.set_limits(&t.pd(0, 0), 800_000, 800_000);
+    let next = Uncore::new(&root).with_journal(Journal::at(&jdir));
+    next.init(0, 0).expect("a dead owner's die is taken over");
+    assert_eq!(
+        t.limits(&t.pd(0, 0)),
+        (800_000, 2_400_000),
+        "restored first"
+    );
+    next.max(0, 0).expect("max");
+    next.exit(0, 0).expect("exit");
+    assert_eq!(t.limits(&t.pd(0, 0)), (800_000, 2_400_000));
+    assert_eq!(records(), 0);
+}

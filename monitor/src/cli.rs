@@ -1,7 +1,7 @@
 //! The interactive `vmpower> ` prompt: line editing, in-memory history and
 //! tab completion (rustyline) on a terminal; plain line reading otherwise.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -84,9 +84,9 @@ impl Helper for CliHelper {}
 fn show(out: &crate::Outcome) {
     if !out.text.is_empty() {
         if out.ok {
-            println!("{}", out.text);
+            rte_power::outln!("{}", out.text);
         } else {
-            eprintln!("{}", out.text);
+            rte_power::errln!("{}", out.text);
         }
     }
 }
@@ -103,7 +103,7 @@ pub fn run(ctl: &Controller) -> bool {
     let mut ed: Editor<CliHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("vm_power_mgr: line editing unavailable ({e}); plain input");
+            rte_power::errln!("vm_power_mgr: line editing unavailable ({e}); plain input");
             return run_plain(ctl);
         }
     };
@@ -129,7 +129,7 @@ pub fn run(ctl: &Controller) -> bool {
                 return true;
             }
             Err(e) => {
-                eprintln!("vm_power_mgr: input error: {e}");
+                rte_power::errln!("vm_power_mgr: input error: {e}");
                 show(&ctl.execute("quit"));
                 return true;
             }
@@ -141,10 +141,9 @@ fn run_plain(ctl: &Controller) -> bool {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
-        print!("{PROMPT}");
-        let _ = std::io::stdout().flush();
+        rte_power::out!("{PROMPT}");
         let Some(Ok(line)) = lines.next() else {
-            println!();
+            rte_power::outln!();
             return false;
         };
         let out = ctl.execute(&line);

@@ -142,13 +142,13 @@ impl Host {
             .collect()
     }
 
-    /// Puts every managed CPU back as it was (governor, limits, setspeed).
-    /// Returns the failures, one line each.
-    pub fn restore_all(&mut self) -> Vec<String> {
+    /// Puts every managed CPU back as it was (governor, limits, setspeed)
+    /// and drops its journal record. Returns the failures, one per CPU.
+    pub fn restore_all(&mut self) -> Vec<RestoreError> {
         let mut errors = Vec::new();
         for cpu in self.managed() {
-            if let Err(e) = self.power.exit(cpu) {
-                errors.push(format!("cpu {cpu}: restore failed: {e}"));
+            if let Err(source) = self.power.exit(cpu) {
+                errors.push(RestoreError { cpu, source });
             }
             self.inited[cpu as usize] = false;
             self.touched
@@ -158,6 +158,18 @@ impl Host {
         }
         errors
     }
+}
+
+/// A CPU that could not be put back at shutdown (its journal record stays,
+/// for the next start or `rte-pm restore`).
+#[derive(Debug, thiserror::Error)]
+#[error("cpu {cpu}: restore failed: {source}")]
+pub struct RestoreError {
+    /// The CPU.
+    pub cpu: u32,
+    /// What failed.
+    #[source]
+    pub source: PowerError,
 }
 
 /// The error for a CPU without a `cpuN` directory.

@@ -19,7 +19,9 @@ pub fn stderr_sink() -> LogSink {
                 Level::Info => "INFO",
                 Level::Debug => "DEBUG",
             };
-            eprintln!("vm_power_mgr: {tag}: {msg}");
+            // a line that cannot be written (EPIPE, ENOSPC, closed fd) is
+            // dropped: the monitor must live on to restore the host
+            rte_power::errln!("vm_power_mgr: {tag}: {msg}");
         }
     })
 }

@@ -7,6 +7,7 @@
 //! vm_power_mgr ctl [--socket P] CMD..  run a command on a running monitor
 //! ```
 
+use rte_power::{errln, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,66 @@ options:
   -q, --quiet          log errors only
   -h, --help           this text";
 
+/// What stopped the monitor from starting or running.
+#[derive(Debug, thiserror::Error)]
+enum MainError {
+    #[error("{option} needs a value")]
+    MissingValue { option: String },
+    #[error("bad {option} '{value}'")]
+    BadValue { option: String, value: String },
+    #[error("unknown option '{0}'")]
+    UnknownOption(String),
+    #[error("--demo needs --simulate")]
+    DemoNeedsSimulate,
+    #[error("simulated host in {dir}: {source}")]
+    SimHost {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Libvirt(#[from] vm_power_monitor::hv::HvError),
+    #[error("socket dir {dir}: {source}")]
+    SocketDir {
+        dir: PathBuf,
+        #[source]
+        source: vm_power_monitor::MonitorError,
+    },
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control socket {path}: {source}")]
+    CtlSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{cmd}` failed: {reply}")]
+    Startup { cmd: String, reply: String },
+    #[error("event loop: {0}")]
+    EventLoop(#[source] std::io::Error),
+    #[error("event loop panicked")]
+    EventLoopPanicked,
+    #[error("guest {vm}.{chan}: {source}")]
+    Guest {
+        vm: String,
+        chan: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the command line asks for.
+enum Parsed {
+    Run(Opts),
+    Help,
+}
+
 #[derive(Debug, Default)]
 struct Opts {
     uri: Option<String>,
@@ -60,7 +121,7 @@ struct Opts {
     level: Option<Level>,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
+fn parse(args: &[String]) -> Result<Parsed, MainError> {
     let mut o = Opts {
         refresh_ms: 2000,
         ..Opts::default()
@@ -68,9 +129,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
+            it.next().cloned().ok_or_else(|| MainError::MissingValue {
+                option: name.to_owned(),
+            })
         };
         match a.as_str() {
             "--uri" => o.uri = Some(val(a)?),
@@ -79,7 +140,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--ctl-socket" => o.ctl_socket = Some(val(a)?.into()),
             "--refresh-ms" => {
                 let v = val(a)?;
-                o.refresh_ms = v.parse().map_err(|_| format!("bad --refresh-ms '{v}'"))?;
+                o.refresh_ms = v.parse().map_err(|_| MainError::BadValue {
+                    option: a.clone(),
+                    value: v.clone(),
+                })?;
             }
             "-e" | "--exec" => o.exec.push(val(a)?),
             "--daemon" => o.daemon = true,
@@ -88,14 +152,14 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--sim-dir" => o.sim_dir = Some(val(a)?.into()),
             "-v" | "--verbose" => o.level = Some(Level::Info),
             "-q" | "--quiet" => o.level = Some(Level::Error),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown option '{other}'")),
+            "-h" | "--help" => return Ok(Parsed::Help),
+            other => return Err(MainError::UnknownOption(other.to_owned())),
         }
     }
     if o.demo && !o.simulate {
-        return Err("--demo needs --simulate".into());
+        return Err(MainError::DemoNeedsSimulate);
     }
-    Ok(o)
+    Ok(Parsed::Run(o))
 }
 
 fn main() -> ExitCode {
@@ -104,20 +168,20 @@ fn main() -> ExitCode {
         return ctl_main(&args[1..]);
     }
     let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            outln!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("vm_power_mgr: {e}\n{USAGE}");
+            errln!("vm_power_mgr: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     match run(opts) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vm_power_mgr: {e}");
+            errln!("vm_power_mgr: {e}");
             ExitCode::FAILURE
         }
     }
@@ -129,40 +193,40 @@ fn ctl_main(args: &[String]) -> ExitCode {
         rest => (PathBuf::from(DEFAULT_CTL_SOCKET), rest),
     };
     if words.is_empty() {
-        eprintln!("usage: vm_power_mgr ctl [--socket PATH] <command...>");
+        errln!("usage: vm_power_mgr ctl [--socket PATH] <command...>");
         return ExitCode::from(2);
     }
     match ctl::call(&path, &words.join(" ")) {
         Ok(out) if out.ok => {
             if !out.text.is_empty() {
-                println!("{}", out.text);
+                outln!("{}", out.text);
             }
             ExitCode::SUCCESS
         }
         Ok(out) => {
-            eprintln!("{}", out.text);
+            errln!("{}", out.text);
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("vm_power_mgr ctl: {e}");
+            errln!("vm_power_mgr ctl: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run(mut o: Opts) -> Result<ExitCode, String> {
+fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     let level = o.level.or(if o.daemon { Some(Level::Info) } else { None });
     if let Some(l) = level {
         rte_power::log::set_max_level(Some(l));
     }
     let _term = sys::TermGuard::save();
+    sys::ignore_sigpipe();
 
     let sim = if o.simulate {
         let dir = o.sim_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("vm_power_mgr-sim-{}", std::process::id()))
         });
-        let sim = SimHost::create(&dir)
-            .map_err(|e| format!("simulated host in {}: {e}", dir.display()))?;
+        let sim = SimHost::create(&dir).map_err(|source| MainError::SimHost { dir, source })?;
         o.uri.get_or_insert_with(|| sim.uri());
         o.socket_dir.get_or_insert_with(|| sim.sockets.clone());
         o.sysfs.get_or_insert_with(|| sim.sysfs.clone());
@@ -172,11 +236,12 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     };
 
     // before any thread exists (libvirt may start some): every thread
-    // inherits the mask, so only the loop's signalfd sees SIGINT/SIGTERM
-    sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).map_err(|e| format!("signals: {e}"))?;
+    // inherits the mask, so only the loop's signalfd sees the stop signals
+    // (SIGINT, SIGTERM, SIGHUP, SIGQUIT), whichever thread they hit
+    sys::block_signals(&sys::STOP_SIGNALS).map_err(MainError::Signals)?;
     let uri = o.uri.clone().unwrap_or_else(|| DEFAULT_URI.to_string());
-    let mut hv = Libvirt::open(&uri).map_err(|e| e.to_string())?;
-    let host_cpus = hv.host_cpus().map_err(|e| e.to_string())?;
+    let mut hv = Libvirt::open(&uri)?;
+    let host_cpus = hv.host_cpus()?;
     let socket_dir = o
         .socket_dir
         .clone()
@@ -185,6 +250,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         .sysfs
         .clone()
         .map_or_else(SysfsRoot::from_env, SysfsRoot::new);
+    restore_stale(&sysfs);
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
     if let Some(sim) = &sim {
@@ -198,35 +264,74 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     // the refresher gets its hint sender once the controller exists
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<String>();
     cfg.refresh_hint = Some(hint_tx);
-    let (handle, mut mon) =
-        Monitor::new(cfg).map_err(|e| format!("socket dir {}: {e}", socket_dir.display()))?;
+    let (handle, mut mon) = Monitor::new(cfg).map_err(|source| MainError::SocketDir {
+        dir: socket_dir.clone(),
+        source,
+    })?;
     let (power, touched) = mon.restore_handle();
-    std::panic::set_hook(Box::new(move |info| {
-        eprintln!("vm_power_mgr: {info}; restoring host CPUs");
-        vm_power_monitor::host::restore_touched(&power, &touched);
-    }));
-    let loop_thread = std::thread::Builder::new()
-        .name("vmpm-monitor".into())
-        .spawn(move || mon.run())
-        .map_err(|e| e.to_string())?;
-    let hv: Box<dyn Hypervisor> = Box::new(hv);
-    let ctl = Controller::new(handle, Arc::new(Mutex::new(hv)));
-    spawn_refresh(&ctl, o.refresh_ms, hint_rx);
-
     let ctl_path = o
         .ctl_socket
         .clone()
         .or_else(|| (o.daemon && !o.simulate).then(|| PathBuf::from(DEFAULT_CTL_SOCKET)));
-    if let Some(p) = &ctl_path {
-        let server =
-            CtlServer::bind(p).map_err(|e| format!("control socket {}: {e}", p.display()))?;
-        server.spawn(ctl.clone()).map_err(|e| e.to_string())?;
-    }
+    let hook_ctl = ctl_path.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        // restore first: printing may fail or block (a dead stderr). On a
+        // thread of its own, waited for a bounded time: the panicking
+        // thread may hold a lock the restore needs
+        let (p, t) = (Arc::clone(&power), Arc::clone(&touched));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("vmpm-restore".into())
+            .spawn(move || {
+                vm_power_monitor::host::restore_touched(&p, &t);
+                let _ = tx.send(());
+            });
+        if spawned.is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+        errln!("vm_power_mgr: {info}; host CPUs restored");
+        if let Some(p) = &hook_ctl {
+            let _ = std::fs::remove_file(p);
+        }
+        // a panic in any thread ends the monitor: its CPUs are no longer
+        // managed, and serving on would scale them again
+        std::process::exit(101);
+    }));
+    let loop_thread = std::thread::Builder::new()
+        .name("vmpm-monitor".into())
+        .spawn(move || mon.run())
+        .map_err(|source| MainError::Thread {
+            what: "event loop",
+            source,
+        })?;
+    let hv: Box<dyn Hypervisor> = Box::new(hv);
+    let ctl = Controller::new(handle, Arc::new(Mutex::new(hv)));
+    spawn_refresh(&ctl, o.refresh_ms, hint_rx);
 
     let stop = |ctl: &Controller, t: std::thread::JoinHandle<std::io::Result<()>>| {
         let _ = ctl.execute("quit");
         let _ = t.join();
     };
+    if let Some(p) = &ctl_path {
+        // a failed start stops the loop, which restores whatever it changed
+        let served = CtlServer::bind(p)
+            .map_err(|source| MainError::CtlSocket {
+                path: p.clone(),
+                source,
+            })
+            .and_then(|server| {
+                server
+                    .spawn(ctl.clone())
+                    .map_err(|source| MainError::Thread {
+                        what: "control socket",
+                        source,
+                    })
+            });
+        if let Err(e) = served {
+            stop(&ctl, loop_thread);
+            return Err(e);
+        }
+    }
     let mut startup = Vec::new();
     if let Some(sim) = &sim {
         startup.extend(
@@ -242,7 +347,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
             .map(String::from),
         );
         if !o.demo && !o.daemon {
-            println!(
+            outln!(
                 "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  libvirt {}\n  sockets {}\n\
                  demo VMs vm-a (vCPUs 0,1,2 on pCPUs 0,1,2-3), vm-b (4,5,6), vm-d (7), vm-c (off), vm-free (unpinned)\n\
                  guest side, from another terminal:\n  \
@@ -262,10 +367,13 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         let out = ctl.execute(cmd);
         if !out.ok {
             stop(&ctl, loop_thread);
-            return Err(format!("`{cmd}` failed: {}", out.text));
+            return Err(MainError::Startup {
+                cmd: cmd.clone(),
+                reply: out.text,
+            });
         }
         if !o.demo && !o.daemon && !out.text.is_empty() {
-            println!("{}", out.text);
+            outln!("{}", out.text);
         }
     }
 
@@ -273,19 +381,25 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         if o.demo {
             let r = demo(&ctl, sim);
             stop(&ctl, loop_thread);
-            println!("after quit: cpu0 governor {}", governor(sim, 0));
+            outln!("after quit: cpu0 governor {}", governor(sim, 0));
             return r.map(|_| ExitCode::SUCCESS);
         }
     }
 
     if !o.daemon {
         let ui = ctl.clone();
-        std::thread::Builder::new()
+        let cli = std::thread::Builder::new()
             .name("vmpm-cli".into())
             .spawn(move || {
                 cli::run(&ui);
-            })
-            .map_err(|e| e.to_string())?;
+            });
+        if let Err(source) = cli {
+            stop(&ctl, loop_thread);
+            return Err(MainError::Thread {
+                what: "CLI",
+                source,
+            });
+        }
     } else if let Some(p) = &ctl_path {
         vm_power_monitor::log::stderr_sink()(
             Level::Info,
@@ -300,8 +414,28 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     }
     match r {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
-        Ok(Err(e)) => Err(format!("event loop: {e}")),
-        Err(_) => Err("event loop panicked".into()),
+        Ok(Err(e)) => Err(MainError::EventLoop(e)),
+        Err(_) => Err(MainError::EventLoopPanicked),
+    }
+}
+
+/// Puts back what a killed predecessor (monitor or DPDK app) left changed
+/// in the host tree, from the restore journal, before serving anything.
+fn restore_stale(sysfs: &SysfsRoot) {
+    let log = vm_power_monitor::log::stderr_sink();
+    let journal = rte_power::journal::Journal::from_env();
+    for (rec, r) in journal.restore_stale_under(sysfs.dir()) {
+        match r {
+            Ok(_) => log(
+                Level::Warn,
+                &format!(
+                    "{}: restored the state left by process {} (restore journal)",
+                    rec.what(),
+                    rec.pid
+                ),
+            ),
+            Err(e) => log(Level::Error, &format!("{}: {e}", rec.what())),
+        }
     }
 }
 
@@ -324,7 +458,7 @@ fn spawn_refresh(ctl: &Controller, every_ms: u64, hints: std::sync::mpsc::Receiv
                     }
                 });
         }
-        Err(e) => eprintln!("vm_power_mgr: no pinning refresher: {e}"),
+        Err(e) => errln!("vm_power_mgr: no pinning refresher: {e}"),
     }
 }
 
@@ -335,13 +469,17 @@ fn governor(sim: &SimHost, cpu: u32) -> String {
 }
 
 /// The scripted tour of `--simulate --demo`.
-fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
+fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), MainError> {
     use rte_power::wire::Step;
     let say = |cmd: &str| {
         let out = ctl.execute(cmd);
-        println!("vmpower> {cmd}\n{}", out.text);
+        outln!("vmpower> {cmd}\n{}", out.text);
     };
-    let guest = |vm: &str, chan: u32, ops: &[GuestOp]| -> Result<(), String> {
+    let guest_err = |vm: &str, chan: u32| {
+        let vm = vm.to_owned();
+        move |source| MainError::Guest { vm, chan, source }
+    };
+    let guest = |vm: &str, chan: u32, ops: &[GuestOp]| -> Result<(), MainError> {
         let lines = guest_session(
             &sim.sockets,
             vm,
@@ -350,13 +488,13 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
             ops,
             Duration::from_secs(10),
         )
-        .map_err(|e| format!("guest {vm}.{chan}: {e}"))?;
+        .map_err(guest_err(vm, chan))?;
         for l in lines {
-            println!("guest> {l}");
+            outln!("guest> {l}");
         }
         Ok(())
     };
-    println!("simulated host in {}", sim.base.display());
+    outln!("simulated host in {}", sim.base.display());
     say("show_vm vm-a");
     say("show_cpu_freq 0");
     guest("vm-a", 0, &[GuestOp::Power(Step::Down)])?;
@@ -370,7 +508,7 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
     guest("vm-a", 2, &[GuestOp::Power(Step::Min)])?;
     say("show_cpu_freq_mask 0xc");
     guest("vm-a", 1, &[GuestOp::QueryFreq, GuestOp::QueryCaps])?;
-    println!("(vm-b's vCPU 3 does not exist: refused, nothing written)");
+    outln!("(vm-b's vCPU 3 does not exist: refused, nothing written)");
     guest("vm-b", 2, &[GuestOp::Power(Step::Min)])?;
     let lines = guest_session(
         &sim.sockets,
@@ -380,9 +518,9 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), String> {
         &[GuestOp::Power(Step::Min)],
         Duration::from_secs(10),
     )
-    .map_err(|e| format!("guest vm-b.1: {e}"))?;
+    .map_err(guest_err("vm-b", 1))?;
     for l in lines {
-        println!("guest> {l}");
+        outln!("guest> {l}");
     }
     say("show_vm vm-b");
     say("show_channels");

@@ -197,6 +197,21 @@ fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
+/// The signals that stop the monitor (after restoring the host): Ctrl-C,
+/// `kill`, a closed terminal or `systemctl reload`-style hang-up, Ctrl-\\.
+pub const STOP_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Ignores SIGPIPE: a write to a closed pipe or socket returns EPIPE
+/// instead of killing the process (Rust's runtime does this for its own
+/// binaries already; said here so that it does not depend on that).
+pub fn ignore_sigpipe() {
+    // SAFETY: installs SIG_IGN for SIGPIPE; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// Blocks `signals` in the calling thread (threads spawned later inherit
 /// the mask), so that only a signalfd receives them.
 pub fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {

@@ -35,6 +35,16 @@ check 0 'max C-state set to unlimited' set-max-cstate unlimited
 check 0 'CPU3	 1	 0	 0	 2-3' get-cpu-topology
 check 0 'Elapsed time (ms)' start 0.2
 check 2 'Ambiguous options' set-scaling
+# the restore journal: empty, then a record of a process that is gone
+export RTE_POWER_JOURNAL_DIR=$host/journal
+check 0 'nothing to restore' restore
+mkdir -p "$host/journal"
+printf 'rte_power-journal 1\nkind cpufreq\npath %s\npid 999999999\nstart 1\ncpu 1\ngovernor powersave\n' \
+  "$(realpath "$RTE_POWER_SYSFS_CPU_DIR/cpu1/cpufreq")" > "$host/journal/cpufreq-test.rec"
+check 0 'would restore governor powersave' restore --dry-run
+check 0 'cpu 1 (.*): restored governor powersave' restore
+check 0 'nothing to restore' restore
+unset RTE_POWER_JOURNAL_DIR
 # the real machine, read-only: topology always exists
 unset RTE_POWER_SYSFS_CPU_DIR RTE_POWER_PROC_STAT
 check 0 '"command": "get-cpu-topology"' get-cpu-topology --json

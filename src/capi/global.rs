@@ -31,7 +31,49 @@ static UNCORE: OnceLock<Uncore> = OnceLock::new();
 /// table), made at the first use.
 #[inline]
 pub fn power() -> &'static Power {
-    POWER.get_or_init(|| Power::with_static_table(Config::from_env(), &SLOTS, &DOMAINS))
+    POWER.get_or_init(|| {
+        arm_exit_hook();
+        Power::with_static_table(Config::from_env(), &SLOTS, &DOMAINS)
+    })
+}
+
+/// Registers [`restore_at_exit`] once. `atexit` from a shared object is
+/// bound to that object: the hook runs at process exit, or when the
+/// library is unloaded (`dlclose`) if that comes first, never after.
+fn arm_exit_hook() {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn()` that never unwinds.
+        if unsafe { libc::atexit(restore_at_exit) } != 0 {
+            crate::log!(
+                crate::log::Level::Warn,
+                "cannot register the exit hook: lcores not exited by the application stay changed"
+            );
+        }
+    });
+}
+
+/// At process exit (return from `main`, `exit()`, `rte_exit()`): every
+/// host lcore and uncore die the application left initialised is exited,
+/// so its CPU is restored and its journal record removed. Threads still
+/// running reach /dev/null (see `Domain::uninstall`).
+extern "C" fn restore_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(p) = POWER.get() {
+            for l in 0..MAX_LCORE {
+                if p.lcore(l).is_ok_and(|lc| !lc.is_guest()) {
+                    crate::log!(
+                        crate::log::Level::Warn,
+                        "lcore {l} still initialised at process exit: restoring its CPU"
+                    );
+                    let _ = p.exit(l);
+                }
+            }
+        }
+        if let Some(u) = UNCORE.get() {
+            let _ = u.exit_all();
+        }
+    });
 }
 
 /// A handle on an lcore of the C API's context whose state the operation

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::env::Env;
+use crate::journal::Held;
 use crate::sysfs::SysfsRoot;
 
 /// The key of `cpu`'s cpufreq policy: the resolved `cpufreq` directory of
@@ -50,6 +51,8 @@ struct Entry {
     key: PathBuf,
     env: Env,
     lcores: Vec<u32>,
+    /// The domain's journal record, while its state is changed.
+    held: Option<Held>,
 }
 
 /// The policy -> domain map of one context.
@@ -109,11 +112,12 @@ impl DomainMap {
 
     /// Records that domain `index` (from [`reserve`](Self::reserve)) now
     /// serves `key`, with `lcore` attached.
-    pub fn open(&mut self, key: PathBuf, index: u32, env: Env, lcore: u32) {
+    pub fn open(&mut self, key: PathBuf, index: u32, env: Env, lcore: u32, held: Option<Held>) {
         let entry = Entry {
             key: key.clone(),
             env,
             lcores: vec![lcore],
+            held,
         };
         let i = index as usize;
         if i == self.entries.len() {
@@ -136,6 +140,11 @@ impl DomainMap {
 
     /// Detaches `lcore`; `true` when it was the last one (the caller then
     /// restores the domain).
+    /// Takes the journal record of a domain whose last lcore left.
+    pub fn take_held(&mut self, index: u32) -> Option<Held> {
+        self.entries.get_mut(index as usize)?.held.take()
+    }
+
     pub fn detach(&mut self, index: u32, lcore: u32) -> bool {
         match self.entries.get_mut(index as usize) {
             Some(e) => {
@@ -161,7 +170,7 @@ mod tests {
         let k = key("/sys/devices/system/cpu/cpufreq/policy0");
         assert_eq!(m.attached(&k), None);
         let i = m.reserve(&k).expect("room");
-        m.open(k.clone(), i, Env::AcpiCpufreq, 1);
+        m.open(k.clone(), i, Env::AcpiCpufreq, 1, None);
         m.attach(i, 2);
         let s = m.attached(&k).expect("attached");
         assert_eq!(
@@ -181,12 +190,12 @@ mod tests {
         for (n, k) in ["a", "b"].iter().enumerate() {
             let i = m.reserve(&key(k)).expect("room");
             assert_eq!(i as usize, n);
-            m.open(key(k), i, Env::PstateCpufreq, n as u32);
+            m.open(key(k), i, Env::PstateCpufreq, n as u32, None);
         }
         assert_eq!(m.reserve(&key("c")), None, "both in use");
         assert!(m.detach(0, 0));
         assert_eq!(m.reserve(&key("c")), Some(0));
-        m.open(key("c"), 0, Env::PstateCpufreq, 7);
+        m.open(key("c"), 0, Env::PstateCpufreq, 7, None);
         assert_eq!(m.attached(&key("a")), None, "a's number went to c");
         assert_eq!(m.reserve(&key("a")), None);
         assert_eq!(m.attached(&key("c")).map(|s| s.index), Some(0));

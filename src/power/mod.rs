@@ -15,6 +15,7 @@ use crate::env::{Env, ENV_NOT_SET};
 use crate::error::{PowerError, Result};
 use crate::guest::{self, GuestConfig};
 use crate::host::{self, ProbeCtx};
+use crate::journal::{Journal, Saved};
 use crate::lcore::{Claim, Domains, Lcore, Slot, Slots, Table, MAX_DOMAINS};
 use crate::log::Level;
 use crate::sysfs::SysfsRoot;
@@ -33,6 +34,8 @@ pub struct Config {
     pub guest: GuestConfig,
     /// lcore -> CPU mapping.
     pub cpu_map: CpuMap,
+    /// The restore journal (`RTE_POWER_JOURNAL_DIR`, default under /run).
+    pub journal: Journal,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             sysfs: SysfsRoot::default(),
             guest: GuestConfig::default(),
             cpu_map: CpuMap::Identity,
+            journal: Journal::from_env(),
         }
     }
 }
@@ -53,6 +57,7 @@ impl Config {
             sysfs: SysfsRoot::from_env(),
             guest: GuestConfig::from_env(),
             cpu_map: CpuMap::detect(),
+            journal: Journal::from_env(),
         }
     }
 
@@ -107,6 +112,20 @@ pub struct Power {
     /// of the table, and which lcores are attached to it. Held by init and
     /// exit only (never by a frequency call).
     domains: Mutex<DomainMap>,
+}
+
+/// A context that goes away (a Rust user's, a test's) exits the lcores it
+/// still has: their CPUs are restored and their journal records removed.
+/// (The C API's context is static and never dropped: its exit hook does
+/// the same at process exit.)
+impl Drop for Power {
+    fn drop(&mut self) {
+        for l in 0..crate::lcore::MAX_LCORE {
+            if self.lcore(l).is_ok() {
+                let _ = self.exit(l);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Power {
@@ -306,13 +325,31 @@ impl Power {
             scaling_driver: driver_name.unwrap_or(""),
             pmd_limits: (self.pmd.scaling_min(lcore)?, self.pmd.scaling_max(lcore)?),
         };
-        let programming = driver.probe(&ctx)?;
+        // the policy's state goes to the journal before the probe changes it
+        let held = self
+            .config
+            .journal
+            .claim("cpufreq", &key, || Saved::read_cpufreq(&key, cpu))?;
+        let programming = match driver.probe(&ctx) {
+            Ok(p) => p,
+            Err(e) => {
+                // a failed probe leaves the CPU as it found it
+                if let Some(h) = held {
+                    h.release();
+                }
+                return Err(e);
+            }
+        };
         let domain = self.table.domain(index);
         if let Err(e) = domain.install(lcore, cpu, programming) {
-            let _ = domain.uninstall(root);
+            if domain.uninstall(root).is_ok() {
+                if let Some(h) = held {
+                    h.release();
+                }
+            }
             return Err(e);
         }
-        map.open(key, index, env, lcore);
+        map.open(key, index, env, lcore, held);
         slot.attach(env, cpu, index);
         crate::log!(
             Level::Info,
@@ -381,8 +418,16 @@ impl Power {
         let index = slot.domain_index();
         let mut map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
         let r = if map.detach(index, lcore) {
-            // the last lcore of the domain: put the host back
-            self.table.domain(index).uninstall(&self.config.sysfs)
+            // the last lcore of the domain: put the host back, then drop
+            // the journal record (kept if the restore failed)
+            let held = map.take_held(index);
+            let r = self.table.domain(index).uninstall(&self.config.sysfs);
+            if r.is_ok() {
+                if let Some(h) = held {
+                    h.release();
+                }
+            }
+            r
         } else {
             Ok(())
         };

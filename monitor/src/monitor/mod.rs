@@ -4,7 +4,7 @@
 //! `epoll_wait` (no timeout, no polling interval). Sources, each under a
 //! tagged token (`event_loop`): the command eventfd (the CLI, the control
 //! socket and the pinning refresher send [`MonCmd`]s on an mpsc channel,
-//! then kick it: `commands`); a signalfd for SIGINT/SIGTERM when asked;
+//! then kick it: `commands`); a signalfd for the stop signals when asked;
 //! inotify on the socket directory and a retry timerfd armed only while a
 //! channel waits after a refused connect (`connect`); the ondemand
 //! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
@@ -74,7 +74,8 @@ pub struct MonitorConfig {
     pub log_burst: u32,
     /// The rate-limit window.
     pub log_window: Duration,
-    /// Handle SIGINT/SIGTERM (the caller must have blocked them).
+    /// Handle SIGINT, SIGTERM, SIGHUP and SIGQUIT ([`sys::STOP_SIGNALS`]; the
+    /// caller must have blocked them).
     pub signals: bool,
     /// Reply bytes a channel may hold allocated (a hard cap: its queue
     /// never grows beyond it); a reply that does not fit once the peer has
@@ -241,7 +242,7 @@ impl Monitor {
         let wake = Arc::new(EventFd::new()?);
         epoll.add(wake.as_raw_fd(), sys::IN, Source::Wake.into())?;
         let signal = if cfg.signals {
-            let s = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])?;
+            let s = SignalFd::new(&sys::STOP_SIGNALS)?;
             epoll.add(s.as_raw_fd(), sys::IN, Source::Signal.into())?;
             Some(s)
         } else {
@@ -311,7 +312,7 @@ impl Monitor {
         // rte_power's exit below gives the kernel its own governor back
         self.gov.stop();
         for e in self.host.restore_all() {
-            self.log(Level::Error, &e);
+            self.log(Level::Error, &e.to_string());
         }
         // answer whoever is still waiting
         while let Ok(r) = self.rx.try_recv() {

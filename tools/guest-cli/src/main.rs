@@ -21,15 +21,15 @@ fn main() -> ExitCode {
     let opts = match Options::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
-            println!("{}", usage());
+            rte_power::outln!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {
-            println!("guest_vm_power_mgr {}", env!("CARGO_PKG_VERSION"));
+            rte_power::outln!("guest_vm_power_mgr {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("guest_vm_power_mgr: {e} (try --help)");
+            rte_power::errln!("guest_vm_power_mgr: {e} (try --help)");
             return ExitCode::from(2);
         }
     };
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
             match io::stdin().read_to_string(&mut text) {
                 Ok(_) => script(&mut session, &text, opts.stop_on_error),
                 Err(e) => {
-                    eprintln!("guest_vm_power_mgr: stdin: {e}");
+                    rte_power::errln!("guest_vm_power_mgr: stdin: {e}");
                     false
                 }
             }
@@ -71,12 +71,12 @@ fn interactive(session: &mut Session) -> bool {
     let mut rl = match Editor::<Words, DefaultHistory>::new() {
         Ok(rl) => rl,
         Err(e) => {
-            eprintln!("guest_vm_power_mgr: terminal: {e}");
+            rte_power::errln!("guest_vm_power_mgr: terminal: {e}");
             return false;
         }
     };
     rl.set_helper(Some(Words));
-    println!("guest_vm_power_mgr: 'help' lists the commands, 'quit' leaves");
+    rte_power::outln!("guest_vm_power_mgr: 'help' lists the commands, 'quit' leaves");
     loop {
         match rl.readline(PROMPT) {
             Ok(line) => {
@@ -87,7 +87,7 @@ fn interactive(session: &mut Session) -> bool {
                 match session.run_line(&line, &mut out) {
                     Ok(Flow::Quit) => return true,
                     Ok(Flow::Continue) => {}
-                    Err(e) => eprintln!("error: {e}"),
+                    Err(e) => rte_power::errln!("error: {e}"),
                 }
                 let _ = out.flush();
             }
@@ -95,7 +95,7 @@ fn interactive(session: &mut Session) -> bool {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => return true,
             Err(e) => {
-                eprintln!("guest_vm_power_mgr: terminal: {e}");
+                rte_power::errln!("guest_vm_power_mgr: terminal: {e}");
                 return false;
             }
         }

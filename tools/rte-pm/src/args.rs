@@ -72,6 +72,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[seconds] | <cpu> <seconds>",
         "window statistics until the time passes or Ctrl-C",
     ),
+    (
+        "restore",
+        "[--dry-run]",
+        "put back CPUs left changed by dead rte_power users (restore journal)",
+    ),
 ];
 
 pub use rte_power::cpulist::Selection as CpuSel;
@@ -92,6 +97,8 @@ pub struct Args {
     /// `--interval-ms` (start: sampling period when the kernel keeps no
     /// P-state statistics).
     pub interval_ms: Option<u64>,
+    /// `--dry-run` (restore: list, change nothing).
+    pub dry_run: bool,
 }
 
 /// What the command line asks for.
@@ -209,12 +216,14 @@ pub fn parse(argv: &[String]) -> Result<Parsed, ArgError> {
     let mut cpu_opt = None;
     let mut latency_us = None;
     let mut interval_ms = None;
+    let mut dry_run = false;
     let mut words = Vec::new();
     let mut it = argv.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &'static str| it.next().cloned().ok_or(ArgError::MissingValue(name));
         match a.as_str() {
             "--json" | "-j" => json = true,
+            "--dry-run" | "-n" => dry_run = true,
             "-h" | "--help" | "help" => return Ok(Parsed::Help),
             "--cpu" | "-c" => {
                 let v = value("--cpu")?;
@@ -265,6 +274,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, ArgError> {
         json,
         latency_us,
         interval_ms,
+        dry_run,
     }))
 }
 

@@ -31,6 +31,7 @@ pub mod args;
 mod cpufreq;
 mod cpuidle;
 pub mod idle;
+mod restore;
 mod sample;
 pub mod stats;
 pub mod topology;
@@ -44,6 +45,8 @@ pub use cpuidle::{idle_report, render_states as render_cstates, IdleReport};
 pub struct Ctx {
     /// The `/sys/devices/system/cpu` tree.
     pub root: SysfsRoot,
+    /// rte_power's restore journal (`RTE_POWER_JOURNAL_DIR`).
+    pub journal: rte_power::journal::Journal,
     /// The `/proc/stat` file.
     pub proc_stat: PathBuf,
 }
@@ -53,6 +56,7 @@ impl Ctx {
     pub fn from_env() -> Self {
         Self {
             root: SysfsRoot::from_env(),
+            journal: rte_power::journal::Journal::from_env(),
             proc_stat: crate::stats::procstat::path_from_env(),
         }
     }
@@ -61,6 +65,7 @@ impl Ctx {
     pub fn new(dir: impl Into<PathBuf>, proc_stat: impl Into<PathBuf>) -> Self {
         Self {
             root: SysfsRoot::new(dir),
+            journal: rte_power::journal::Journal::from_env(),
             proc_stat: proc_stat.into(),
         }
     }
@@ -328,7 +333,9 @@ fn usage() -> String {
     s.push_str(
         "Options: --json (machine-readable), --cpu <n|all>, --latency-us <us> (set-max-cstate),\n\
          \x20        --interval-ms <ms> (start: sampling period without kernel P-state stats, default 100)\n\
-         Environment: RTE_POWER_SYSFS_CPU_DIR (for /sys/devices/system/cpu), RTE_POWER_PROC_STAT (for /proc/stat)\n\
+         \x20        --dry-run (restore: list what would be restored)\n\
+         Environment: RTE_POWER_SYSFS_CPU_DIR (for /sys/devices/system/cpu), RTE_POWER_PROC_STAT (for /proc/stat),\n\
+         \x20            RTE_POWER_JOURNAL_DIR (restore journal, default /run/rte_power/journal)\n\
          Exit status: 0 all CPUs succeeded, 1 some CPU failed, 2 usage error.\n",
     );
     s
@@ -376,6 +383,10 @@ pub fn run(ctx: &Ctx, argv: &[String], out: &mut dyn Write, err: &mut dyn Write)
 /// Runs a parsed command; an argument that only the command can check
 /// (a value, a limit, a duration) is a usage error.
 fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, ArgError> {
+    if a.command == "restore" {
+        // the journal names its own directories: no CPU list
+        return Ok(restore::restore(&ctx.journal, a.dry_run));
+    }
     let list = cpus(ctx, &a.cpus);
     let cpus = match list {
         Ok(c) => c,

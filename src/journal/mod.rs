@@ -1,0 +1,658 @@
+//! The restore journal: the original state of every CPU we change, on disk.
+//!
+//! Before the first change to a cpufreq policy (or an uncore die), the
+//! state it had is written durably (temporary file, fsync, link, fsync of
+//! the directory) to a record of its own in the journal directory
+//! (`/run/rte_power/journal`, or `RTE_POWER_JOURNAL_DIR`; `off` turns it
+//! off), with the owner's pid and start time. A clean exit restores, then
+//! removes the record; a process that dies leaves it, and the next init of
+//! that CPU (library or monitor), or `rte-pm restore`, puts the state back
+//! first. While the owner lives, nobody else may take the CPU: init fails
+//! naming the CPU and the pid.
+//!
+//! Records are named after the directory they save (its canonical path,
+//! device and inode, hashed), so a generated sysfs tree in a test never
+//! meets the host's records. When the directory cannot be created or
+//! written (an unprivileged process given write access to cpufreq files),
+//! the library warns once and goes on without a journal. Only init and
+//! exit touch the journal; the frequency fast path never does.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::log::Level;
+
+mod record;
+pub use record::{Record, Saved};
+
+/// The environment variable naming the journal directory (`off` or `none`:
+/// no journal).
+pub const JOURNAL_DIR_ENV: &str = "RTE_POWER_JOURNAL_DIR";
+/// The journal directory when the environment names none.
+pub const DEFAULT_JOURNAL_DIR: &str = "/run/rte_power/journal";
+
+/// Errors of the journal.
+#[allow(missing_docs)] // the field names say it
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A live process other than this one holds the record.
+    #[error("{what} is held by live process {pid} (journal record {file}); stop it first")]
+    Held {
+        what: String,
+        pid: u32,
+        file: PathBuf,
+    },
+    /// Another power context of this process holds the record.
+    #[error("{what} is already held by this process (another power context)")]
+    HeldHere { what: String },
+    /// Putting a saved value back failed.
+    #[error("restoring {path} failed: {source}")]
+    Restore {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A record file cannot be read or parsed.
+    #[error("journal record {file}: {why}")]
+    BadRecord { file: PathBuf, why: String },
+    /// Writing, reading or removing in the journal directory failed.
+    #[error("journal {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A path a record cannot hold (not UTF-8, or with a line break).
+    #[error("journal: the path {path:?} cannot be recorded")]
+    Unrepresentable { path: PathBuf },
+}
+
+type Result<T, E = JournalError> = std::result::Result<T, E>;
+
+/// Where the journal lives (or that there is none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journal {
+    dir: Option<PathBuf>,
+}
+
+impl Default for Journal {
+    /// The default directory.
+    fn default() -> Self {
+        Self::at(DEFAULT_JOURNAL_DIR)
+    }
+}
+
+/// Is a record's owner alive?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This process.
+    Me,
+    /// Another live process.
+    Alive,
+    /// Gone (or its pid now belongs to a process started later).
+    Dead,
+}
+
+/// A record this process wrote and owns; [`Held::release`] removes it
+/// after a successful restore. Dropped without a release, the file stays
+/// (for the next init or `rte-pm restore`).
+#[derive(Debug)]
+pub struct Held {
+    file: PathBuf,
+}
+
+impl Held {
+    /// Removes the record (the state is back).
+    pub fn release(self) {
+        if let Err(e) = fs::remove_file(&self.file) {
+            if e.kind() != io::ErrorKind::NotFound {
+                crate::log!(
+                    Level::Warn,
+                    "journal: cannot remove {}: {e}",
+                    self.file.display()
+                );
+            }
+        }
+        if let Some(dir) = self.file.parent() {
+            let _ = sync_dir(dir);
+        }
+    }
+
+    /// The record file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        held_here().remove(&self.file);
+    }
+}
+
+/// Records held by power contexts of this process.
+fn held_here() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
+    static HELD: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Warned already that the journal cannot be written.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_once(dir: &Path, e: &dyn std::fmt::Display) {
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        crate::log!(
+            Level::Warn,
+            "restore journal {} unusable ({e}): going on without one; a crash will leave CPUs changed",
+            dir.display()
+        );
+    }
+}
+
+/// A process's start time: field 22 of `/proc/<pid>/stat`.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces and parentheses: fields
+    // after the last ')' start with field 3
+    let rest = &s[s.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn my_start() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| start_time(std::process::id()).unwrap_or(0))
+}
+
+/// Is `pid` started at `start` alive, and is it us?
+pub fn owner_of(pid: u32, start: u64) -> Owner {
+    if pid == std::process::id() && start == my_start() {
+        return Owner::Me;
+    }
+    match start_time(pid) {
+        Some(s) if s == start => Owner::Alive,
+        Some(_) => Owner::Dead,
+        None => {
+            // no /proc entry: ask the kernel whether the pid exists at all
+            let Ok(p) = i32::try_from(pid) else {
+                return Owner::Dead;
+            };
+            // SAFETY: kill with signal 0 only checks the pid.
+            let r = unsafe { libc::kill(p, 0) };
+            let alive = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if alive && !Path::new("/proc/self/stat").exists() {
+                Owner::Alive // no procfs: cannot tell a reused pid, stay safe
+            } else {
+                Owner::Dead
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a stable name for a directory.
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl Journal {
+    /// A journal in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: Some(dir.into()),
+        }
+    }
+
+    /// No journal.
+    pub fn off() -> Self {
+        Self { dir: None }
+    }
+
+    /// The journal named by `RTE_POWER_JOURNAL_DIR`, else the default.
+    pub fn from_env() -> Self {
+        match std::env::var_os(JOURNAL_DIR_ENV) {
+            Some(d) if d == "off" || d == "none" => Self::off(),
+            Some(d) if !d.is_empty() => Self::at(d),
+            _ => Self::default(),
+        }
+    }
+
+    /// The directory, if there is a journal.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The record file of the state in `target` (a canonical directory).
+    pub fn file_for(&self, kind: &str, target: &Path) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let id = fs::metadata(target).map_or((0, 0), |m| (m.dev(), m.ino()));
+        let h = fnv(target
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .copied()
+            .chain(id.0.to_le_bytes())
+            .chain(id.1.to_le_bytes()));
+        Some(dir.join(format!("{kind}-{h:016x}.rec")))
+    }
+
+    /// Takes `target` (a canonical directory) for this process before its
+    /// first change: a record of a dead owner is restored first; a record of
+    /// a live other process (or of another context of this one) is an
+    /// error; then the state `read` returns is recorded durably. `Ok(None)`:
+    /// no journal (none configured, or unusable: warned once).
+    pub fn claim(
+        &self,
+        kind: &str,
+        target: &Path,
+        read: impl Fn() -> Saved,
+    ) -> Result<Option<Held>> {
+        let Some(dir) = self.dir.as_deref() else {
+            return Ok(None);
+        };
+        if let Err(e) = fs::create_dir_all(dir) {
+            warn_once(dir, &e);
+            return Ok(None);
+        }
+        let Some(file) = self.file_for(kind, target) else {
+            return Ok(None);
+        };
+        // a few rounds: another process may create or remove the record
+        // between our look and our link
+        let mut carried = None;
+        for _ in 0..4 {
+            if held_here().contains(&file) {
+                return Err(JournalError::HeldHere {
+                    what: target.display().to_string(),
+                });
+            }
+            match fs::read_to_string(&file) {
+                Ok(text) => {
+                    if let Some(saved) = take_over(&file, &text)? {
+                        carried = Some(saved);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(JournalError::Io { path: file, source }),
+            }
+            let record = Record {
+                path: target.to_owned(),
+                pid: std::process::id(),
+                start: my_start(),
+                id: dir_id(target),
+                saved: carried.clone().unwrap_or_else(&read),
+            };
+            let text = match record.render() {
+                Ok(t) => t,
+                Err(e) => {
+                    // a path no record can hold: no journal for this one
+                    crate::log!(Level::Warn, "{e}: not journaled");
+                    return Ok(None);
+                }
+            };
+            match write_new(dir, &file, &text) {
+                Ok(true) => {
+                    held_here().insert(file.clone());
+                    return Ok(Some(Held { file }));
+                }
+                Ok(false) => continue, // made meanwhile: look at it
+                Err(e) => {
+                    warn_once(dir, &e);
+                    return Ok(None);
+                }
+            }
+        }
+        Err(JournalError::Io {
+            path: file,
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        })
+    }
+
+    /// Every record file in the journal, parsed (oldest name first).
+    pub fn records(&self) -> Result<Vec<(PathBuf, Result<Record>)>> {
+        let Some(dir) = self.dir.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(JournalError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rec"))
+            .collect();
+        files.sort();
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let r = fs::read_to_string(&f)
+                    .map_err(|source| JournalError::Io {
+                        path: f.clone(),
+                        source,
+                    })
+                    .and_then(|t| Record::parse(&f, &t));
+                (f, r)
+            })
+            .collect())
+    }
+}
+
+impl Journal {
+    /// Restores (and removes) every record of a dead owner whose directory
+    /// lies below `root` (e.g. a monitor's sysfs tree at its start), so that
+    /// CPUs a killed process left changed come back even if nobody inits
+    /// them again. Returns each record handled and what became of it.
+    pub fn restore_stale_under(&self, root: &Path) -> Vec<(Record, Result<Restored>)> {
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let Ok(records) = self.records() else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .filter_map(|(file, r)| {
+                let r = r.ok()?;
+                let stale = r.path.starts_with(&root)
+                    && owner_of(r.pid, r.start) == Owner::Dead
+                    && !held_here().contains(&file);
+                stale.then(|| {
+                    let done = restore_record(&file, &r);
+                    (r, done)
+                })
+            })
+            .collect()
+    }
+}
+
+/// Puts a stale record's state back, then removes the record. A record
+/// whose directory is gone (a generated tree removed since) is only removed.
+pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {
+    let same = record.id.is_none() || dir_id(&record.path) == record.id;
+    let outcome = if record.path.is_dir() && same {
+        record.saved.apply(&record.path)?;
+        Restored::Applied
+    } else {
+        Restored::Gone
+    };
+    match fs::remove_file(file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: file.to_owned(),
+                source,
+            })
+        }
+    }
+    if let Some(dir) = file.parent() {
+        let _ = sync_dir(dir);
+    }
+    Ok(outcome)
+}
+
+/// Device and inode of a directory.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// What [`restore_record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The state was written back.
+    Applied,
+    /// The directory no longer exists (or the path now names another
+    /// directory, e.g. the record came from another mount namespace): the
+    /// record was dropped.
+    Gone,
+}
+
+/// Handles a record found at init: refused if its owner lives, else
+/// restored and removed. When the restore fails, the record is removed
+/// all the same and its state returned, to be carried into the new record
+/// (the CPU's true original state is never replaced by a changed one).
+fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
+    let record = match Record::parse(file, text) {
+        Ok(r) => r,
+        Err(e) => {
+            // nothing in it can be restored; keeping it would block the
+            // CPU for ever
+            crate::log!(Level::Warn, "{e}: removed");
+            let _ = fs::remove_file(file);
+            return Ok(None);
+        }
+    };
+    match owner_of(record.pid, record.start) {
+        Owner::Alive => Err(JournalError::Held {
+            what: record.what(),
+            pid: record.pid,
+            file: file.to_owned(),
+        }),
+        // ours, from a session whose restore failed, or a dead process's
+        Owner::Me | Owner::Dead => match restore_record(file, &record) {
+            Ok(_) => {
+                crate::log!(
+                    Level::Warn,
+                    "{}: restored the state left by process {} (journal {})",
+                    record.what(),
+                    record.pid,
+                    file.display()
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                crate::log!(
+                    Level::Warn,
+                    "{}: cannot restore the state left by process {} ({e}): kept as the original",
+                    record.what(),
+                    record.pid
+                );
+                fs::remove_file(file).map_err(|source| JournalError::Io {
+                    path: file.to_owned(),
+                    source,
+                })?;
+                Ok(Some(record.saved))
+            }
+        },
+    }
+}
+
+/// Writes `text` to `file` only if it does not exist yet, durably:
+/// temporary file, fsync, link (fails if the record exists), fsync of the
+/// directory. `Ok(false)`: the record exists.
+fn write_new(dir: &Path, file: &Path, text: &str) -> io::Result<bool> {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    let linked = written.and_then(|()| match fs::hard_link(&tmp, file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    });
+    let _ = fs::remove_file(&tmp);
+    if linked? {
+        sync_dir(dir)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpufreq_dir(root: &Path) -> PathBuf {
+        let d = root.join("policy0");
+        fs::create_dir_all(&d).expect("mkdir");
+        for (f, v) in [
+            ("scaling_governor", "ondemand"),
+            ("scaling_min_freq", "800000"),
+            ("scaling_max_freq", "3000000"),
+        ] {
+            fs::write(d.join(f), format!("{v}\n")).expect("write");
+        }
+        d
+    }
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).expect("read").trim().to_owned()
+    }
+
+    #[test]
+    fn a_claim_records_the_state_and_a_release_removes_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let j = Journal::at(tmp.path().join("journal"));
+        let held = j
+            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
+            .expect("claim")
+            .expect("a journal");
+        let text = read(held.file());
+        assert!(text.contains("governor ondemand"), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        // a second context of this process is refused
+        let e = j
+            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
+            .expect_err("held here");
+        assert!(matches!(e, JournalError::HeldHere { .. }), "{e}");
+        let file = held.file().to_owned();
+        held.release();
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn a_dead_owners_record_is_restored_then_taken_over() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let j = Journal::at(tmp.path().join("journal"));
+        let file = j.file_for("cpufreq", &target).expect("file");
+        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+        // pid 1 with a start time it never had: dead
+        let stale = Record {
+            path: target.clone(),
+            pid: 1,
+            start: u64::MAX,
+            id: None,
+            saved: Saved::Cpufreq {
+                cpu: 0,
+                governor: Some("powersave".into()),
+                min: Some(900_000),
+                max: Some(2_000_000),
+                setspeed: None,
+            },
+        };
+        fs::write(&file, stale.render().expect("render")).expect("write");
+        let held = j
+            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
+            .expect("claim")
+            .expect("held");
+        assert_eq!(read(&target.join("scaling_governor")), "powersave");
+        assert_eq!(read(&target.join("scaling_min_freq")), "900000");
+        let text = read(held.file());
+        assert!(
+            text.contains("governor powersave"),
+            "the restored state: {text}"
+        );
+        drop(held); // not released: the record stays for the next run
+        assert!(file.exists());
+    }
+
+    #[test]
+    fn a_live_owners_record_refuses_the_claim() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let j = Journal::at(tmp.path().join("journal"));
+        let file = j.file_for("cpufreq", &target).expect("file");
+        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+        let init = start_time(1).expect("pid 1 runs");
+        let live = Record {
+            path: target.clone(),
+            pid: 1,
+            start: init,
+            id: None,
+            saved: Saved::read_cpufreq(&target, 0),
+        };
+        fs::write(&file, live.render().expect("render")).expect("write");
+        let e = j
+            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
+            .expect_err("held by pid 1");
+        let msg = e.to_string();
+        assert!(msg.contains("cpu 0") && msg.contains("process 1"), "{msg}");
+        assert!(file.exists(), "a live owner's record is left alone");
+    }
+
+    #[test]
+    fn an_unwritable_journal_is_no_journal() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let blocker = tmp.path().join("a-file");
+        fs::write(&blocker, "").expect("write");
+        let j = Journal::at(blocker.join("journal"));
+        let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
+        assert!(r.expect("no error").is_none());
+    }
+
+    #[test]
+    fn a_record_of_another_directory_at_the_same_path_is_dropped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let file = tmp.path().join("r.rec");
+        let r = Record {
+            path: target.clone(),
+            pid: 1,
+            start: u64::MAX,
+            id: Some((u64::MAX, u64::MAX)), // e.g. made in another namespace
+            saved: Saved::Cpufreq {
+                cpu: 0,
+                governor: Some("powersave".into()),
+                min: None,
+                max: None,
+                setspeed: None,
+            },
+        };
+        fs::write(&file, r.render().expect("render")).expect("write");
+        assert_eq!(restore_record(&file, &r).expect("handled"), Restored::Gone);
+        assert_eq!(read(&target.join("scaling_governor")), "ondemand");
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn records_are_named_after_the_directory() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let j = Journal::at("/j");
+        let fa = j.file_for("cpufreq", a.path()).expect("a");
+        assert_eq!(Some(fa.clone()), j.file_for("cpufreq", a.path()));
+        assert_ne!(Some(fa.clone()), j.file_for("cpufreq", b.path()));
+        assert_ne!(Some(fa), j.file_for("uncore", a.path()));
+        assert_eq!(Journal::off().file_for("cpufreq", a.path()), None);
+    }
+}
