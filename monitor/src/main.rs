@@ -17,6 +17,7 @@ use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::ctl::{self, CtlServer, DEFAULT_CTL_SOCKET};
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
+use vm_power_monitor::trust::{default_qemu_user, lookup_user, Trusted};
 use vm_power_monitor::{cli, sys, Controller, Hypervisor, Monitor, MonitorConfig};
 
 const USAGE: &str = "\
@@ -27,8 +28,15 @@ usage: vm_power_mgr [options]            interactive CLI (vmpower> prompt)
 
 options:
   --uri URI            libvirt URI (default qemu:///system)
-  --socket-dir DIR     channel sockets <DIR>/<vm>.<N> (default /tmp/powermonitor;
-                       created mode 0700 if missing)
+  --socket-dir DIR     channel sockets <DIR>/<vm>.<N> (default /tmp/powermonitor,
+                       recommended /run/powermonitor; created 0750 owned by the
+                       QEMU user if missing; must be owned by root or the QEMU
+                       user and not group/world-writable)
+  --qemu-user NAME     the user QEMU runs as, trusted for the socket directory,
+                       its sockets and their listeners (default libvirt-qemu,
+                       else qemu, else none; `none`: root only)
+  --ctl-group NAME     members of this group may use the control socket too
+                       (default: root only)
   --sysfs DIR          host CPU sysfs (default $RTE_POWER_SYSFS_CPU_DIR or
                        /sys/devices/system/cpu)
   --ctl-socket PATH    control socket (daemon default /run/vm_power_mgr.sock;
@@ -51,6 +59,8 @@ struct Opts {
     socket_dir: Option<PathBuf>,
     sysfs: Option<PathBuf>,
     ctl_socket: Option<PathBuf>,
+    qemu_user: Option<String>,
+    ctl_group: Option<String>,
     refresh_ms: u64,
     exec: Vec<String>,
     daemon: bool,
@@ -77,6 +87,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--socket-dir" => o.socket_dir = Some(val(a)?.into()),
             "--sysfs" => o.sysfs = Some(val(a)?.into()),
             "--ctl-socket" => o.ctl_socket = Some(val(a)?.into()),
+            "--qemu-user" => o.qemu_user = Some(val(a)?),
+            "--ctl-group" => o.ctl_group = Some(val(a)?),
             "--refresh-ms" => {
                 let v = val(a)?;
                 o.refresh_ms = v.parse().map_err(|_| format!("bad --refresh-ms '{v}'"))?;
@@ -187,6 +199,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         .map_or_else(SysfsRoot::from_env, SysfsRoot::new);
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
+    cfg.trusted = trusted(o.qemu_user.as_deref())?;
     if let Some(sim) = &sim {
         if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();
@@ -303,6 +316,16 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         Ok(Err(e)) => Err(format!("event loop: {e}")),
         Err(_) => Err("event loop panicked".into()),
     }
+}
+
+/// `--qemu-user`: a name, `none`, or the host's libvirt QEMU user.
+fn trusted(qemu_user: Option<&str>) -> Result<Trusted, String> {
+    let qemu = match qemu_user {
+        Some("none") => None,
+        Some(name) => Some(lookup_user(name).map_err(|e| format!("--qemu-user: {e}"))?),
+        None => default_qemu_user(),
+    };
+    Ok(Trusted::with_qemu(qemu))
 }
 
 fn spawn_refresh(ctl: &Controller, every_ms: u64, hints: std::sync::mpsc::Receiver<String>) {

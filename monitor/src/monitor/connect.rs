@@ -4,11 +4,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::channel::Link;
+use super::dirwatch::{DirEvent, DirWatch};
 use super::event_loop::Source;
 use super::registry::ChanId;
+use super::sockdir::{self, ConnectError, SockDirError};
 use super::Monitor;
 use crate::log::Level;
 use crate::sys::{self, TimerFd};
@@ -73,27 +75,133 @@ pub(super) fn channel_events(want_out: bool) -> u32 {
     sys::IN | sys::RDHUP | sys::ET | if want_out { sys::OUT } else { 0 }
 }
 
+/// Period of the slow retry of waiting channels (a socket whose creation
+/// inotify did not report, a directory that came back untrusted and was
+/// fixed later).
+pub(super) const SLOW_RETRY: Duration = Duration::from_secs(1);
+
 impl Monitor {
     pub(super) fn on_inotify(&mut self) {
-        let names = self
+        let events = self
             .inotify
-            .as_ref()
-            .map(sys::Inotify::read_names)
+            .as_mut()
+            .map(DirWatch::read)
             .unwrap_or_default();
+        let mut rescan = false;
+        for ev in events {
+            match ev {
+                DirEvent::Entry(name) => self.entry_appeared(&name),
+                DirEvent::Gone => self.dir_gone(),
+                DirEvent::Back | DirEvent::Overflow => rescan = true,
+            }
+        }
+        if rescan {
+            self.rescan();
+        }
+    }
+
+    fn entry_appeared(&mut self, name: &str) {
         let retry_min = self.cfg.retry_min;
-        for name in names {
-            if let Some(id) = self.reg.channel_by_file(&name) {
-                let Some(ch) = self.chans.get_mut(id) else {
-                    continue;
-                };
-                if ch.link == Link::Waiting {
-                    // a socket that just appeared may refuse until QEMU
-                    // listens on it: retry it soon, not after the delay
-                    // its previous life earned
-                    ch.backoff = retry_min;
-                    self.try_connect(id);
+        if let Some(id) = self.reg.channel_by_file(name) {
+            let Some(ch) = self.chans.get_mut(id) else {
+                return;
+            };
+            if ch.link == Link::Waiting {
+                // a socket that just appeared may refuse until QEMU
+                // listens on it: retry it soon, not after the delay
+                // its previous life earned
+                ch.backoff = retry_min;
+                self.try_connect(id);
+            }
+        }
+    }
+
+    /// The socket directory was removed or moved away: forget its
+    /// descriptor, watch its parent for it, and look at once (it may be
+    /// back already).
+    fn dir_gone(&mut self) {
+        self.dir = None;
+        self.dir_why = format!("socket directory {} is gone", self.cfg.socket_dir.display());
+        self.log(
+            Level::Warn,
+            &format!(
+                "socket directory {} removed or moved away; channels re-attach when it is back",
+                self.cfg.socket_dir.display()
+            ),
+        );
+        if let Some(Err(e)) = self.inotify.as_mut().map(DirWatch::watch_parent) {
+            self.log(
+                Level::Warn,
+                &format!("cannot watch the parent of the socket directory: {e}; retrying every {SLOW_RETRY:?}"),
+            );
+        }
+        self.arm_slow();
+        self.rescan();
+    }
+
+    /// Re-opens the socket directory if needed (checking it again), then
+    /// retries every waiting channel now.
+    pub(super) fn rescan(&mut self) {
+        if self.dir.is_none() {
+            match sockdir::open_dir(&self.cfg.socket_dir, &self.cfg.trusted) {
+                Ok(fd) => {
+                    self.dir = Some(fd);
+                    self.dir_why.clear();
+                    if let Some(Err(e)) = self.inotify.as_mut().map(DirWatch::watch_dir) {
+                        self.log(
+                            Level::Warn,
+                            &format!("cannot watch the socket directory: {e}"),
+                        );
+                    }
+                    self.log(
+                        Level::Info,
+                        &format!(
+                            "socket directory {} is back; re-attaching channels",
+                            self.cfg.socket_dir.display()
+                        ),
+                    );
+                }
+                Err(SockDirError::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+                    self.arm_slow();
+                    return;
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    if why != self.dir_why {
+                        self.log(Level::Error, &why);
+                    }
+                    self.dir_why = why;
+                    self.arm_slow();
+                    return;
                 }
             }
+        }
+        let retry_min = self.cfg.retry_min;
+        for id in self.chans.ids() {
+            let Some(ch) = self.chans.get_mut(id) else {
+                continue;
+            };
+            if ch.link == Link::Waiting {
+                ch.backoff = retry_min;
+                self.try_connect(id);
+            }
+        }
+    }
+
+    /// Arms the slow retry (once; it re-arms itself while needed).
+    pub(super) fn arm_slow(&mut self) {
+        if !self.slow_armed && self.slow.set(Some(SLOW_RETRY)).is_ok() {
+            self.slow_armed = true;
+        }
+    }
+
+    pub(super) fn on_slow_timer(&mut self) {
+        self.slow.drain();
+        self.slow_armed = false;
+        self.rescan();
+        let waiting = self.chans.iter().any(|c| c.link == Link::Waiting);
+        if waiting || self.dir.is_none() {
+            self.arm_slow();
         }
     }
 
@@ -120,13 +228,33 @@ impl Monitor {
         self.retries.push(at, id, gen);
     }
 
-    /// Connects a waiting channel to its socket.
+    /// Connects a waiting channel to its socket, through the directory's
+    /// descriptor and only when every trust check passes (`sockdir`).
     pub(super) fn try_connect(&mut self, id: ChanId) {
         let gen = self.chans.gen(id);
+        let Some(ch) = self.chans.get(id) else {
+            return;
+        };
+        let name = ch
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let r = match self.dir.as_ref() {
+            Some(dir) => sockdir::connect_at(&self.cfg.socket_dir, dir, &name, &self.cfg.trusted),
+            None => Err(ConnectError::Refused(if self.dir_why.is_empty() {
+                "socket directory unavailable".to_string()
+            } else {
+                self.dir_why.clone()
+            })),
+        };
+        let dir_missing = self.dir.is_none();
+        let vm_name = self.reg.name(ch.vm).to_string();
         let Some(ch) = self.chans.get_mut(id) else {
             return;
         };
-        match sys::unix_connect(&ch.path) {
+        match r {
             Ok(stream) => {
                 let token = Source::Channel { id, gen }.into();
                 let fd = stream.as_raw_fd();
@@ -135,24 +263,36 @@ impl Monitor {
                     return;
                 }
                 ch.attach(stream);
-                let (vm, num, path) = (ch.vm, ch.num, ch.path.display().to_string());
-                let msg = format!(
-                    "VM '{}' channel {num}: connected to {path}",
-                    self.reg.name(vm)
-                );
+                let (num, path) = (ch.num, ch.path.display().to_string());
+                let msg = format!("VM '{vm_name}' channel {num}: connected to {path}");
                 self.log(Level::Info, &msg);
             }
-            Err(e) => {
-                let missing = e.kind() == io::ErrorKind::NotFound;
-                ch.why = if missing {
-                    "socket not present".to_string()
-                } else {
-                    e.to_string()
-                };
-                // a missing socket is reported by inotify when it appears
-                if !missing {
-                    self.schedule_retry(id);
+            Err(ConnectError::Missing) => {
+                // reported by inotify when it appears; the slow timer
+                // covers what inotify cannot see
+                ch.why = "socket not present".to_string();
+                self.arm_slow();
+            }
+            Err(ConnectError::Refused(_)) if dir_missing => {
+                ch.why = self.dir_why.clone();
+                self.arm_slow();
+            }
+            Err(ConnectError::Refused(r)) => {
+                let why = format!("refused: {r}");
+                if ch.why != why {
+                    let msg = format!(
+                        "VM '{vm_name}' channel {}: {} {why}; not served",
+                        ch.num,
+                        ch.path.display()
+                    );
+                    ch.why = why;
+                    self.log(Level::Warn, &msg);
                 }
+                self.schedule_retry(id);
+            }
+            Err(ConnectError::Io(e)) => {
+                ch.why = e.to_string();
+                self.schedule_retry(id);
             }
         }
     }
@@ -208,8 +348,6 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]

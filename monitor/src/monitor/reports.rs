@@ -196,8 +196,13 @@ impl Monitor {
         let mut lines = Vec::new();
         for ch in self.chans.iter() {
             let s = &ch.stats;
+            let why = if ch.link == Link::Waiting && !ch.why.is_empty() {
+                format!(" ({})", ch.why)
+            } else {
+                String::new()
+            };
             lines.push(format!(
-                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes",
+                "{}.{}: {}, status = {}{why}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes",
                 self.reg.name(ch.vm),
                 ch.num,
                 ch.path.display(),
