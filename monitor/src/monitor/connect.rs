@@ -91,7 +91,7 @@ impl Monitor {
         for ev in events {
             match ev {
                 DirEvent::Entry(name) => self.entry_appeared(&name),
-                DirEvent::Gone => self.dir_gone(),
+                DirEvent::Gone | DirEvent::Removed => self.dir_gone(),
                 DirEvent::Back | DirEvent::Overflow => rescan = true,
             }
         }
@@ -117,10 +117,11 @@ impl Monitor {
     }
 
     /// The socket directory was removed or moved away: forget its
-    /// descriptor, watch its parent for it, and look at once (it may be
-    /// back already).
+    /// descriptor and look at once (it may be back already).
     fn dir_gone(&mut self) {
-        self.dir = None;
+        if self.dir.take().is_none() {
+            return;
+        }
         self.dir_why = format!("socket directory {} is gone", self.cfg.socket_dir.display());
         self.log(
             Level::Warn,
@@ -129,11 +130,8 @@ impl Monitor {
                 self.cfg.socket_dir.display()
             ),
         );
-        if let Some(Err(e)) = self.inotify.as_mut().map(DirWatch::watch_parent) {
-            self.log(
-                Level::Warn,
-                &format!("cannot watch the parent of the socket directory: {e}; retrying every {SLOW_RETRY:?}"),
-            );
+        if let Some(w) = self.inotify.as_mut() {
+            w.forget_dir();
         }
         self.arm_slow();
         self.rescan();

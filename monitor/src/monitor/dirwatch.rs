@@ -1,4 +1,10 @@
-//! inotify on the socket directory and, while it is gone, on its parent: new entries, removal, moves, overflow.
+//! inotify on the socket directory and its parent: new entries, removal, moves, overflow.
+//!
+//! The parent is watched all along: the monitor holds an `O_PATH`
+//! descriptor of the directory, and while any descriptor holds it the
+//! kernel reports `IN_DELETE_SELF` only once the last one is closed; the
+//! parent's `IN_DELETE`/`IN_MOVED_FROM` of the directory's name come at
+//! once. Entries of other names in the parent are read and dropped.
 
 use std::ffi::CString;
 use std::io;
@@ -15,6 +21,8 @@ pub(crate) enum DirEvent {
     Gone,
     /// An entry of the directory's name appeared in its parent.
     Back,
+    /// The parent's entry of the directory's name went away.
+    Removed,
     /// The kernel dropped events (`IN_Q_OVERFLOW`): rescan everything.
     Overflow,
 }
@@ -27,8 +35,9 @@ const DIR_MASK: u32 = libc::IN_CREATE
     | libc::IN_MOVE_SELF
     | libc::IN_ONLYDIR
     | libc::IN_DONT_FOLLOW;
-/// Events on the parent, while the directory is gone.
-const PARENT_MASK: u32 = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ONLYDIR;
+/// Events on the parent.
+const PARENT_MASK: u32 =
+    libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_ONLYDIR;
 
 /// One inotify instance with up to two watches.
 pub(crate) struct DirWatch {
@@ -60,41 +69,34 @@ impl DirWatch {
         // SAFETY: `fd` was just created and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let wd = add_watch(&fd, dir, DIR_MASK)?;
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let parent_wd = add_watch(&fd, parent, PARENT_MASK)?;
         Ok(Self {
             fd,
             path: dir.to_owned(),
             dir_wd: Some(wd),
-            parent_wd: None,
+            parent_wd: Some(parent_wd),
         })
     }
 
-    /// The directory is gone: watch the parent for its name instead.
-    pub(crate) fn watch_parent(&mut self) -> io::Result<()> {
+    /// The directory is gone: stop watching the old one.
+    pub(crate) fn forget_dir(&mut self) {
         if let Some(wd) = self.dir_wd.take() {
             // SAFETY: plain syscall; a watch the kernel already dropped
             // only yields EINVAL.
             unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
         }
-        if self.parent_wd.is_none() {
-            let parent = self.path.parent().unwrap_or(Path::new("/"));
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            self.parent_wd = Some(add_watch(&self.fd, parent, PARENT_MASK)?);
-        }
-        Ok(())
     }
 
-    /// The directory is back: watch it again, drop the parent's watch.
+    /// The directory is back: watch the new one.
     pub(crate) fn watch_dir(&mut self) -> io::Result<()> {
         if self.dir_wd.is_none() {
             self.dir_wd = Some(add_watch(&self.fd, &self.path, DIR_MASK)?);
-        }
-        if let Some(wd) = self.parent_wd.take() {
-            // SAFETY: plain syscall.
-            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
         }
         Ok(())
     }
@@ -135,7 +137,11 @@ impl DirWatch {
                         out.push(DirEvent::Entry(String::from_utf8_lossy(name).into_owned()));
                     }
                 } else if Some(wd) == self.parent_wd && Some(name) == name_of_dir.as_deref() {
-                    out.push(DirEvent::Back);
+                    if mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 {
+                        out.push(DirEvent::Removed);
+                    } else {
+                        out.push(DirEvent::Back);
+                    }
                 }
             }
         }
@@ -161,14 +167,19 @@ mod tests {
         let mut w = DirWatch::new(&dir).expect("watch");
         std::fs::write(dir.join("vm.0"), "").expect("file");
         assert_eq!(w.read(), [DirEvent::Entry("vm.0".into())]);
+        // held open, as the monitor holds it: the parent tells at once
+        let held = std::fs::File::open(&dir).expect("open");
         std::fs::remove_dir_all(&dir).expect("rm");
-        assert!(w.read().contains(&DirEvent::Gone));
-        w.watch_parent().expect("parent");
+        assert_eq!(w.read(), [DirEvent::Removed]);
+        w.forget_dir();
+        drop(held);
         std::fs::create_dir(tmp.path().join("other")).expect("other");
         std::fs::create_dir(&dir).expect("again");
         assert_eq!(w.read(), [DirEvent::Back]);
         w.watch_dir().expect("dir");
         std::fs::rename(&dir, tmp.path().join("moved")).expect("mv");
-        assert!(w.read().contains(&DirEvent::Gone));
+        let ev = w.read();
+        assert!(ev.contains(&DirEvent::Gone), "{ev:?}");
+        assert!(ev.contains(&DirEvent::Removed), "{ev:?}");
     }
 }

@@ -202,7 +202,7 @@ impl Monitor {
                 String::new()
             };
             lines.push(format!(
-                "{}.{}: {}, status = {}{why}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes",
+                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes{why}",
                 self.reg.name(ch.vm),
                 ch.num,
                 ch.path.display(),
