@@ -161,6 +161,7 @@ impl Monitor {
                 }
                 Err(SockDirError::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
                     self.arm_slow();
+                    self.show_dir_why();
                     return;
                 }
                 Err(e) => {
@@ -170,6 +171,7 @@ impl Monitor {
                     }
                     self.dir_why = why;
                     self.arm_slow();
+                    self.show_dir_why();
                     return;
                 }
             }
@@ -182,6 +184,17 @@ impl Monitor {
             if ch.link == Link::Waiting {
                 ch.backoff = retry_min;
                 self.try_connect(id);
+            }
+        }
+    }
+
+    /// Every waiting channel says why the directory is not served.
+    fn show_dir_why(&mut self) {
+        for id in self.chans.ids() {
+            if let Some(ch) = self.chans.get_mut(id) {
+                if ch.link == Link::Waiting {
+                    ch.why.clone_from(&self.dir_why);
+                }
             }
         }
     }
