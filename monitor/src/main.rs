@@ -15,9 +15,9 @@ use std::time::Duration;
 use rte_power::log::Level;
 use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
-use vm_power_monitor::ctl::{self, CtlServer, DEFAULT_CTL_SOCKET};
+use vm_power_monitor::ctl::{self, CtlAccess, CtlServer, DEFAULT_CTL_SOCKET};
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
-use vm_power_monitor::trust::{default_qemu_user, lookup_user, Trusted};
+use vm_power_monitor::trust::{default_qemu_user, lookup_group, lookup_user, Trusted};
 use vm_power_monitor::{cli, sys, Controller, Hypervisor, Monitor, MonitorConfig};
 
 const USAGE: &str = "\
@@ -231,8 +231,16 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         .clone()
         .or_else(|| (o.daemon && !o.simulate).then(|| PathBuf::from(DEFAULT_CTL_SOCKET)));
     if let Some(p) = &ctl_path {
-        let server =
-            CtlServer::bind(p).map_err(|e| format!("control socket {}: {e}", p.display()))?;
+        let access = CtlAccess {
+            group: o
+                .ctl_group
+                .as_deref()
+                .map(lookup_group)
+                .transpose()
+                .map_err(|e| format!("--ctl-group: {e}"))?,
+        };
+        let server = CtlServer::bind_with(p, access)
+            .map_err(|e| format!("control socket {}: {e}", p.display()))?;
         server.spawn(ctl.clone()).map_err(|e| e.to_string())?;
     }
 

@@ -15,6 +15,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +189,7 @@ struct CmdRequest {
 pub struct MonitorHandle {
     tx: mpsc::Sender<CmdRequest>,
     wake: Arc<EventFd>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for MonitorHandle {
@@ -205,6 +207,12 @@ impl MonitorHandle {
         }
         rx.recv().unwrap_or_else(|_| Outcome::err(STOPPED))
     }
+
+    /// Has the loop stopped (after `Quit`, a signal or an error)? Every
+    /// later [`MonitorHandle::call`] fails.
+    pub fn has_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
 }
 
 /// The state owned by the loop thread.
@@ -212,6 +220,7 @@ pub struct Monitor {
     cfg: MonitorConfig,
     epoll: Epoll,
     wake: Arc<EventFd>,
+    stopped: Arc<AtomicBool>,
     rx: mpsc::Receiver<CmdRequest>,
     signal: Option<SignalFd>,
     inotify: Option<DirWatch>,
@@ -279,14 +288,17 @@ impl Monitor {
         };
         let fair = Fair::new(cfg.vm_budget, cfg.vm_quantum);
         let (tx, rx) = mpsc::channel();
+        let stopped = Arc::new(AtomicBool::new(false));
         let handle = MonitorHandle {
             tx,
             wake: Arc::clone(&wake),
+            stopped: Arc::clone(&stopped),
         };
         let mon = Monitor {
             cfg,
             epoll,
             wake,
+            stopped,
             rx,
             signal,
             inotify: Some(inotify),
@@ -325,6 +337,7 @@ impl Monitor {
     }
 
     fn shutdown(&mut self) {
+        self.stopped.store(true, Ordering::Release);
         for id in self.chans.ids() {
             self.close_stream(id);
         }
