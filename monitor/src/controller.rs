@@ -133,6 +133,11 @@ pub const COMMANDS: &[CommandSpec] = &[
             "refuse (NACK) the VM's requests above this rate, all channels together (0/off: none)",
     },
     CommandSpec {
+        name: "set_shared",
+        args: "<cpu-list> allow|deny",
+        help: "let guests scale pCPUs another managed VM also uses (pinned or same cpufreq policy); default deny (NACK)",
+    },
+    CommandSpec {
         name: "refresh",
         args: "[<vm>]",
         help: "re-read vCPU count and pinning from libvirt now",
@@ -217,6 +222,17 @@ pub enum CommandLineError {
     /// `set_query` with another word than enable/disable.
     #[error("bad value '{0}': expected enable or disable")]
     QueryValue(String),
+    /// `set_shared` with another word than allow/deny.
+    #[error("bad value '{0}': expected allow or deny")]
+    SharedValue(String),
+    /// A CPU list that does not parse.
+    #[error("bad CPU list '{list}': {why}")]
+    CpuList {
+        /// The text given.
+        list: String,
+        /// The parser's complaint.
+        why: rte_power::cpulist::CpuListError,
+    },
     /// An unknown governor.
     #[error(transparent)]
     Governor(#[from] GovernorError),
@@ -420,6 +436,15 @@ pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
             per_s: match *rate {
                 "off" => 0,
                 r => parse_u32("rate (requests/s)", r)?,
+            },
+        }),
+        ("set_shared", [list, what]) => on_loop(MonCmd::SetShared {
+            cpus: CpuSet::parse_list(list)
+                .map_err(|why| CommandLineError::CpuList { list: s(list), why })?,
+            allow: match *what {
+                "allow" => true,
+                "deny" => false,
+                other => return Err(CommandLineError::SharedValue(other.to_string())),
             },
         }),
         ("refresh", []) => Ok(Line::Refresh(None)),

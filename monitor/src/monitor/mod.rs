@@ -34,6 +34,7 @@ mod commands;
 mod connect;
 mod dirwatch;
 mod event_loop;
+mod exclusivity;
 mod fair;
 mod gov_glue;
 pub(crate) mod registry;
@@ -239,6 +240,8 @@ pub struct Monitor {
     chans: Channels,
     /// This wake-up's turns.
     fair: Fair,
+    /// pCPUs shared between VMs and the operator's allow list.
+    shared: exclusivity::Shared,
     /// Read buffer shared by every channel.
     scratch: Box<[u8]>,
     stop: bool,
@@ -313,6 +316,7 @@ impl Monitor {
             reg: Registry::new(),
             chans: Channels::new(),
             fair,
+            shared: exclusivity::Shared::default(),
             scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
             stop: false,
         };

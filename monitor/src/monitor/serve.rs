@@ -178,6 +178,7 @@ impl Monitor {
             channel_enabled: enabled,
             over_rate,
             rate_limit,
+            contested: self.shared.contested_of(vm_id),
         };
         let mut facts = LoopFacts {
             host: &mut self.host,
@@ -202,6 +203,9 @@ impl Monitor {
                 return ControlFlow::Break(());
             }
             Verdict::Refused { error, reply } => {
+                if matches!(error, RequestError::SharedCpu(_)) {
+                    self.shared.count_refusal(vm_id);
+                }
                 if matches!(error, RequestError::RateLimited(_)) {
                     if let Some(v) = self.reg.get_mut(vm_id) {
                         v.rate_limited += 1;
