@@ -3,12 +3,12 @@
 //! caller's thread (never on the event loop) and hands the rest to the loop.
 //! Also the pinning refresher thread.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::governor::{Governor, GovernorError};
-use crate::hv::{HvError, Hypervisor, VmInfo};
+use crate::hv::{HvError, Hypervisor};
 use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
 use rte_power::cpulist::CpuSet;
 use rte_power::wire::Step;
@@ -599,8 +599,12 @@ impl Controller {
 
     /// Starts the refresher: re-reads every managed VM each `every`, and at
     /// once for names received on the returned sender (the loop sends a
-    /// VM's name when one of its channels hangs up). Only changes reach the
-    /// loop. Ends when every sender is dropped.
+    /// VM's name when one of its channels hangs up; libvirt's domain events
+    /// send theirs). Every snapshot goes to the loop, which compares the
+    /// full pin map with what it has: a pin changed behind its back and
+    /// back again within one period (after `set_pcpu`, which updates the
+    /// loop directly) is not mistaken for "unchanged". Ends when every
+    /// sender is dropped.
     pub fn spawn_refresher(
         &self,
         every: Duration,
@@ -610,7 +614,8 @@ impl Controller {
         let t = std::thread::Builder::new()
             .name("vmpm-refresh".into())
             .spawn(move || {
-                let mut last: BTreeMap<String, Option<VmInfo>> = BTreeMap::new();
+                // VMs the hypervisor no longer knows, told once
+                let mut gone: BTreeSet<String> = BTreeSet::new();
                 loop {
                     let names = match rx.recv_timeout(every) {
                         Ok(name) => vec![name],
@@ -618,20 +623,22 @@ impl Controller {
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     };
                     for name in names {
-                        let now = me.hv().lookup(&name);
-                        let snapshot = now.as_ref().ok().cloned();
-                        if last.get(&name) == Some(&snapshot) {
+                        let cmd = match me.hv().lookup(&name) {
+                            Ok(info) => {
+                                gone.remove(&name);
+                                MonCmd::UpdateVm(info)
+                            }
+                            Err(HvError::NotFound(_)) if gone.insert(name.clone()) => {
+                                MonCmd::VmGone(name)
+                            }
+                            Err(_) => continue, // gone already, or trouble: next time
+                        };
+                        if me.mon.call(cmd).ok {
                             continue;
                         }
-                        let cmd = match now {
-                            Ok(info) => MonCmd::UpdateVm(info),
-                            Err(HvError::NotFound(_)) => MonCmd::VmGone(name.clone()),
-                            Err(_) => continue, // hypervisor trouble: try next time
-                        };
-                        if !me.mon.call(cmd).ok {
-                            return; // the loop has stopped
+                        if me.mon.has_stopped() {
+                            return;
                         }
-                        last.insert(name, snapshot);
                     }
                 }
             })?;

@@ -28,6 +28,7 @@ pub mod governor;
 pub mod host;
 pub mod hv;
 pub mod libvirt;
+pub mod libvirt_events;
 pub mod log;
 pub mod monitor;
 pub mod ondemand;

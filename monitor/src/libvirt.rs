@@ -1,6 +1,7 @@
 //! [`Hypervisor`] over libvirt through the `virt` crate (0.5.0). `virt` has
 //! no safe wrapper for `virDomainGetVcpuPinInfo` and `virNodeGetCPUMap`;
-//! those two are called through `virt::sys` here and nowhere else.
+//! those two are called through `virt::sys` here (the domain events in
+//! `libvirt_events` are the only other user of `virt::sys`).
 
 use std::os::raw::c_int;
 
@@ -49,6 +50,11 @@ impl Libvirt {
             uri: uri.to_string(),
             conn,
         })
+    }
+
+    /// The open connection (for event subscriptions).
+    pub fn connection(&self) -> &Connect {
+        &self.conn
     }
 
     /// The URI this connection was opened with.

@@ -17,6 +17,7 @@ use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::ctl::{self, CtlAccess, CtlServer, DEFAULT_CTL_SOCKET};
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
+use vm_power_monitor::libvirt_events;
 use vm_power_monitor::trust::{default_qemu_user, lookup_group, lookup_user, Trusted};
 use vm_power_monitor::{cli, sys, Controller, Hypervisor, Monitor, MonitorConfig};
 
@@ -187,6 +188,9 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
     // inherits the mask, so only the loop's signalfd sees SIGINT/SIGTERM
     sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).map_err(|e| format!("signals: {e}"))?;
     let uri = o.uri.clone().unwrap_or_else(|| DEFAULT_URI.to_string());
+    // before the connection opens: remote connections dispatch events
+    // only when the event loop implementation was there at open time
+    let events = libvirt_events::register_event_impl();
     let mut hv = Libvirt::open(&uri).map_err(|e| e.to_string())?;
     let host_cpus = hv.host_cpus().map_err(|e| e.to_string())?;
     let socket_dir = o
@@ -210,6 +214,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
 
     // the refresher gets its hint sender once the controller exists
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<String>();
+    watch_events(&hv, events, &hint_tx, o.refresh_ms);
     cfg.refresh_hint = Some(hint_tx);
     let (handle, mut mon) =
         Monitor::new(cfg).map_err(|e| format!("socket dir {}: {e}", socket_dir.display()))?;
@@ -323,6 +328,37 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => Err(format!("event loop: {e}")),
         Err(_) => Err("event loop panicked".into()),
+    }
+}
+
+/// Subscribes to libvirt's domain events: the names of changed VMs go to
+/// the refresher along with the loop's hang-up hints. Without events the
+/// periodic refresh is all there is (said once).
+fn watch_events(
+    hv: &Libvirt,
+    events: Result<(), vm_power_monitor::HvError>,
+    hints: &std::sync::mpsc::Sender<String>,
+    refresh_ms: u64,
+) {
+    let log = vm_power_monitor::log::stderr_sink();
+    let r = events
+        .and_then(|()| {
+            libvirt_events::spawn_event_loop()
+                .map_err(|e| vm_power_monitor::HvError::Other(e.to_string()))
+        })
+        .and_then(|_| libvirt_events::watch(hv, hints));
+    match r {
+        Ok(w) => log(
+            Level::Info,
+            &format!(
+                "libvirt domain events: lifecycle and vCPU re-pin (tunable) subscribed; keepalive {}",
+                if w.keepalive { "on" } else { "not available (local driver)" }
+            ),
+        ),
+        Err(e) => log(
+            Level::Warn,
+            &format!("no libvirt domain events ({e}); vCPU pinning is re-read every {refresh_ms} ms"),
+        ),
     }
 }
 
