@@ -5,12 +5,15 @@
 //! tagged token (`event_loop`): the command eventfd (the CLI, the control
 //! socket and the pinning refresher send [`MonCmd`]s on an mpsc channel,
 //! then kick it: `commands`); a signalfd for SIGINT/SIGTERM when asked;
-//! inotify on the socket directory and a retry timerfd armed only while a
-//! channel waits after a refused connect (`connect`); the ondemand
+//! inotify on the socket directory and its parent (`dirwatch`), a retry
+//! timerfd armed only while a channel waits after a refused connect and a
+//! slow one (1 s) while any channel waits (`connect`; the trust checks of
+//! the directory and its sockets are `sockdir`); the ondemand
 //! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
-//! text reports are in `reports`.
+//! pCPUs shared between VMs are `exclusivity`; text reports are in
+//! `reports`.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
