@@ -138,8 +138,19 @@ impl Monitor {
     }
 
     /// Re-opens the socket directory if needed (checking it again), then
-    /// retries every waiting channel now.
+    /// retries every waiting channel now. Also what an inotify overflow
+    /// and the slow timer do: a directory replaced while its events were
+    /// lost is noticed here (its descriptor no longer names the path).
     pub(super) fn rescan(&mut self) {
+        let stale = self
+            .dir
+            .as_ref()
+            .is_some_and(|fd| !sockdir::is_current(&self.cfg.socket_dir, fd));
+        if stale {
+            // forgets the old one and comes back here
+            self.dir_gone();
+            return;
+        }
         if self.dir.is_none() {
             match sockdir::open_dir(&self.cfg.socket_dir, &self.cfg.trusted) {
                 Ok(fd) => {
@@ -382,6 +393,37 @@ mod tests {
         assert_eq!(r.take_due(t0 + Duration::from_secs(61)).len(), 1);
         r.arm();
         assert_eq!(r.armed_at, None, "disarmed when nothing is pending");
+    }
+
+    #[test]
+    fn a_rescan_notices_a_directory_replaced_behind_inotify() {
+        use std::os::unix::fs::MetadataExt;
+        let (tmp, mut mon) = super::super::test_monitor(8);
+        let dir = tmp.path().join("sockets");
+        std::fs::remove_dir(&dir).expect("rm");
+        std::fs::create_dir(&dir).expect("mkdir");
+        // as after IN_Q_OVERFLOW: no event read, just a rescan
+        mon.rescan();
+        let fd = mon.dir.as_ref().expect("re-opened");
+        let st = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd");
+        let now = std::fs::metadata(&dir).expect("dir");
+        assert_eq!(
+            (st.dev(), st.ino()),
+            (now.dev(), now.ino()),
+            "the new directory"
+        );
+        // replaced by one of another mode: refused, no descriptor kept
+        std::fs::remove_dir(&dir).expect("rm");
+        std::fs::create_dir(&dir).expect("mkdir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        mon.rescan();
+        assert!(mon.dir.is_none());
+        assert!(
+            mon.dir_why.contains("with mode 0777; refusing it"),
+            "{}",
+            mon.dir_why
+        );
     }
 
     #[test]

@@ -112,6 +112,16 @@ fn check_dir(path: &Path, fd: &OwnedFd, trusted: &Trusted) -> Result<(), SockDir
     Ok(())
 }
 
+/// Is `fd` still the directory at `path` (same device and inode)? False
+/// when the path is gone or now names something else.
+pub(crate) fn is_current(path: &Path, fd: &OwnedFd) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(path), fstat(fd)) {
+        (Ok(m), Ok(st)) => m.dev() == st.st_dev && m.ino() == st.st_ino,
+        _ => false,
+    }
+}
+
 /// Opens and checks the directory (`O_PATH`, no symlink followed).
 pub(crate) fn open_dir(path: &Path, trusted: &Trusted) -> Result<OwnedFd, SockDirError> {
     let io_err = |err| SockDirError::Io {
