@@ -41,6 +41,11 @@ impl Retries {
         }
     }
 
+    /// Is a retry of channel `id` pending (its backoff running)?
+    fn pending(&self, id: ChanId) -> bool {
+        self.heap.iter().any(|Reverse((_, i, _))| *i == id)
+    }
+
     /// The timer fired: every retry due at `now`.
     fn take_due(&mut self, now: Instant) -> Vec<(ChanId, u32)> {
         self.timer.drain();
@@ -96,7 +101,7 @@ impl Monitor {
             }
         }
         if rescan {
-            self.rescan();
+            self.rescan(true);
         }
     }
 
@@ -134,14 +139,16 @@ impl Monitor {
             w.forget_dir();
         }
         self.arm_slow();
-        self.rescan();
+        self.rescan(true);
     }
 
     /// Re-opens the socket directory if needed (checking it again), then
-    /// retries every waiting channel now. Also what an inotify overflow
-    /// and the slow timer do: a directory replaced while its events were
-    /// lost is noticed here (its descriptor no longer names the path).
-    pub(super) fn rescan(&mut self) {
+    /// retries waiting channels now: all of them, from their first delay
+    /// (`fresh`: the directory is new, or inotify overflowed), or only
+    /// those without a retry pending (the slow timer: a channel in backoff
+    /// keeps it). A directory replaced while its events were lost is
+    /// noticed here (its descriptor no longer names the path).
+    pub(super) fn rescan(&mut self, fresh: bool) {
         let stale = self
             .dir
             .as_ref()
@@ -189,11 +196,16 @@ impl Monitor {
         }
         let retry_min = self.cfg.retry_min;
         for id in self.chans.ids() {
+            if !fresh && self.retries.pending(id) {
+                continue;
+            }
             let Some(ch) = self.chans.get_mut(id) else {
                 continue;
             };
             if ch.link == Link::Waiting {
-                ch.backoff = retry_min;
+                if fresh {
+                    ch.backoff = retry_min;
+                }
                 self.try_connect(id);
             }
         }
@@ -220,7 +232,7 @@ impl Monitor {
     pub(super) fn on_slow_timer(&mut self) {
         self.slow.drain();
         self.slow_armed = false;
-        self.rescan();
+        self.rescan(false);
         let waiting = self.chans.iter().any(|c| c.link == Link::Waiting);
         if waiting || self.dir.is_none() {
             self.arm_slow();
@@ -403,7 +415,7 @@ mod tests {
         std::fs::remove_dir(&dir).expect("rm");
         std::fs::create_dir(&dir).expect("mkdir");
         // as after IN_Q_OVERFLOW: no event read, just a rescan
-        mon.rescan();
+        mon.rescan(true);
         let fd = mon.dir.as_ref().expect("re-opened");
         let st = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd");
         let now = std::fs::metadata(&dir).expect("dir");
@@ -417,7 +429,7 @@ mod tests {
         std::fs::create_dir(&dir).expect("mkdir");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        mon.rescan();
+        mon.rescan(false);
         assert!(mon.dir.is_none());
         assert!(
             mon.dir_why.contains("with mode 0777; refusing it"),
