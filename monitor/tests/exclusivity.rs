@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, T};
+use common::{Daemon, Env, T};
 use rte_power::wire::{ChannelPacket, Response, Step};
 use testkit::qemu::{Guest, Qemu};
 
@@ -118,4 +118,41 @@ fn set_shared_arguments_are_checked() {
     let out = d.0.ctl(&["set_shared", "2-", "allow"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("bad CPU list '2-': "));
+}
+
+#[test]
+fn one_cpufreq_policy_over_two_vms_is_shared_too() {
+    // the generated tree gives each CPU its own policy: make 6 and 7 one
+    // (vm-b's vCPU 2 is on 6, vm-d's vCPU 0 on 7) before the monitor reads it
+    let env = Env::new();
+    for cpu in [6, 7] {
+        let d = env.sim.sysfs.join(format!("cpu{cpu}/cpufreq"));
+        std::fs::write(d.join("related_cpus"), "6 7\n").expect("related_cpus");
+        std::fs::write(d.join("affected_cpus"), "6 7\n").expect("affected_cpus");
+    }
+    env.ok("add_vm vm-b");
+    env.ok("add_vm vm-d");
+    let (_q, mut b) = env.attach("vm-b", 0);
+    let before = env.snapshot(&[6, 7]);
+    assert_eq!(ask(&mut b, 2, Step::Min), Response::Nack);
+    assert_eq!(
+        env.snapshot(&[6, 7]),
+        before,
+        "nothing written to the policy"
+    );
+    assert_eq!(
+        ask(&mut b, 1, Step::Min),
+        Response::Ack,
+        "pCPU 5 is vm-b's alone"
+    );
+    env.assert_log("refused CPU_POWER(vCPU 2): pCPU 6 is shared with another managed VM");
+    let show = env.ok("show_vm vm-b");
+    assert!(
+        show.contains(
+            "Shared pCPUs: pCPU 6 with VM vm-d (guest requests refused); 1 request(s) refused"
+        ),
+        "{show}"
+    );
+    env.ok("set_shared 6 allow");
+    assert_eq!(ask(&mut b, 2, Step::Min), Response::Ack);
 }
