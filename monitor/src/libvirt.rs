@@ -4,6 +4,7 @@
 //! `libvirt_events` are the only other user of `virt::sys`).
 
 use std::os::raw::c_int;
+use std::sync::mpsc;
 
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -21,6 +22,8 @@ pub const DEFAULT_URI: &str = "qemu:///system";
 pub struct Libvirt {
     uri: String,
     conn: Connect,
+    /// Where domain events go (subscribed again after a re-open).
+    events: Option<mpsc::Sender<String>>,
 }
 
 impl std::fmt::Debug for Libvirt {
@@ -49,12 +52,19 @@ impl Libvirt {
         Ok(Self {
             uri: uri.to_string(),
             conn,
+            events: None,
         })
     }
 
     /// The open connection (for event subscriptions).
     pub fn connection(&self) -> &Connect {
         &self.conn
+    }
+
+    /// Remembers where domain events go, to subscribe again on a new
+    /// connection after libvirtd restarted.
+    pub(crate) fn set_event_sink(&mut self, tx: mpsc::Sender<String>) {
+        self.events = Some(tx);
     }
 
     /// The URI this connection was opened with.
@@ -73,6 +83,10 @@ impl Libvirt {
             {
                 let conn = Connect::open(Some(&self.uri))?;
                 self.conn = conn;
+                if let Some(tx) = &self.events {
+                    // events missed meanwhile: the periodic refresh
+                    let _ = crate::libvirt_events::subscribe(&self.conn, tx);
+                }
                 f(&self.conn)
             }
             r => r,

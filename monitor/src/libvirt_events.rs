@@ -23,6 +23,7 @@ use virt::sys;
 
 use crate::hv::HvError;
 use crate::libvirt::Libvirt;
+use virt::connect::Connect;
 
 /// Keepalive: probe every 5 s, give up after 3 unanswered probes.
 const KEEPALIVE_INTERVAL: i32 = 5;
@@ -128,10 +129,17 @@ pub struct Watch {
 }
 
 /// Subscribes to lifecycle and tunable events of every domain of `hv`'s
-/// connection; the names go to `tx`. The event loop must run
+/// connection (and of the connection it opens again after libvirtd
+/// restarted); the names go to `tx`. The event loop must run
 /// ([`spawn_event_loop`]).
-pub fn watch(hv: &Libvirt, tx: &mpsc::Sender<String>) -> Result<Watch, HvError> {
-    let conn = hv.connection();
+pub fn watch(hv: &mut Libvirt, tx: &mpsc::Sender<String>) -> Result<Watch, HvError> {
+    let w = subscribe(hv.connection(), tx)?;
+    hv.set_event_sink(tx.clone());
+    Ok(w)
+}
+
+/// [`watch`] on one connection.
+pub(crate) fn subscribe(conn: &Connect, tx: &mpsc::Sender<String>) -> Result<Watch, HvError> {
     let keepalive = conn
         .set_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
         .is_ok();

@@ -214,7 +214,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
 
     // the refresher gets its hint sender once the controller exists
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<String>();
-    watch_events(&hv, events, &hint_tx, o.refresh_ms);
+    watch_events(&mut hv, events, &hint_tx, o.refresh_ms);
     cfg.refresh_hint = Some(hint_tx);
     let (handle, mut mon) =
         Monitor::new(cfg).map_err(|e| format!("socket dir {}: {e}", socket_dir.display()))?;
@@ -335,7 +335,7 @@ fn run(mut o: Opts) -> Result<ExitCode, String> {
 /// the refresher along with the loop's hang-up hints. Without events the
 /// periodic refresh is all there is (said once).
 fn watch_events(
-    hv: &Libvirt,
+    hv: &mut Libvirt,
     events: Result<(), vm_power_monitor::HvError>,
     hints: &std::sync::mpsc::Sender<String>,
     refresh_ms: u64,

@@ -57,7 +57,7 @@ fn the_test_driver_sends_lifecycle_events_and_no_re_pin_event() {
     let sim = SimHost::create(tmp.path()).expect("sim");
     let mut hv = Libvirt::open(&sim.uri()).expect("open");
     let (tx, rx) = mpsc::channel();
-    let w = libvirt_events::watch(&hv, &tx).expect("watch");
+    let w = libvirt_events::watch(&mut hv, &tx).expect("watch");
     assert_eq!(w.ids.len(), 2, "lifecycle and tunable subscribed");
     hv.pin("vm-a", 0, &CpuSet::single(5), false).expect("pin");
     // if this ever fails, the test driver learned tunable events: then
@@ -77,7 +77,7 @@ fn a_lifecycle_event_re_reads_the_vm_at_once() {
     let sim = SimHost::create(tmp.path()).expect("sim");
     let mut lv = Libvirt::open(&sim.uri()).expect("open");
     let (hint_tx, hint_rx) = mpsc::channel::<String>();
-    libvirt_events::watch(&lv, &hint_tx).expect("watch");
+    libvirt_events::watch(&mut lv, &hint_tx).expect("watch");
     let vm_b = lv.connection().lookup_domain_by_name("vm-b").expect("vm-b");
     let mut cfg = MonitorConfig::new(&sim.sockets, rte_power::sysfs::SysfsRoot::new(&sim.sysfs));
     cfg.host_cpus = lv.host_cpus().expect("cpus");
