@@ -30,9 +30,9 @@ usage: vm_power_mgr [options]            interactive CLI (vmpower> prompt)
 options:
   --uri URI            libvirt URI (default qemu:///system)
   --socket-dir DIR     channel sockets <DIR>/<vm>.<N> (default /tmp/powermonitor,
-                       recommended /run/powermonitor; created 0750 owned by the
-                       QEMU user if missing; must be owned by root or the QEMU
-                       user and not group/world-writable)
+                       recommended /run/powermonitor; created 0750
+                       root:<QEMU user's group> if missing; must be owned by
+                       root or the QEMU user and not group/world-writable)
   --qemu-user NAME     the user QEMU runs as, trusted for the socket directory,
                        its sockets and their listeners (default libvirt-qemu,
                        else qemu, else none; `none`: root only)

@@ -151,11 +151,14 @@ pub(crate) fn open_dir(path: &Path, trusted: &Trusted) -> Result<OwnedFd, SockDi
     Ok(fd)
 }
 
-/// Creates the directory when missing: mode `mode`, owned by the QEMU
-/// user and its group when there is one (QEMU binds its sockets there),
-/// else by this process. Then opens and checks it (an existing one too).
+/// Creates the directory when missing: mode `mode` (never group- or
+/// world-writable), owned by root and the QEMU user's group when run as
+/// root (libvirt creates the listening sockets itself and hands them to
+/// QEMU; a QEMU process cannot add or replace entries, so one VM's QEMU
+/// cannot stand in for another VM's socket), else by this process. Then
+/// opens and checks it, like an existing one.
 pub(crate) fn prepare(path: &Path, mode: u32, trusted: &Trusted) -> Result<OwnedFd, SockDirError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let io_err = |err| SockDirError::Io {
         path: path.to_owned(),
         err,
@@ -167,22 +170,26 @@ pub(crate) fn prepare(path: &Path, mode: u32, trusted: &Trusted) -> Result<Owned
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
-        // created private, then handed over and opened up: never wider
-        // than asked at any moment
+        // created private, then handed over and opened up through its
+        // descriptor: never wider than asked, and never someone else's
+        // (one that appeared meanwhile is only checked, below)
         match std::fs::DirBuilder::new().mode(0o700).create(path) {
-            Ok(()) => {}
+            Ok(()) => {
+                let dir = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                    .open(path)
+                    .map_err(io_err)?;
+                if trusted.own_uid == 0 {
+                    let gid = trusted.qemu.as_ref().map_or(0, |q| q.gid);
+                    std::os::unix::fs::fchown(&dir, Some(0), Some(gid)).map_err(io_err)?;
+                }
+                dir.set_permissions(std::fs::Permissions::from_mode(mode & 0o7755))
+                    .map_err(io_err)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(e)),
         }
-        if let (Some(q), 0) = (&trusted.qemu, trusted.own_uid) {
-            let c = cpath(path).map_err(io_err)?;
-            // SAFETY: `c` is a NUL-terminated path; lchown never follows.
-            if unsafe { libc::lchown(c.as_ptr(), q.uid, q.gid) } < 0 {
-                return Err(io_err(io::Error::last_os_error()));
-            }
-        }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7755))
-            .map_err(io_err)?;
     }
     open_dir(path, trusted)
 }
@@ -273,6 +280,27 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let e = open_dir(&dir, &me()).expect_err("world-writable");
         assert!(e.to_string().contains("with mode 0777; refusing it"), "{e}");
+    }
+
+    #[test]
+    fn as_root_the_dir_is_root_s_with_the_qemu_group() {
+        use std::os::unix::fs::MetadataExt;
+        if crate::trust::effective_uid() != 0 {
+            return; // only root can give a directory away
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("s");
+        let t = Trusted {
+            qemu: Some(crate::trust::QemuUser {
+                name: "nobody".into(),
+                uid: 65534,
+                gid: 65534,
+            }),
+            own_uid: 0,
+        };
+        prepare(&dir, 0o777, &t).expect("created");
+        let m = std::fs::metadata(&dir).expect("dir");
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 65534, 0o755));
     }
 
     #[test]
