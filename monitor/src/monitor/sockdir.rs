@@ -14,7 +14,9 @@
 //!    resolves the magic link to the very inode just checked, so no
 //!    rename, symlink or directory swap between check and connect can
 //!    redirect it (and the 108-byte `sun_path` limit no longer applies to
-//!    the directory's path).
+//!    the directory's path). Without `/proc` (a bare chroot) the path
+//!    itself is used: the directory admits trusted writers only, and
+//!    step 4 still holds.
 //! 4. The listener's credentials (`SO_PEERCRED`: the process that called
 //!    `listen`) must be a trusted uid too: a socket file handed over by
 //!    `chown` does not make its listener trusted.
@@ -237,7 +239,14 @@ pub(crate) fn connect_at(
         )));
     }
     let via = PathBuf::from(format!("/proc/self/fd/{}", node.as_raw_fd()));
-    let stream = sys::unix_connect(&via)?;
+    let stream = match sys::unix_connect(&via) {
+        // no /proc (a bare chroot): the path, checked just before; the
+        // directory is trusted's alone and the listener is checked below
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !Path::new("/proc/self/fd").exists() => {
+            sys::unix_connect(&dir_path.join(name))?
+        }
+        r => r?,
+    };
     let cred = crate::trust::peer_cred(&stream)?;
     if !trusted.allows(cred.uid) {
         return Err(ConnectError::Refused(format!(
