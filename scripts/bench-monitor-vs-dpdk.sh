@@ -45,6 +45,8 @@ start_monitor() { # WORKDIR NVM [extra args...]
   local W=$1 nvm=$2; shift 2
   local args=()
   for k in $(seq 0 $((nvm - 1))); do args+=(-e "add_vm vm$k" -e "add_channels vm$k all"); done
+  # VMs share pCPUs here on purpose (DPDK's monitor has no such rule)
+  args+=(-e "set_shared 0-7 allow")
   taskset -c 1 "$BIN" --daemon -q --refresh-ms 0 --uri "test://$W/node.xml" --socket-dir "$W/sock" \
     --sysfs "$W/sys" --ctl-socket "$W/ctl" "${args[@]}" "$@" 2>"$W/monitor.log" &
   echo $! > "$W/pid"

@@ -139,6 +139,7 @@ fuzz_target!(|data: &[u8]| {
         channel_enabled: flags & 4 != 0,
         over_rate: flags & 8 != 0,
         rate_limit: 100,
+        contested: if flags & 0x80 != 0 { &[2] } else { &[] },
     };
     let cap = 4 * PACKET_SIZE + 100;
     let mut framer = Framer::new();

@@ -128,6 +128,9 @@ impl Host {
     /// arguments (valgrind).
     fn monitor_args(&self, program: &Path, pre: &mut Vec<String>) -> R<Child> {
         let d = self.dir.path();
+        // the monitor itself: the program, or the last word before its
+        // own arguments (under nice or valgrind)
+        let bin = pre.last().map_or(program.to_path_buf(), PathBuf::from);
         let mut c = Command::new(program);
         c.args(pre.drain(..));
         c.args(["--daemon", "-q", "--refresh-ms", "0", "--uri"])
@@ -142,8 +145,22 @@ impl Host {
             c.args(["-e", &format!("add_vm {name}")]);
             c.args(["-e", &format!("add_channels {name} 0-{}", n - 1)]);
         }
+        if has_exclusivity(&bin) {
+            // many VMs on 8 CPUs share pCPUs on purpose: let them scale
+            c.args(["-e", &format!("set_shared 0-{} allow", HOST_CPUS - 1)]);
+        }
         c.stdout(Stdio::null()).spawn().map_err(err)
     }
+}
+
+/// Does this monitor NACK VMs sharing a pCPU unless `set_shared` allows
+/// (a build with `--qemu-user`, the same change)? An older build compared
+/// against has no such rule and no such command.
+fn has_exclusivity(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--qemu-user"))
 }
 
 /// Accepts the monitor on every socket; each stream with its vCPU.

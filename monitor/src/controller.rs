@@ -3,12 +3,12 @@
 //! caller's thread (never on the event loop) and hands the rest to the loop.
 //! Also the pinning refresher thread.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::governor::{Governor, GovernorError};
-use crate::hv::{HvError, Hypervisor, VmInfo};
+use crate::hv::{HvError, Hypervisor};
 use crate::monitor::{ChanList, MonCmd, MonitorHandle, Outcome};
 use rte_power::cpulist::CpuSet;
 use rte_power::wire::Step;
@@ -133,6 +133,11 @@ pub const COMMANDS: &[CommandSpec] = &[
             "refuse (NACK) the VM's requests above this rate, all channels together (0/off: none)",
     },
     CommandSpec {
+        name: "set_shared",
+        args: "<cpu-list> allow|deny",
+        help: "let guests scale pCPUs another managed VM also uses (pinned or same cpufreq policy); default deny (NACK)",
+    },
+    CommandSpec {
         name: "refresh",
         args: "[<vm>]",
         help: "re-read vCPU count and pinning from libvirt now",
@@ -221,6 +226,17 @@ pub enum CommandLineError {
     /// `set_query` with another word than enable/disable.
     #[error("bad value '{0}': expected enable or disable")]
     QueryValue(String),
+    /// `set_shared` with another word than allow/deny.
+    #[error("bad value '{0}': expected allow or deny")]
+    SharedValue(String),
+    /// A CPU list that does not parse.
+    #[error("bad CPU list '{list}': {why}")]
+    CpuList {
+        /// The text given.
+        list: String,
+        /// The parser's complaint.
+        why: rte_power::cpulist::CpuListError,
+    },
     /// An unknown governor.
     #[error(transparent)]
     Governor(#[from] GovernorError),
@@ -436,6 +452,15 @@ pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
             vm: s(vm),
             per_s: parse_rate(rate)?,
         }),
+        ("set_shared", [list, what]) => on_loop(MonCmd::SetShared {
+            cpus: CpuSet::parse_list(list)
+                .map_err(|why| CommandLineError::CpuList { list: s(list), why })?,
+            allow: match *what {
+                "allow" => true,
+                "deny" => false,
+                other => return Err(CommandLineError::SharedValue(other.to_string())),
+            },
+        }),
         ("refresh", []) => Ok(Line::Refresh(None)),
         ("refresh", [vm]) => Ok(Line::Refresh(Some(s(vm)))),
         (name, _) => Err(usage(name)),
@@ -588,8 +613,12 @@ impl Controller {
 
     /// Starts the refresher: re-reads every managed VM each `every`, and at
     /// once for names received on the returned sender (the loop sends a
-    /// VM's name when one of its channels hangs up). Only changes reach the
-    /// loop. Ends when every sender is dropped.
+    /// VM's name when one of its channels hangs up; libvirt's domain events
+    /// send theirs). Every snapshot goes to the loop, which compares the
+    /// full pin map with what it has: a pin changed behind its back and
+    /// back again within one period (after `set_pcpu`, which updates the
+    /// loop directly) is not mistaken for "unchanged". Ends when every
+    /// sender is dropped.
     pub fn spawn_refresher(
         &self,
         every: Duration,
@@ -599,7 +628,8 @@ impl Controller {
         let t = std::thread::Builder::new()
             .name("vmpm-refresh".into())
             .spawn(move || {
-                let mut last: BTreeMap<String, Option<VmInfo>> = BTreeMap::new();
+                // VMs the hypervisor no longer knows, told once
+                let mut gone: BTreeSet<String> = BTreeSet::new();
                 loop {
                     let names = match rx.recv_timeout(every) {
                         Ok(name) => vec![name],
@@ -607,20 +637,22 @@ impl Controller {
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     };
                     for name in names {
-                        let now = me.hv().lookup(&name);
-                        let snapshot = now.as_ref().ok().cloned();
-                        if last.get(&name) == Some(&snapshot) {
+                        let cmd = match me.hv().lookup(&name) {
+                            Ok(info) => {
+                                gone.remove(&name);
+                                MonCmd::UpdateVm(info)
+                            }
+                            Err(HvError::NotFound(_)) if gone.insert(name.clone()) => {
+                                MonCmd::VmGone(name)
+                            }
+                            Err(_) => continue, // gone already, or trouble: next time
+                        };
+                        if me.mon.call(cmd).ok {
                             continue;
                         }
-                        let cmd = match now {
-                            Ok(info) => MonCmd::UpdateVm(info),
-                            Err(HvError::NotFound(_)) => MonCmd::VmGone(name.clone()),
-                            Err(_) => continue, // hypervisor trouble: try next time
-                        };
-                        if !me.mon.call(cmd).ok {
-                            return; // the loop has stopped
+                        if me.mon.has_stopped() {
+                            return;
                         }
-                        last.insert(name, snapshot);
                     }
                 }
             })?;

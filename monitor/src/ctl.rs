@@ -3,17 +3,26 @@
 //!
 //! Protocol (one command per connection): the client writes the command
 //! line and a newline; the server answers `ok\n` or `error\n`, then the
-//! command's output, and closes. The socket is created mode 0600: whoever
-//! can connect can drive every host CPU.
+//! command's output, and closes. Whoever can connect can drive every host
+//! CPU, so: the socket is bound under a umask of 0177 (it never exists
+//! with wider permissions, no chmod race), then opened to its group
+//! (mode 0660) only when a control group is configured; and each peer's
+//! credentials (`SO_PEERCRED`) are checked: root, this process's own uid,
+//! or a member of the control group. Each connection is served on its own
+//! thread with read/write timeouts, so a client that stalls costs one
+//! thread for a few seconds and blocks nobody.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::controller::Controller;
 use crate::monitor::Outcome;
+use crate::trust::{effective_uid, groups_of, peer_cred, user_label};
 
 /// Default control socket of the daemon.
 pub const DEFAULT_CTL_SOCKET: &str = "/run/vm_power_mgr.sock";
@@ -21,17 +30,68 @@ pub const DEFAULT_CTL_SOCKET: &str = "/run/vm_power_mgr.sock";
 /// Longest command line accepted.
 const MAX_LINE: u64 = 4096;
 
+/// How long a client may take to send its line or read its answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; more are refused at once ("busy").
+const MAX_CLIENTS: usize = 32;
+
+/// Who may use the control socket besides root and this process's uid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtlAccess {
+    /// Members of this group (primary or supplementary).
+    pub group: Option<u32>,
+}
+
+impl CtlAccess {
+    /// Does a peer with these credentials get in?
+    fn allows(&self, cred: &libc::ucred) -> bool {
+        if cred.uid == 0 || cred.uid == effective_uid() {
+            return true;
+        }
+        let Some(g) = self.group else {
+            return false;
+        };
+        cred.gid == g || groups_of(cred.pid).contains(&g)
+    }
+}
+
 /// A bound control socket (removed on drop).
 #[derive(Debug)]
 pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
+    access: CtlAccess,
+}
+
+/// Sets the process umask for its lifetime, then puts the old one back.
+struct Umask(libc::mode_t);
+
+impl Umask {
+    fn set(mask: libc::mode_t) -> Self {
+        // SAFETY: umask(2) cannot fail and takes no pointers.
+        Self(unsafe { libc::umask(mask) })
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::umask(self.0) };
+    }
 }
 
 impl CtlServer {
-    /// Binds `path` (mode 0600). A stale socket file is replaced; a live
-    /// one (another monitor answers) is an error.
+    /// Binds `path` for root and this process only (mode 0600). A stale
+    /// socket file is replaced; a live one (another monitor answers) is
+    /// an error.
     pub fn bind(path: &Path) -> io::Result<Self> {
+        Self::bind_with(path, CtlAccess::default())
+    }
+
+    /// Binds `path`; with a control group the socket is then given to that
+    /// group, mode 0660.
+    pub fn bind_with(path: &Path, access: CtlAccess) -> io::Result<Self> {
         if let Ok(m) = std::fs::symlink_metadata(path) {
             if !m.file_type().is_socket() {
                 return Err(io::Error::new(
@@ -47,26 +107,58 @@ impl CtlServer {
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let listener = {
+            // other threads creating files meanwhile only get narrower modes
+            let _mask = Umask::set(0o177);
+            UnixListener::bind(path)?
+        };
+        if let Some(g) = access.group {
+            // widening a file that never was wider: no window
+            std::os::unix::fs::lchown(path, None, Some(g))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        }
         Ok(Self {
             listener,
             path: path.to_path_buf(),
+            access,
         })
     }
 
-    /// Serves connections one at a time on a new thread until a `quit`
-    /// succeeds (or the monitor stops).
+    /// Serves connections, each on its own thread, until a `quit` succeeds
+    /// (or the monitor stops).
     pub fn spawn(self, ctl: Controller) -> io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("vmpm-ctl".into())
             .spawn(move || {
+                let stop = Arc::new(AtomicBool::new(false));
+                let busy = Arc::new(AtomicUsize::new(0));
                 for conn in self.listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
                     let Ok(conn) = conn else { continue };
-                    match serve(conn, &ctl) {
-                        Ok(true) => break,
-                        Ok(false) => {}
-                        Err(_) => {} // a client that went away
+                    if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                        let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+                        let _ = (&conn).write_all(&answer(&Outcome::err(
+                            "busy: too many control connections; try again",
+                        )));
+                        continue;
+                    }
+                    let (ctl, stop, n) = (ctl.clone(), Arc::clone(&stop), Arc::clone(&busy));
+                    let (path, access) = (self.path.clone(), self.access);
+                    let spawned = std::thread::Builder::new()
+                        .name("vmpm-ctl-client".into())
+                        .spawn(move || {
+                            let end = serve(conn, &ctl, &access).unwrap_or(false);
+                            n.fetch_sub(1, Ordering::AcqRel);
+                            if end && !stop.swap(true, Ordering::AcqRel) {
+                                // wake the accept loop so that it sees `stop`
+                                let _ = UnixStream::connect(&path);
+                            }
+                        });
+                    if spawned.is_err() {
+                        busy.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
                 drop(self);
@@ -80,22 +172,36 @@ impl Drop for CtlServer {
     }
 }
 
-/// Handles one connection; true when the monitor was told to quit.
-fn serve(conn: UnixStream, ctl: &Controller) -> io::Result<bool> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+/// Handles one connection; true when the monitor was told to quit or has
+/// stopped.
+fn serve(conn: UnixStream, ctl: &Controller, access: &CtlAccess) -> io::Result<bool> {
+    conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let cred = peer_cred(&conn)?;
     let mut line = String::new();
     BufReader::new((&conn).take(MAX_LINE)).read_line(&mut line)?;
+    if !access.allows(&cred) {
+        // the line was read (and is ignored): closing with unread bytes
+        // would reset the connection before the peer reads why
+        let out = Outcome::err(format!(
+            "permission denied: uid {} ({}) may not use the control socket (root{})",
+            cred.uid,
+            user_label(cred.uid),
+            match access.group {
+                Some(g) => format!(" or members of group {g}"),
+                None => String::new(),
+            }
+        ));
+        (&conn).write_all(&answer(&out))?;
+        return Ok(false);
+    }
     let out = match request_line(&line) {
         Some(cmd) => ctl.execute(cmd),
         None => Outcome::err("empty command"),
     };
     (&conn).write_all(&answer(&out))?;
     let quit = out.ok && line.split_whitespace().next() == Some("quit");
-    if !out.ok && out.text == "the monitor has stopped" {
-        return Ok(true);
-    }
-    Ok(quit)
+    Ok(quit || ctl.monitor().has_stopped())
 }
 
 /// The command line of a request as read (at most `MAX_LINE` bytes, up to

@@ -7,9 +7,11 @@
 //! (libvirt) and changes their frequency with `rte_power`'s host drivers.
 //!
 //! Threads: the event loop ([`monitor`]) owns all state; the interactive CLI
-//! ([`cli`]), the control socket ([`ctl`]) and the pinning refresher call
-//! the hypervisor and talk to the loop through a channel plus an eventfd
-//! ([`Controller`]).
+//! ([`cli`]), the control socket ([`ctl`], a thread per client) and the
+//! pinning refresher call the hypervisor and talk to the loop through a
+//! channel plus an eventfd ([`Controller`]); libvirt's event loop
+//! ([`libvirt_events`]) only tells the refresher which VM changed. Who is
+//! trusted (socket owners and listeners, control clients) is [`trust`].
 //!
 //! Host CPUs can be put under a governor ([`governor`]): `userspace` (guest
 //! requests decide, the default), `performance`, `powersave`, or `ondemand`
@@ -28,9 +30,11 @@ pub mod governor;
 pub mod host;
 pub mod hv;
 pub mod libvirt;
+pub mod libvirt_events;
 pub mod log;
 pub mod monitor;
 pub mod ondemand;
+pub mod trust;
 
 pub mod sys;
 

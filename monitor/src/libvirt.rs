@@ -1,8 +1,10 @@
 //! [`Hypervisor`] over libvirt through the `virt` crate (0.5.0). `virt` has
 //! no safe wrapper for `virDomainGetVcpuPinInfo` and `virNodeGetCPUMap`;
-//! those two are called through `virt::sys` here and nowhere else.
+//! those two are called through `virt::sys` here (the domain events in
+//! `libvirt_events` are the only other user of `virt::sys`).
 
 use std::os::raw::c_int;
+use std::sync::mpsc;
 
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -20,6 +22,8 @@ pub const DEFAULT_URI: &str = "qemu:///system";
 pub struct Libvirt {
     uri: String,
     conn: Connect,
+    /// Where domain events go (subscribed again after a re-open).
+    events: Option<mpsc::Sender<String>>,
 }
 
 impl std::fmt::Debug for Libvirt {
@@ -48,7 +52,19 @@ impl Libvirt {
         Ok(Self {
             uri: uri.to_string(),
             conn,
+            events: None,
         })
+    }
+
+    /// The open connection (for event subscriptions).
+    pub fn connection(&self) -> &Connect {
+        &self.conn
+    }
+
+    /// Remembers where domain events go, to subscribe again on a new
+    /// connection after libvirtd restarted.
+    pub(crate) fn set_event_sink(&mut self, tx: mpsc::Sender<String>) {
+        self.events = Some(tx);
     }
 
     /// The URI this connection was opened with.
@@ -67,6 +83,10 @@ impl Libvirt {
             {
                 let conn = Connect::open(Some(&self.uri))?;
                 self.conn = conn;
+                if let Some(tx) = &self.events {
+                    // events missed meanwhile: the periodic refresh
+                    let _ = crate::libvirt_events::subscribe(&self.conn, tx);
+                }
                 f(&self.conn)
             }
             r => r,

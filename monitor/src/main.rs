@@ -16,8 +16,10 @@ use std::time::Duration;
 use rte_power::log::Level;
 use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
-use vm_power_monitor::ctl::{self, CtlServer, DEFAULT_CTL_SOCKET};
+use vm_power_monitor::ctl::{self, CtlAccess, CtlServer, DEFAULT_CTL_SOCKET};
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
+use vm_power_monitor::libvirt_events;
+use vm_power_monitor::trust::{default_qemu_user, lookup_group, lookup_user, Trusted};
 use vm_power_monitor::{cli, sys, Controller, Hypervisor, Monitor, MonitorConfig};
 
 const USAGE: &str = "\
@@ -28,8 +30,15 @@ usage: vm_power_mgr [options]            interactive CLI (vmpower> prompt)
 
 options:
   --uri URI            libvirt URI (default qemu:///system)
-  --socket-dir DIR     channel sockets <DIR>/<vm>.<N> (default /tmp/powermonitor;
-                       created mode 0700 if missing)
+  --socket-dir DIR     channel sockets <DIR>/<vm>.<N> (default /tmp/powermonitor,
+                       recommended /run/powermonitor; created 0750
+                       root:<QEMU user's group> if missing; must be owned by
+                       root or the QEMU user and not group/world-writable)
+  --qemu-user NAME     the user QEMU runs as, trusted for the socket directory,
+                       its sockets and their listeners (default libvirt-qemu,
+                       else qemu, else none; `none`: root only)
+  --ctl-group NAME     members of this group may use the control socket too
+                       (default: root only)
   --sysfs DIR          host CPU sysfs (default $RTE_POWER_SYSFS_CPU_DIR or
                        /sys/devices/system/cpu)
   --ctl-socket PATH    control socket (daemon default /run/vm_power_mgr.sock;
@@ -85,6 +94,12 @@ enum MainError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{option}: {source}")]
+    Identity {
+        option: &'static str,
+        #[source]
+        source: vm_power_monitor::trust::TrustError,
+    },
     #[error("`{cmd}` failed: {reply}")]
     Startup { cmd: String, reply: String },
     #[error("event loop: {0}")]
@@ -112,6 +127,8 @@ struct Opts {
     socket_dir: Option<PathBuf>,
     sysfs: Option<PathBuf>,
     ctl_socket: Option<PathBuf>,
+    qemu_user: Option<String>,
+    ctl_group: Option<String>,
     refresh_ms: u64,
     exec: Vec<String>,
     daemon: bool,
@@ -138,6 +155,8 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
             "--socket-dir" => o.socket_dir = Some(val(a)?.into()),
             "--sysfs" => o.sysfs = Some(val(a)?.into()),
             "--ctl-socket" => o.ctl_socket = Some(val(a)?.into()),
+            "--qemu-user" => o.qemu_user = Some(val(a)?),
+            "--ctl-group" => o.ctl_group = Some(val(a)?),
             "--refresh-ms" => {
                 let v = val(a)?;
                 o.refresh_ms = v.parse().map_err(|_| MainError::BadValue {
@@ -240,6 +259,9 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     // (SIGINT, SIGTERM, SIGHUP, SIGQUIT), whichever thread they hit
     sys::block_signals(&sys::STOP_SIGNALS).map_err(MainError::Signals)?;
     let uri = o.uri.clone().unwrap_or_else(|| DEFAULT_URI.to_string());
+    // before the connection opens: remote connections dispatch events
+    // only when the event loop implementation was there at open time
+    let events = libvirt_events::register_event_impl();
     let mut hv = Libvirt::open(&uri)?;
     let host_cpus = hv.host_cpus()?;
     let socket_dir = o
@@ -253,6 +275,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     restore_stale(&sysfs);
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
+    cfg.trusted = trusted(o.qemu_user.as_deref())?;
     if let Some(sim) = &sim {
         if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();
@@ -263,6 +286,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
 
     // the refresher gets its hint sender once the controller exists
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<String>();
+    watch_events(&mut hv, events, &hint_tx, o.refresh_ms);
     cfg.refresh_hint = Some(hint_tx);
     let (handle, mut mon) = Monitor::new(cfg).map_err(|source| MainError::SocketDir {
         dir: socket_dir.clone(),
@@ -314,10 +338,12 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     };
     if let Some(p) = &ctl_path {
         // a failed start stops the loop, which restores whatever it changed
-        let served = CtlServer::bind(p)
-            .map_err(|source| MainError::CtlSocket {
-                path: p.clone(),
-                source,
+        let served = ctl_access(o.ctl_group.as_deref())
+            .and_then(|access| {
+                CtlServer::bind_with(p, access).map_err(|source| MainError::CtlSocket {
+                    path: p.clone(),
+                    source,
+                })
             })
             .and_then(|server| {
                 server
@@ -437,6 +463,63 @@ fn restore_stale(sysfs: &SysfsRoot) {
             Err(e) => log(Level::Error, &format!("{}: {e}", rec.what())),
         }
     }
+}
+
+/// Subscribes to libvirt's domain events: the names of changed VMs go to
+/// the refresher along with the loop's hang-up hints. Without events the
+/// periodic refresh is all there is (said once).
+fn watch_events(
+    hv: &mut Libvirt,
+    events: Result<(), vm_power_monitor::HvError>,
+    hints: &std::sync::mpsc::Sender<String>,
+    refresh_ms: u64,
+) {
+    let log = vm_power_monitor::log::stderr_sink();
+    let r = events
+        .and_then(|()| {
+            libvirt_events::spawn_event_loop()
+                .map_err(|e| vm_power_monitor::HvError::Other(e.to_string()))
+        })
+        .and_then(|_| libvirt_events::watch(hv, hints));
+    match r {
+        Ok(w) => log(
+            Level::Info,
+            &format!(
+                "libvirt domain events: lifecycle and vCPU re-pin (tunable) subscribed; keepalive {}",
+                if w.keepalive { "on" } else { "not available (local driver)" }
+            ),
+        ),
+        Err(e) => log(
+            Level::Warn,
+            &format!("no libvirt domain events ({e}); vCPU pinning is re-read every {refresh_ms} ms"),
+        ),
+    }
+}
+
+/// `--ctl-group`: who besides root and the monitor's uid may use the
+/// control socket.
+fn ctl_access(group: Option<&str>) -> Result<CtlAccess, MainError> {
+    let group = group
+        .map(lookup_group)
+        .transpose()
+        .map_err(|source| MainError::Identity {
+            option: "--ctl-group",
+            source,
+        })?;
+    Ok(CtlAccess { group })
+}
+
+/// `--qemu-user`: a name, `none`, or the host's libvirt QEMU user.
+fn trusted(qemu_user: Option<&str>) -> Result<Trusted, MainError> {
+    let qemu = match qemu_user {
+        Some("none") => None,
+        Some(name) => Some(lookup_user(name).map_err(|source| MainError::Identity {
+            option: "--qemu-user",
+            source,
+        })?),
+        None => default_qemu_user(),
+    };
+    Ok(Trusted::with_qemu(qemu))
 }
 
 fn spawn_refresh(ctl: &Controller, every_ms: u64, hints: std::sync::mpsc::Receiver<String>) {

@@ -117,6 +117,14 @@ pub enum MonCmd {
         /// Requests per second over all its channels, 0 = off.
         per_s: u32,
     },
+    /// `set_shared`: let guests scale these pCPUs although another VM
+    /// uses them too (`allow`), or no longer (`deny`).
+    SetShared {
+        /// The pCPUs.
+        cpus: CpuSet,
+        /// Allow?
+        allow: bool,
+    },
     /// Names of registered VMs (completion).
     VmNames,
     /// Counters (benchmarks).
@@ -185,7 +193,14 @@ impl Monitor {
         self.wake.drain();
         while let Ok(req) = self.rx.try_recv() {
             let quit = matches!(req.cmd, MonCmd::Quit);
+            let pins_change = matches!(
+                req.cmd,
+                MonCmd::AddVm(_) | MonCmd::UpdateVm(_) | MonCmd::VmGone(_) | MonCmd::RmVm { .. }
+            );
             let out = self.command(req.cmd);
+            if pins_change {
+                self.refresh_shared();
+            }
             let _ = req.reply.send(out);
             if quit {
                 self.stop = true;
@@ -228,6 +243,7 @@ impl Monitor {
                     .join("\n"),
             ),
             MonCmd::Stats => Outcome::ok(self.stats()),
+            MonCmd::SetShared { cpus, allow } => Outcome::ok(self.set_shared(&cpus, allow)),
             MonCmd::Quit => Outcome::ok("restoring host CPUs and stopping"),
         }
     }

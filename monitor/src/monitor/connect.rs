@@ -4,11 +4,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::channel::Link;
+use super::dirwatch::{DirEvent, DirWatch};
 use super::event_loop::Source;
 use super::registry::ChanId;
+use super::sockdir::{self, ConnectError, SockDirError};
 use super::Monitor;
 use crate::log::Level;
 use crate::sys::{self, TimerFd};
@@ -37,6 +39,11 @@ impl Retries {
             self.armed_at = None;
             self.arm();
         }
+    }
+
+    /// Is a retry of channel `id` pending (its backoff running)?
+    fn pending(&self, id: ChanId) -> bool {
+        self.heap.iter().any(|Reverse((_, i, _))| *i == id)
     }
 
     /// The timer fired: every retry due at `now`.
@@ -73,27 +80,162 @@ pub(super) fn channel_events(want_out: bool) -> u32 {
     sys::IN | sys::RDHUP | sys::ET | if want_out { sys::OUT } else { 0 }
 }
 
+/// Period of the slow retry of waiting channels (a socket whose creation
+/// inotify did not report, a directory that came back untrusted and was
+/// fixed later).
+pub(super) const SLOW_RETRY: Duration = Duration::from_secs(1);
+
 impl Monitor {
     pub(super) fn on_inotify(&mut self) {
-        let names = self
+        let events = self
             .inotify
-            .as_ref()
-            .map(sys::Inotify::read_names)
+            .as_mut()
+            .map(DirWatch::read)
             .unwrap_or_default();
+        let mut rescan = false;
+        for ev in events {
+            match ev {
+                DirEvent::Entry(name) => self.entry_appeared(&name),
+                DirEvent::Gone | DirEvent::Removed => self.dir_gone(),
+                DirEvent::Back | DirEvent::Overflow => rescan = true,
+            }
+        }
+        if rescan {
+            self.rescan(true);
+        }
+    }
+
+    fn entry_appeared(&mut self, name: &str) {
         let retry_min = self.cfg.retry_min;
-        for name in names {
-            if let Some(id) = self.reg.channel_by_file(&name) {
-                let Some(ch) = self.chans.get_mut(id) else {
-                    continue;
-                };
-                if ch.link == Link::Waiting {
-                    // a socket that just appeared may refuse until QEMU
-                    // listens on it: retry it soon, not after the delay
-                    // its previous life earned
-                    ch.backoff = retry_min;
-                    self.try_connect(id);
+        if let Some(id) = self.reg.channel_by_file(name) {
+            let Some(ch) = self.chans.get_mut(id) else {
+                return;
+            };
+            if ch.link == Link::Waiting {
+                // a socket that just appeared may refuse until QEMU
+                // listens on it: retry it soon, not after the delay
+                // its previous life earned
+                ch.backoff = retry_min;
+                self.try_connect(id);
+            }
+        }
+    }
+
+    /// The socket directory was removed or moved away: forget its
+    /// descriptor and look at once (it may be back already).
+    fn dir_gone(&mut self) {
+        if self.dir.take().is_none() {
+            return;
+        }
+        self.dir_why = format!("socket directory {} is gone", self.cfg.socket_dir.display());
+        self.log(
+            Level::Warn,
+            &format!(
+                "socket directory {} removed or moved away; channels re-attach when it is back",
+                self.cfg.socket_dir.display()
+            ),
+        );
+        if let Some(w) = self.inotify.as_mut() {
+            w.forget_dir();
+        }
+        self.arm_slow();
+        self.rescan(true);
+    }
+
+    /// Re-opens the socket directory if needed (checking it again), then
+    /// retries waiting channels now: all of them, from their first delay
+    /// (`fresh`: the directory is new, or inotify overflowed), or only
+    /// those without a retry pending (the slow timer: a channel in backoff
+    /// keeps it). A directory replaced while its events were lost is
+    /// noticed here (its descriptor no longer names the path).
+    pub(super) fn rescan(&mut self, fresh: bool) {
+        let stale = self
+            .dir
+            .as_ref()
+            .is_some_and(|fd| !sockdir::is_current(&self.cfg.socket_dir, fd));
+        if stale {
+            // forgets the old one and comes back here
+            self.dir_gone();
+            return;
+        }
+        if self.dir.is_none() {
+            match sockdir::open_dir(&self.cfg.socket_dir, &self.cfg.trusted) {
+                Ok(fd) => {
+                    self.dir = Some(fd);
+                    self.dir_why.clear();
+                    if let Some(Err(e)) = self.inotify.as_mut().map(DirWatch::watch_dir) {
+                        self.log(
+                            Level::Warn,
+                            &format!("cannot watch the socket directory: {e}"),
+                        );
+                    }
+                    self.log(
+                        Level::Info,
+                        &format!(
+                            "socket directory {} is back; re-attaching channels",
+                            self.cfg.socket_dir.display()
+                        ),
+                    );
+                }
+                Err(SockDirError::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+                    self.arm_slow();
+                    self.show_dir_why();
+                    return;
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    if why != self.dir_why {
+                        self.log(Level::Error, &why);
+                    }
+                    self.dir_why = why;
+                    self.arm_slow();
+                    self.show_dir_why();
+                    return;
                 }
             }
+        }
+        let retry_min = self.cfg.retry_min;
+        for id in self.chans.ids() {
+            if !fresh && self.retries.pending(id) {
+                continue;
+            }
+            let Some(ch) = self.chans.get_mut(id) else {
+                continue;
+            };
+            if ch.link == Link::Waiting {
+                if fresh {
+                    ch.backoff = retry_min;
+                }
+                self.try_connect(id);
+            }
+        }
+    }
+
+    /// Every waiting channel says why the directory is not served.
+    fn show_dir_why(&mut self) {
+        for id in self.chans.ids() {
+            if let Some(ch) = self.chans.get_mut(id) {
+                if ch.link == Link::Waiting {
+                    ch.why.clone_from(&self.dir_why);
+                }
+            }
+        }
+    }
+
+    /// Arms the slow retry (once; it re-arms itself while needed).
+    pub(super) fn arm_slow(&mut self) {
+        if !self.slow_armed && self.slow.set(Some(SLOW_RETRY)).is_ok() {
+            self.slow_armed = true;
+        }
+    }
+
+    pub(super) fn on_slow_timer(&mut self) {
+        self.slow.drain();
+        self.slow_armed = false;
+        self.rescan(false);
+        let waiting = self.chans.iter().any(|c| c.link == Link::Waiting);
+        if waiting || self.dir.is_none() {
+            self.arm_slow();
         }
     }
 
@@ -120,13 +262,33 @@ impl Monitor {
         self.retries.push(at, id, gen);
     }
 
-    /// Connects a waiting channel to its socket.
+    /// Connects a waiting channel to its socket, through the directory's
+    /// descriptor and only when every trust check passes (`sockdir`).
     pub(super) fn try_connect(&mut self, id: ChanId) {
         let gen = self.chans.gen(id);
+        let Some(ch) = self.chans.get(id) else {
+            return;
+        };
+        let name = ch
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let r = match self.dir.as_ref() {
+            Some(dir) => sockdir::connect_at(&self.cfg.socket_dir, dir, &name, &self.cfg.trusted),
+            None => Err(ConnectError::Refused(if self.dir_why.is_empty() {
+                "socket directory unavailable".to_string()
+            } else {
+                self.dir_why.clone()
+            })),
+        };
+        let dir_missing = self.dir.is_none();
+        let vm_name = self.reg.name(ch.vm).to_string();
         let Some(ch) = self.chans.get_mut(id) else {
             return;
         };
-        match sys::unix_connect(&ch.path) {
+        match r {
             Ok(stream) => {
                 let token = Source::Channel { id, gen }.into();
                 let fd = stream.as_raw_fd();
@@ -135,24 +297,36 @@ impl Monitor {
                     return;
                 }
                 ch.attach(stream);
-                let (vm, num, path) = (ch.vm, ch.num, ch.path.display().to_string());
-                let msg = format!(
-                    "VM '{}' channel {num}: connected to {path}",
-                    self.reg.name(vm)
-                );
+                let (num, path) = (ch.num, ch.path.display().to_string());
+                let msg = format!("VM '{vm_name}' channel {num}: connected to {path}");
                 self.log(Level::Info, &msg);
             }
-            Err(e) => {
-                let missing = e.kind() == io::ErrorKind::NotFound;
-                ch.why = if missing {
-                    "socket not present".to_string()
-                } else {
-                    e.to_string()
-                };
-                // a missing socket is reported by inotify when it appears
-                if !missing {
-                    self.schedule_retry(id);
+            Err(ConnectError::Missing) => {
+                // reported by inotify when it appears; the slow timer
+                // covers what inotify cannot see
+                ch.why = "socket not present".to_string();
+                self.arm_slow();
+            }
+            Err(ConnectError::Refused(_)) if dir_missing => {
+                ch.why = self.dir_why.clone();
+                self.arm_slow();
+            }
+            Err(ConnectError::Refused(r)) => {
+                let why = format!("refused: {r}");
+                if ch.why != why {
+                    let msg = format!(
+                        "VM '{vm_name}' channel {}: {} {why}; not served",
+                        ch.num,
+                        ch.path.display()
+                    );
+                    ch.why = why;
+                    self.log(Level::Warn, &msg);
                 }
+                self.schedule_retry(id);
+            }
+            Err(ConnectError::Io(e)) => {
+                ch.why = e.to_string();
+                self.schedule_retry(id);
             }
         }
     }
@@ -208,8 +382,6 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -233,6 +405,37 @@ mod tests {
         assert_eq!(r.take_due(t0 + Duration::from_secs(61)).len(), 1);
         r.arm();
         assert_eq!(r.armed_at, None, "disarmed when nothing is pending");
+    }
+
+    #[test]
+    fn a_rescan_notices_a_directory_replaced_behind_inotify() {
+        use std::os::unix::fs::MetadataExt;
+        let (tmp, mut mon) = super::super::test_monitor(8);
+        let dir = tmp.path().join("sockets");
+        std::fs::remove_dir(&dir).expect("rm");
+        std::fs::create_dir(&dir).expect("mkdir");
+        // as after IN_Q_OVERFLOW: no event read, just a rescan
+        mon.rescan(true);
+        let fd = mon.dir.as_ref().expect("re-opened");
+        let st = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd");
+        let now = std::fs::metadata(&dir).expect("dir");
+        assert_eq!(
+            (st.dev(), st.ino()),
+            (now.dev(), now.ino()),
+            "the new directory"
+        );
+        // replaced by one of another mode: refused, no descriptor kept
+        std::fs::remove_dir(&dir).expect("rm");
+        std::fs::create_dir(&dir).expect("mkdir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        mon.rescan(false);
+        assert!(mon.dir.is_none());
+        assert!(
+            mon.dir_why.contains("with mode 0777; refusing it"),
+            "{}",
+            mon.dir_why
+        );
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //! tagged token (`event_loop`): the command eventfd (the CLI, the control
 //! socket and the pinning refresher send [`MonCmd`]s on an mpsc channel,
 //! then kick it: `commands`); a signalfd for the stop signals when asked;
-//! inotify on the socket directory and a retry timerfd armed only while a
-//! channel waits after a refused connect (`connect`); the ondemand
+//! inotify on the socket directory and its parent (`dirwatch`), a retry
+//! timerfd armed only while a channel waits after a refused connect and a
+//! slow one (1 s) while any channel waits (`connect`; the trust checks of
+//! the directory and its sockets are `sockdir`); the ondemand
 //! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
-//! text reports are in `reports`.
+//! pCPUs shared between VMs are `exclusivity`; text reports are in
+//! `reports`.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,27 +29,33 @@ use rte_power::wire::ChannelPacket;
 use crate::governor::GovTraceFn;
 use crate::host::Host;
 use crate::log::{Level, LogSink};
-use crate::sys::{self, Epoll, EventFd, Inotify, SignalFd, TimerFd};
+use crate::sys::{self, Epoll, EventFd, SignalFd, TimerFd};
+use crate::trust::Trusted;
 
 pub mod channel;
 mod commands;
 mod connect;
+mod dirwatch;
 mod event_loop;
+mod exclusivity;
 mod fair;
 mod gov_glue;
 pub(crate) mod registry;
 mod reports;
 pub mod requests;
 mod serve;
+pub(crate) mod sockdir;
 
 pub use commands::{ChanList, MonCmd};
 
 use channel::Channels;
 use connect::Retries;
+use dirwatch::DirWatch;
 use event_loop::Source;
 use fair::Fair;
 use gov_glue::GovLoop;
 use registry::Registry;
+use sockdir::SockDirError;
 
 /// Default cap of a channel's reply queue: 141 full replies.
 pub const DEFAULT_OUT_CAP: usize = 64 * 1024;
@@ -62,8 +72,12 @@ pub type TraceFn = Box<dyn FnMut(&ChannelPacket) + Send>;
 pub struct MonitorConfig {
     /// Where QEMU's channel sockets are (`<dir>/<vm>.<N>`).
     pub socket_dir: PathBuf,
-    /// Mode for the socket directory if the monitor creates it.
+    /// Mode for the socket directory if the monitor creates it (never
+    /// group- or world-writable: those bits are dropped).
     pub dir_mode: u32,
+    /// Who may own the socket directory and its sockets and listen on
+    /// them (root, this process, the QEMU user).
+    pub trusted: Trusted,
     /// The host's `/sys/devices/system/cpu`.
     pub sysfs: SysfsRoot,
     /// Host CPUs as the hypervisor numbers them (0: count `cpuN` in sysfs).
@@ -106,7 +120,8 @@ impl MonitorConfig {
     pub fn new(socket_dir: impl Into<PathBuf>, sysfs: SysfsRoot) -> Self {
         Self {
             socket_dir: socket_dir.into(),
-            dir_mode: 0o700,
+            dir_mode: 0o750,
+            trusted: Trusted::root_only(),
             sysfs,
             host_cpus: 0,
             log: crate::log::stderr_sink(),
@@ -129,12 +144,10 @@ impl MonitorConfig {
 /// Why the monitor could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    /// The socket directory is a symlink.
-    #[error("socket directory {} is a symlink; refusing it", .0.display())]
-    DirIsSymlink(PathBuf),
-    /// The socket directory is something else than a directory.
-    #[error("socket directory {} is not a directory", .0.display())]
-    NotADirectory(PathBuf),
+    /// The socket directory is missing and cannot be created, or is not
+    /// one the monitor may serve.
+    #[error(transparent)]
+    Dir(#[from] SockDirError),
     /// A system call failed (creating the directory, epoll and its fds).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -181,6 +194,7 @@ struct CmdRequest {
 pub struct MonitorHandle {
     tx: mpsc::Sender<CmdRequest>,
     wake: Arc<EventFd>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for MonitorHandle {
@@ -198,6 +212,12 @@ impl MonitorHandle {
         }
         rx.recv().unwrap_or_else(|_| Outcome::err(STOPPED))
     }
+
+    /// Has the loop stopped (after `Quit`, a signal or an error)? Every
+    /// later [`MonitorHandle::call`] fails.
+    pub fn has_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
 }
 
 /// The state owned by the loop thread.
@@ -205,9 +225,17 @@ pub struct Monitor {
     cfg: MonitorConfig,
     epoll: Epoll,
     wake: Arc<EventFd>,
+    stopped: Arc<AtomicBool>,
     rx: mpsc::Receiver<CmdRequest>,
     signal: Option<SignalFd>,
-    inotify: Option<Inotify>,
+    inotify: Option<DirWatch>,
+    /// The socket directory (`O_PATH`), while it is there and trusted.
+    dir: Option<OwnedFd>,
+    /// Why it is not (shown for every waiting channel).
+    dir_why: String,
+    /// Slow retry of every waiting channel, armed while one waits.
+    slow: TimerFd,
+    slow_armed: bool,
     retries: Retries,
     host: Host,
     host_cpus: u32,
@@ -216,6 +244,8 @@ pub struct Monitor {
     chans: Channels,
     /// This wake-up's turns.
     fair: Fair,
+    /// pCPUs shared between VMs and the operator's allow list.
+    shared: exclusivity::Shared,
     /// Read buffer shared by every channel.
     scratch: Box<[u8]>,
     stop: bool,
@@ -237,7 +267,7 @@ impl Monitor {
 
     /// The loop without its thread (call [`Monitor::run`]).
     pub fn new(cfg: MonitorConfig) -> Result<(MonitorHandle, Monitor), MonitorError> {
-        prepare_dir(&cfg.socket_dir, cfg.dir_mode, &cfg.log)?;
+        let dir = sockdir::prepare(&cfg.socket_dir, cfg.dir_mode, &cfg.trusted)?;
         let epoll = Epoll::new()?;
         let wake = Arc::new(EventFd::new()?);
         epoll.add(wake.as_raw_fd(), sys::IN, Source::Wake.into())?;
@@ -248,8 +278,10 @@ impl Monitor {
         } else {
             None
         };
-        let inotify = Inotify::watch(&cfg.socket_dir)?;
+        let inotify = DirWatch::new(&cfg.socket_dir)?;
         epoll.add(inotify.as_raw_fd(), sys::IN, Source::Inotify.into())?;
+        let slow = TimerFd::new()?;
+        epoll.add(slow.as_raw_fd(), sys::IN, Source::SlowTimer.into())?;
         let timer = TimerFd::new()?;
         epoll.add(timer.as_raw_fd(), sys::IN, Source::RetryTimer.into())?;
         let gov_timer = TimerFd::new()?;
@@ -263,17 +295,24 @@ impl Monitor {
         };
         let fair = Fair::new(cfg.vm_budget, cfg.vm_quantum);
         let (tx, rx) = mpsc::channel();
+        let stopped = Arc::new(AtomicBool::new(false));
         let handle = MonitorHandle {
             tx,
             wake: Arc::clone(&wake),
+            stopped: Arc::clone(&stopped),
         };
         let mon = Monitor {
             cfg,
             epoll,
             wake,
+            stopped,
             rx,
             signal,
             inotify: Some(inotify),
+            dir: Some(dir),
+            dir_why: String::new(),
+            slow,
+            slow_armed: false,
             retries: Retries::new(timer),
             host,
             host_cpus,
@@ -281,6 +320,7 @@ impl Monitor {
             reg: Registry::new(),
             chans: Channels::new(),
             fair,
+            shared: exclusivity::Shared::default(),
             scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
             stop: false,
         };
@@ -305,6 +345,7 @@ impl Monitor {
     }
 
     fn shutdown(&mut self) {
+        self.stopped.store(true, Ordering::Release);
         for id in self.chans.ids() {
             self.close_stream(id);
         }
@@ -328,39 +369,6 @@ impl Monitor {
             );
             self.stop = true;
         }
-    }
-}
-
-/// Creates the socket directory (mode `mode`) if missing; refuses a
-/// symlink or non-directory; warns about a world-writable one.
-fn prepare_dir(dir: &Path, mode: u32, log: &LogSink) -> Result<(), MonitorError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => Err(MonitorError::DirIsSymlink(dir.to_owned())),
-        Ok(m) if !m.is_dir() => Err(MonitorError::NotADirectory(dir.to_owned())),
-        Ok(m) => {
-            if m.mode() & 0o002 != 0 {
-                log(
-                    Level::Warn,
-                    &format!(
-                        "socket directory {} is world-writable (mode {:o}); anyone could plant channel sockets",
-                        dir.display(),
-                        m.permissions().mode() & 0o7777
-                    ),
-                );
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)?;
-            // the umask may have removed bits the operator asked for
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -399,29 +407,6 @@ pub(super) fn test_monitor(host_cpus: u32) -> (tempfile::TempDir, Monitor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn quiet() -> LogSink {
-        Arc::new(|_, _| {})
-    }
-
-    #[test]
-    fn the_socket_dir_is_created_with_its_mode_and_symlinks_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dir = tmp.path().join("a/b");
-        prepare_dir(&dir, 0o710, &quiet()).expect("created");
-        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
-        assert_eq!(mode & 0o7777, 0o710);
-        prepare_dir(&dir, 0o700, &quiet()).expect("exists: fine");
-        let link = tmp.path().join("link");
-        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
-        let e = prepare_dir(&link, 0o700, &quiet()).expect_err("symlink");
-        assert!(e.to_string().ends_with("is a symlink; refusing it"), "{e}");
-        let file = tmp.path().join("file");
-        std::fs::write(&file, "").expect("file");
-        let e = prepare_dir(&file, 0o700, &quiet()).expect_err("file");
-        assert!(matches!(e, MonitorError::NotADirectory(_)));
-    }
 
     #[test]
     fn cpus_are_counted_from_cpu_n_directories() {

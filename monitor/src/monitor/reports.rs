@@ -121,6 +121,7 @@ impl Monitor {
             "Limits hit: {} wake-ups with the budget spent, {} requests over the rate, {} channel resets (stream out of frame)",
             vm.deferred, vm.rate_limited, vm.desyncs
         ));
+        o.push(self.shared_line(id));
         o.extend(self.smt_warnings(id));
         Ok(o.join("\n"))
     }
@@ -196,8 +197,13 @@ impl Monitor {
         let mut lines = Vec::new();
         for ch in self.chans.iter() {
             let s = &ch.stats;
+            let why = if ch.link == Link::Waiting && !ch.why.is_empty() {
+                format!(" ({})", ch.why)
+            } else {
+                String::new()
+            };
             lines.push(format!(
-                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes",
+                "{}.{}: {}, status = {}, packets {}, accepted {}, refused {}, replies dropped {}, connects {}, resets {}, reply queue {}/{} bytes{why}",
                 self.reg.name(ch.vm),
                 ch.num,
                 ch.path.display(),

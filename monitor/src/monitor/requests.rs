@@ -60,6 +60,10 @@ pub struct VmView<'a> {
     pub over_rate: bool,
     /// That limit, requests/s (for the refusal's text).
     pub rate_limit: u32,
+    /// Its pCPUs that another managed VM also uses (pinned there, or in
+    /// the same cpufreq policy) and the operator has not allowed with
+    /// `set_shared`: guest requests on them are refused.
+    pub contested: &'a [u32],
 }
 
 /// Names a request in log lines: `CPU_POWER(vCPU 3)`, `command 99`.
@@ -171,6 +175,11 @@ pub enum RequestError {
         /// What failed.
         error: PowerError,
     },
+    /// A pCPU of the vCPU is shared with another VM (`set_shared` allows).
+    #[error(
+        "pCPU {0} is shared with another managed VM (pinned there or in one cpufreq policy); the operator may allow it with set_shared {0} allow"
+    )]
+    SharedCpu(u32),
     /// The VM is over its `set_rate_limit`.
     #[error("over the VM's rate limit of {0} requests/s")]
     RateLimited(u32),
@@ -645,6 +654,9 @@ fn cpu_power(
 ) -> Result<Verdict, RequestError> {
     let pins = pins_of(vm, pkt.resource_id)?;
     let op = pkt.unit_kind().map_err(RequestError::BadUnit)?;
+    if let Some(cpu) = pins.iter().find(|c| vm.contested.contains(c)) {
+        return Err(RequestError::SharedCpu(cpu));
+    }
     for cpu in pins.iter() {
         let governor = host.governor(cpu);
         if governor != Governor::Userspace {

@@ -75,6 +75,7 @@ fn view(vcpus: &[CpuSet]) -> VmView<'_> {
         channel_enabled: true,
         over_rate: false,
         rate_limit: 0,
+        contested: &[],
     }
 }
 
@@ -322,6 +323,55 @@ fn cpu_power_outside_userspace_is_refused_naming_cpu_and_governor() {
     host.governors.insert(0, Governor::Userspace);
     accepted(run(&vm, &mut host, &req(0, Step::Up)));
     accepted(run(&vm, &mut host, &req(1, Step::Up)));
+}
+
+#[test]
+fn a_shared_pcpu_is_nacked_until_allowed_and_nothing_is_scaled() {
+    let pins = pins();
+    let mut vm = view(&pins);
+    // pCPU 2 is another VM's too: vCPU 2 (pCPUs 2-3) is refused whole
+    vm.contested = &[2];
+    let mut host = FakeHost::new();
+    for unit in [
+        Step::Up,
+        Step::Down,
+        Step::Min,
+        Step::Max,
+        Step::EnableTurbo,
+    ] {
+        let p = req(2, unit);
+        let e = nacked(run(&vm, &mut host, &p), &p);
+        assert!(matches!(e, RequestError::SharedCpu(2)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "pCPU 2 is shared with another managed VM (pinned there or in one cpufreq policy); the operator may allow it with set_shared 2 allow"
+        );
+    }
+    // vCPUs on pCPUs of their own are not touched by the rule
+    let (action, _, _) = accepted(run(&vm, &mut host, &req(0, Step::Up)));
+    assert_eq!(
+        action,
+        Some(Action::Scale {
+            cpus: CpuSet::single(0),
+            op: Step::Up
+        })
+    );
+    // the rule comes after the vCPU and unit checks (their errors first)
+    let p = req(9, Step::Up);
+    assert!(matches!(
+        nacked(run(&vm, &mut host, &p), &p),
+        RequestError::VcpuOutOfRange { .. }
+    ));
+    // allowed: the loop's contested set no longer holds it
+    vm.contested = &[];
+    let (action, _, _) = accepted(run(&vm, &mut host, &req(2, Step::Min)));
+    assert_eq!(
+        action,
+        Some(Action::Scale {
+            cpus: CpuSet::from_iter_u32([2, 3]),
+            op: Step::Min
+        })
+    );
 }
 
 #[test]

@@ -174,6 +174,7 @@ impl Monitor {
             channel_enabled: enabled,
             over_rate: false,
             rate_limit: 0,
+            contested: self.shared.contested_of(vm_id),
         };
         // only requests take a token: a CONNECT or bytes out of frame
         // must not make the VM's next request over the rate
@@ -206,6 +207,9 @@ impl Monitor {
                 return ControlFlow::Break(());
             }
             Verdict::Refused { error, reply } => {
+                if matches!(error, RequestError::SharedCpu(_)) {
+                    self.shared.count_refusal(vm_id);
+                }
                 if matches!(error, RequestError::RateLimited(_)) {
                     if let Some(v) = self.reg.get_mut(vm_id) {
                         v.rate_limited += 1;
