@@ -117,7 +117,7 @@ enum MainError {
 
 /// What the command line asks for.
 enum Parsed {
-    Run(Opts),
+    Run(Box<Opts>),
     Help,
 }
 
@@ -178,7 +178,7 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
     if o.demo && !o.simulate {
         return Err(MainError::DemoNeedsSimulate);
     }
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
 fn main() -> ExitCode {
@@ -187,7 +187,7 @@ fn main() -> ExitCode {
         return ctl_main(&args[1..]);
     }
     let opts = match parse(&args) {
-        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Run(o)) => *o,
         Ok(Parsed::Help) => {
             outln!("{USAGE}");
             return ExitCode::SUCCESS;
