@@ -49,7 +49,7 @@ before=$(snapshot)
 cmdline() {
   sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$unit" | sed -n "s/^$1=//p" | tr -s ' '
 }
-pre=$(cmdline ExecStartPre); pre=${RTE_TEST_PRE:-$pre}; start=$(cmdline ExecStart); stop=$(cmdline ExecStop)
+pre=$(cmdline ExecStartPre); start=$(cmdline ExecStart); stop=$(cmdline ExecStop)
 [ -n "$pre" ] && [ -n "$start" ] && [ -n "$stop" ] || fail "unit lacks ExecStartPre/ExecStart/ExecStop"
 
 # what the unit forbids, refused inside the sandbox
