@@ -31,6 +31,7 @@ pub mod libvirt;
 pub mod log;
 pub mod monitor;
 pub mod ondemand;
+pub mod policy;
 
 pub mod sys;
 
