@@ -24,6 +24,8 @@ pub(crate) enum Source {
     RetryTimer,
     /// The ondemand sampling timerfd.
     GovTimer,
+    /// The policy engine's timerfd.
+    PolicyTimer,
     /// A guest channel's stream, in one generation of its slot.
     Channel {
         /// The slot.
@@ -42,6 +44,7 @@ const INOTIFY: u64 = 3;
 const RETRY_TIMER: u64 = 4;
 const CHANNEL: u64 = 5;
 const GOV_TIMER: u64 = 6;
+const POLICY_TIMER: u64 = 7;
 const INDEX_MASK: u64 = 0xffff_ffff;
 
 impl From<Source> for u64 {
@@ -52,6 +55,7 @@ impl From<Source> for u64 {
             Source::Inotify => INOTIFY << KIND_SHIFT,
             Source::RetryTimer => RETRY_TIMER << KIND_SHIFT,
             Source::GovTimer => GOV_TIMER << KIND_SHIFT,
+            Source::PolicyTimer => POLICY_TIMER << KIND_SHIFT,
             // slots are bounded by open files, far below 2^32
             Source::Channel { id, gen } => {
                 (CHANNEL << KIND_SHIFT)
@@ -67,12 +71,15 @@ impl From<u64> for Source {
     fn from(t: u64) -> Source {
         let payload = t & ((1 << KIND_SHIFT) - 1);
         match t >> KIND_SHIFT {
-            WAKE | SIGNAL | INOTIFY | RETRY_TIMER | GOV_TIMER if payload != 0 => Source::Unknown(t),
+            WAKE | SIGNAL | INOTIFY | RETRY_TIMER | GOV_TIMER | POLICY_TIMER if payload != 0 => {
+                Source::Unknown(t)
+            }
             WAKE => Source::Wake,
             SIGNAL => Source::Signal,
             INOTIFY => Source::Inotify,
             RETRY_TIMER => Source::RetryTimer,
             GOV_TIMER => Source::GovTimer,
+            POLICY_TIMER => Source::PolicyTimer,
             CHANNEL => Source::Channel {
                 id: ChanId((t & INDEX_MASK) as usize),
                 gen: ((t >> 32) as u32) & GEN_MASK,
@@ -115,6 +122,7 @@ impl Monitor {
             Source::Inotify => self.on_inotify(),
             Source::RetryTimer => self.on_retry_timer(),
             Source::GovTimer => self.on_gov_timer(),
+            Source::PolicyTimer => self.on_policy_timer(),
             Source::Channel { id, gen } => self.on_channel(id, gen, bits),
             Source::Unknown(t) => self.log(Level::Debug, &format!("spurious epoll token {t:#x}")),
         }
@@ -133,6 +141,7 @@ mod tests {
             Source::Inotify,
             Source::RetryTimer,
             Source::GovTimer,
+            Source::PolicyTimer,
             Source::Channel {
                 id: ChanId(0),
                 gen: 0,
@@ -157,7 +166,8 @@ mod tests {
     fn strangers_are_unknown() {
         for t in [
             0u64,
-            7 << 56,
+            8 << 56,
+            (7 << 56) | 1,
             0xff << 56,
             u64::MAX,
             (1 << 56) | 1,

@@ -7,7 +7,9 @@
 //! then kick it: `commands`); a signalfd for SIGINT/SIGTERM when asked;
 //! inotify on the socket directory and a retry timerfd armed only while a
 //! channel waits after a refused connect (`connect`); the ondemand
-//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
+//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); the
+//! policy timerfd, armed only while a guest policy exists
+//! (`policy_glue`, engine in [`crate::policy`]); one
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
 //! text reports are in `reports`.
@@ -33,18 +35,21 @@ mod connect;
 mod event_loop;
 mod fair;
 mod gov_glue;
+mod policy_glue;
 pub(crate) mod registry;
 mod reports;
 pub mod requests;
 mod serve;
 
 pub use commands::{ChanList, MonCmd};
+pub use policy_glue::PolicyConfig;
 
 use channel::Channels;
 use connect::Retries;
 use event_loop::Source;
 use fair::Fair;
 use gov_glue::GovLoop;
+use policy_glue::PolicyLoop;
 use registry::Registry;
 
 /// Default cap of a channel's reply queue: 141 full replies.
@@ -98,6 +103,8 @@ pub struct MonitorConfig {
     pub proc_stat: PathBuf,
     /// Hook after each ondemand sample.
     pub gov_trace: Option<GovTraceFn>,
+    /// The policy engine's tick, clock and sources.
+    pub policy: PolicyConfig,
 }
 
 impl MonitorConfig {
@@ -121,6 +128,7 @@ impl MonitorConfig {
             trace: None,
             proc_stat: rte_pm::stats::procstat::path_from_env(),
             gov_trace: None,
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -211,6 +219,7 @@ pub struct Monitor {
     host: Host,
     host_cpus: u32,
     gov: GovLoop,
+    policy: PolicyLoop,
     reg: Registry,
     chans: Channels,
     /// This wake-up's turns.
@@ -254,6 +263,13 @@ impl Monitor {
         let gov_timer = TimerFd::new()?;
         epoll.add(gov_timer.as_raw_fd(), sys::IN, Source::GovTimer.into())?;
         let gov = GovLoop::new(cfg.proc_stat.clone(), gov_timer);
+        let policy_timer = TimerFd::new()?;
+        epoll.add(
+            policy_timer.as_raw_fd(),
+            sys::IN,
+            Source::PolicyTimer.into(),
+        )?;
+        let policy = PolicyLoop::new(&cfg.policy, policy_timer);
         let host = Host::new(cfg.sysfs.clone());
         let host_cpus = if cfg.host_cpus > 0 {
             cfg.host_cpus
@@ -277,6 +293,7 @@ impl Monitor {
             host,
             host_cpus,
             gov,
+            policy,
             reg: Registry::new(),
             chans: Channels::new(),
             fair,
@@ -310,6 +327,7 @@ impl Monitor {
         // the governors are engine state only: stop sampling, forget them;
         // rte_power's exit below gives the kernel its own governor back
         self.gov.stop();
+        self.policy.stop();
         for e in self.host.restore_all() {
             self.log(Level::Error, &e);
         }

@@ -489,15 +489,19 @@ fn traffic_decision(p: &mut Installed, now: Now, stats: &dyn VfStats, ok: bool) 
             }
         }
     }
-    let prev = p.prev_rx.replace((sum, now.mono));
-    let pps = match prev {
+    let pps = match p.prev_rx {
+        // no time has passed: keep the older sample and the last rate
+        Some((_, t)) if now.mono <= t => p.last_pps,
         // a counter that went back (VF reset): start again
-        Some((n, t)) if sum >= n && now.mono > t => {
+        Some((n, t)) if sum >= n => {
             let dt = (now.mono - t).as_secs_f64();
+            p.prev_rx = Some((sum, now.mono));
             Some(((sum - n) as f64 / dt) as u64)
         }
-        Some((_, t)) if now.mono == t => p.last_pps,
-        _ => None,
+        _ => {
+            p.prev_rx = Some((sum, now.mono));
+            None
+        }
     };
     p.last_pps = pps;
     match pps {
