@@ -29,7 +29,7 @@ fn rig() -> Rig {
     let clock = tmp.path().join("clock");
     let vfs = tmp.path().join("vfs");
     std::fs::create_dir(&vfs).expect("vfs");
-    std::fs::write(&clock, "12 0").expect("clock");
+    replace(&clock, "12 0");
     let (c2, v2) = (clock.clone(), vfs.clone());
     let env = Env::with(move |cfg| {
         cfg.policy.clock_file = Some(c2);
@@ -47,12 +47,13 @@ fn rig() -> Rig {
 }
 
 impl Rig {
+    /// The engine reads these files at any moment: replace them whole.
     fn set_clock(&self, hour: u8, secs: u64) {
-        std::fs::write(&self.clock, format!("{hour} {secs}")).expect("clock");
+        replace(&self.clock, &format!("{hour} {secs}"));
     }
 
     fn set_vf(&self, mac: &str, packets: u64) {
-        std::fs::write(self.vfs.join(mac), packets.to_string()).expect("vf");
+        replace(&self.vfs.join(mac), &packets.to_string());
     }
 
     /// Ticks run so far.
@@ -77,6 +78,12 @@ impl Rig {
     fn speed(&self, cpu: u32) -> u32 {
         self.env.setspeed(cpu)
     }
+}
+
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
 }
 
 fn policy(kind: u32, vcpus: &[u8]) -> ChannelPacket {
