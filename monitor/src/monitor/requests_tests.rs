@@ -508,7 +508,7 @@ fn policies_the_engine_cannot_keep_are_refused_with_the_reason() {
     let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
     assert_eq!(
         e.to_string(),
-        "policy refused: TRAFFIC policy needs at least one VF MAC (nb_mac_to_monitor is 0)"
+        "policy refused: TRAFFIC policy needs at least one VF MAC (nb_mac_to_monitor 0 or all-zero MACs)"
     );
     // hours, counts and enum values are the decoder's: malformed
     let mut raw = policy_pkt(&[0]).encode();

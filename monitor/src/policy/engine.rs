@@ -68,6 +68,8 @@ pub enum Why {
     Rate(u64),
     /// TRAFFIC: first sample, no rate yet.
     Measuring,
+    /// TIME: a traffic hour, but the policy names no VF.
+    NoVf,
     /// TRAFFIC: a VF vanished from the statistics.
     VfGone(Mac),
     /// TRAFFIC: statistics unreadable.
@@ -476,6 +478,9 @@ fn policy_decision(p: &mut Installed, now: Now, stats: &dyn VfStats, ok: bool) -
 /// Packets/s of the policy's VFs since the last sample, against its
 /// thresholds.
 fn traffic_decision(p: &mut Installed, now: Now, stats: &dyn VfStats, ok: bool) -> (Decision, Why) {
+    if p.spec.macs.is_empty() {
+        return (Decision::Leave, Why::NoVf);
+    }
     if !ok {
         return (Decision::Leave, Why::StatsFailed);
     }

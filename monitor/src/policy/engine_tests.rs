@@ -296,13 +296,31 @@ fn a_vf_the_host_does_not_have_refuses_the_policy() {
         "VF e0:e0:e0:e0:f0:f0 not found in the host's VF statistics"
     );
     assert!(r.engine.is_empty());
-    // TIME with traffic hours needs the VF too
+    // TIME with traffic hours needs the VF it names too
     let mut p = traffic_packet(wire::POLICY_TIME);
     p.timer_policy.hours_to_use_traffic_profile[0] = 8;
     assert!(matches!(
         r.install("vm-a", &p),
         Err(InstallError::VfNotFound(_))
     ));
+}
+
+#[test]
+fn time_traffic_hours_without_a_vf_leave_the_cpu_to_the_guest() {
+    // guest_cli without a port sends nb_mac_to_monitor 1 and MAC 0
+    let mut r = rig();
+    let mut p = traffic_packet(wire::POLICY_TIME);
+    p.vfid[0] = 0;
+    p.timer_policy.busy_hours[0] = 3;
+    p.timer_policy.hours_to_use_traffic_profile[..2].copy_from_slice(&[8, 10]);
+    r.install("vm-a", &p).expect("install");
+    r.clock.set(8, 1);
+    r.tick();
+    let pol = r.engine.get("vm-a").expect("p");
+    assert_eq!((pol.decision, pol.why), (Decision::Leave, Why::NoVf));
+    r.clock.set(3, 2);
+    r.tick();
+    assert_eq!(r.at(1), Some(Target::Max));
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub fn why_text(w: &Why) -> String {
         Why::Measuring => "first VF sample, no rate yet".into(),
         Why::VfGone(m) => format!("VF {m} is no longer in the host's statistics"),
         Why::StatsFailed => "VF statistics unreadable".into(),
+        Why::NoVf => "no VF given: traffic hours leave the CPU to guest requests".into(),
         Why::Ratio { pct, threshold } => format!(
             "branch misses {pct:.3}% of branches, threshold {threshold}% ({})",
             if pct > threshold {

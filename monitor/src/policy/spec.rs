@@ -151,8 +151,8 @@ pub enum SpecError {
     /// `policy_to_use` or `workload` out of range.
     #[error("{0}")]
     Wire(WireError),
-    /// A traffic policy (or TIME with traffic hours) without a MAC.
-    #[error("{0} policy needs at least one VF MAC (nb_mac_to_monitor is 0)")]
+    /// A TRAFFIC policy without a MAC.
+    #[error("{0} policy needs at least one VF MAC (nb_mac_to_monitor 0 or all-zero MACs)")]
     NoVf(&'static str),
     /// Thresholds not in order.
     #[error("traffic thresholds must be min <= avg max <= max max (got {min}, {avg}, {max})")]
@@ -173,7 +173,10 @@ pub struct Spec {
     pub kind: Kind,
     /// The vCPUs it controls (distinct, as sent).
     pub vcpus: Vec<u8>,
-    /// The VFs whose packets count (TRAFFIC, TIME with traffic hours).
+    /// The VFs whose packets count (TRAFFIC, TIME with traffic hours);
+    /// an all-zero MAC is no VF (guest_cli sends it when it has no port).
+    /// A TIME policy with traffic hours but no VF leaves those hours to
+    /// the guest.
     pub macs: Vec<Mac>,
     /// Packet-rate thresholds, packets/s.
     pub traffic: TrafficPolicy,
@@ -225,11 +228,11 @@ impl Spec {
         if uses_traffic {
             for &v in p.vfid.iter().take(n) {
                 let m = Mac::from_vfid(v);
-                if !macs.contains(&m) {
+                if m != Mac([0; 6]) && !macs.contains(&m) {
                     macs.push(m);
                 }
             }
-            if macs.is_empty() {
+            if macs.is_empty() && kind == Kind::Traffic {
                 return Err(SpecError::NoVf(kind.name()));
             }
             let tp = p.traffic_policy;
@@ -302,8 +305,12 @@ mod tests {
         assert_eq!(Spec::from_packet(&p), Err(SpecError::Physical));
         let mut p = time(&[1], &[]);
         p.timer_policy.hours_to_use_traffic_profile[0] = 8;
-        assert_eq!(Spec::from_packet(&p), Err(SpecError::NoVf("TIME")));
         p.nb_mac_to_monitor = 1;
+        let s = Spec::from_packet(&p).expect("TIME: no VF is allowed");
+        assert!(s.macs.is_empty(), "an all-zero MAC is no VF");
+        let mut t = p;
+        t.policy_to_use = wire::POLICY_TRAFFIC;
+        assert_eq!(Spec::from_packet(&t), Err(SpecError::NoVf("TRAFFIC")));
         p.vfid[0] = 0x0605_0403_0201;
         p.traffic_policy = TrafficPolicy {
             min_packet_thresh: 5,
