@@ -28,12 +28,11 @@ use rte_power::{Changed, PowerError};
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::governor::Governor;
 use vm_power_monitor::host::Host;
-use vm_power_monitor::policy::branch::{
-    BranchCount, BranchCounters, BranchError, BranchThresholds,
-};
+use vm_power_monitor::policy::branch::{BranchCount, BranchCounters, BranchError};
 use vm_power_monitor::policy::clock::{Clock, ClockError, Now};
 use vm_power_monitor::policy::decide::Target;
 use vm_power_monitor::policy::spec::{Mac, Spec};
+use vm_power_monitor::policy::thresholds::BranchThresholds;
 use vm_power_monitor::policy::traffic::{TrafficError, VfStats};
 use vm_power_monitor::policy::{Engine, PolicyHost};
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 use rte_power::cpulist::CpuSet;
 use rte_power::{Changed, PowerError};
 
-use super::branch::{BranchCount, BranchCounters, BranchError, BranchThresholds};
+use super::branch::{BranchCount, BranchCounters, BranchError};
 use super::clock::{Clock, Now};
 use super::decide::{self, Decision, HourSlot, Target};
 use super::spec::{Kind, Mac, Spec, SpecError};
+use super::thresholds::BranchThresholds;
 use super::traffic::VfStats;
 use crate::governor::Governor;
 

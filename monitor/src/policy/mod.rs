@@ -15,6 +15,7 @@ pub mod decide;
 pub mod engine;
 pub mod report;
 pub mod spec;
+pub mod thresholds;
 pub mod traffic;
 
 pub use engine::{Engine, InstallError, PolicyHost};
