@@ -154,6 +154,24 @@ impl NetlinkStats {
         }
         // SAFETY: `fd` is a fresh descriptor we own.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // the loop must never hang on the kernel's answer
+        let tv = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY: `tv` is a valid timeval of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(TrafficError::Netlink(io::Error::last_os_error()));
+        }
         self.fd = Some(owned);
         Ok(fd)
     }
@@ -282,6 +300,22 @@ impl VfStats for NetlinkStats {
         }
         self.counts.clear();
         loop {
+            // the datagram's size first: a PF with many VFs can send more
+            // than the buffer holds (a cut datagram would not parse)
+            // SAFETY: a zero-length peek writes nothing.
+            let want = unsafe {
+                libc::recv(
+                    fd,
+                    self.buf.as_mut_ptr().cast(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            if let Ok(w) = usize::try_from(want) {
+                if w > self.buf.len() {
+                    self.buf.resize(w, 0);
+                }
+            }
             // SAFETY: `buf` is valid for writes of its length.
             let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
             if n < 0 {
