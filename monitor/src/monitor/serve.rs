@@ -169,14 +169,20 @@ impl Monitor {
             Some(r) => (!r.admit(Instant::now()), r.per_s()),
             None => (false, 0),
         };
+        // no policy (the common case): no lookup at all
+        let policy = if self.policy.engine.is_empty() {
+            None
+        } else {
+            self.policy.engine.get(&vm.info.name)
+        };
         let view = VmView {
             name: &vm.info.name,
             wire_name: vm.wire_name,
             vcpus: &vm.info.vcpus,
             host_cpus: self.host_cpus,
             allow_query: vm.allow_query,
-            has_policy: self.policy.engine.get(&vm.info.name).is_some(),
-            policy: self.policy.engine.get(&vm.info.name),
+            has_policy: policy.is_some(),
+            policy,
             channel_enabled: enabled,
             over_rate,
             rate_limit,
