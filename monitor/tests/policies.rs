@@ -25,6 +25,10 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(|_| {})
+}
+
+fn rig_with(tune: impl FnOnce(&mut vm_power_monitor::MonitorConfig)) -> Rig {
     let tmp = tempfile::tempdir().expect("tmp");
     let clock = tmp.path().join("clock");
     let vfs = tmp.path().join("vfs");
@@ -35,6 +39,7 @@ fn rig() -> Rig {
         cfg.policy.clock_file = Some(c2);
         cfg.policy.vf_stats_dir = Some(v2);
         cfg.policy.tick = Duration::from_millis(5);
+        tune(cfg);
     });
     env.ok("add_vm vm-a");
     env.ok("add_vm vm-b");
@@ -360,6 +365,51 @@ fn operator_governors_take_the_cpu_from_policy_and_guest() {
     r.env.ok("set_scaling_governor 1 userspace");
     r.settle();
     assert_eq!(r.speed(1), min, "back under userspace: the policy again");
+}
+
+#[test]
+fn bad_policies_are_nacked_with_a_logged_reason_rate_limited() {
+    let r = rig_with(|cfg| {
+        cfg.log_burst = 3;
+        cfg.log_window = Duration::from_secs(600);
+    });
+    let (_q, mut g) = r.env.attach("vm-a", 0);
+    let good = workload(wire::WL_HIGH, &[0]);
+    let mut bad = Vec::new();
+    let mut p = good;
+    p.timer_policy.busy_hours[3] = 24;
+    bad.push((p, "busy_hours"));
+    let mut p = good;
+    p.num_vcpu = 9;
+    bad.push((p, "num_vcpu"));
+    let mut p = good;
+    p.workload = 7;
+    bad.push((p, "workload"));
+    let mut p = good;
+    p.policy_to_use = 9;
+    bad.push((p, "policy_to_use"));
+    bad.push((
+        workload(wire::WL_HIGH, &[0, 5]),
+        "policy names vCPU 5, VM has 3",
+    ));
+    for (p, _) in &bad {
+        nack(&mut g, p);
+    }
+    for _ in 0..10 {
+        nack(&mut g, &bad[0].0);
+    }
+    let logs = r.env.logs.lock().expect("logs").clone();
+    let lines: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("refused PKT_POLICY"))
+        .collect();
+    assert_eq!(lines.len(), 3, "rate-limited to the burst: {logs:#?}");
+    for (line, (_, why)) in lines.iter().zip(&bad) {
+        assert!(line.contains(why), "{line} should name {why}");
+    }
+    assert_eq!(r.env.ok("show_policies"), "No policy in force");
+    let show = r.env.ok("show_vm vm-a");
+    assert!(show.contains("Requests: 0 accepted, 15 refused"), "{show}");
 }
 
 #[test]
