@@ -429,3 +429,24 @@ fn the_ctl_json_of_show_policies_through_the_binary() {
     assert!(!out.status.success(), "--json only for the two reports");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn policy_options_are_checked_before_anything_starts() {
+    for (args, want) in [
+        (
+            &["--core-branch-ratio", "1-3:0"][..],
+            "--core-branch-ratio '1-3:0': the ratio must be a number in (0, 100]",
+        ),
+        (&["-b", "1:101"], "the ratio must be a number in (0, 100]"),
+        (&["-b", "x"], "--core-branch-ratio 'x': bad CPU list"),
+        (&["--policy-tick-ms", "0"], "bad --policy-tick-ms '0'"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vm_power_mgr"))
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
