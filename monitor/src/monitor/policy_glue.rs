@@ -55,6 +55,8 @@ pub(super) struct PolicyLoop {
     limiter: RateLimit,
     /// Per pCPU, active VMs that may run there (rebuilt each tick).
     users: Vec<u16>,
+    /// Scratch of `count_users`.
+    seen: Vec<u32>,
 }
 
 impl PolicyLoop {
@@ -83,6 +85,7 @@ impl PolicyLoop {
             armed: false,
             limiter: RateLimit::new(),
             users: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -162,16 +165,24 @@ pub(super) fn may_scale(users: &[u16], cpu: u32) -> bool {
     users.get(cpu as usize).copied().unwrap_or(0) <= 1
 }
 
-/// Counts, per pCPU, the active VMs with a vCPU that may run there.
-fn count_users(reg: &Registry, users: &mut Vec<u16>) {
+/// Counts, per pCPU, the active VMs with a vCPU that may run there
+/// (`seen` remembers the last VM counted on each pCPU, so a VM with two
+/// vCPUs on one pCPU counts once; nothing is allocated once grown).
+fn count_users(reg: &Registry, users: &mut Vec<u16>, seen: &mut Vec<u32>) {
     users.iter_mut().for_each(|u| *u = 0);
-    for vm in reg.iter().filter(|v| v.info.active) {
-        for cpu in vm.owned_cpus().iter() {
+    seen.iter_mut().for_each(|s| *s = 0);
+    for (n, vm) in reg.iter().filter(|v| v.info.active).enumerate() {
+        let mark = u32::try_from(n + 1).unwrap_or(u32::MAX);
+        for cpu in vm.info.vcpus.iter().flat_map(CpuSet::iter) {
             let i = cpu as usize;
             if users.len() <= i {
                 users.resize(i + 1, 0);
+                seen.resize(i + 1, 0);
             }
-            users[i] = users[i].saturating_add(1);
+            if seen[i] != mark {
+                seen[i] = mark;
+                users[i] = users[i].saturating_add(1);
+            }
         }
     }
 }
@@ -189,7 +200,7 @@ impl Monitor {
     /// One engine tick over the loop's host.
     pub(super) fn policy_tick(&mut self) {
         let p = &mut self.policy;
-        count_users(&self.reg, &mut p.users);
+        count_users(&self.reg, &mut p.users, &mut p.seen);
         let mut host = LoopHost {
             reg: &self.reg,
             govs: &self.gov.govs,
@@ -222,7 +233,7 @@ impl Monitor {
     /// once.
     pub(super) fn install_policy(&mut self, vm: &str, spec: Spec) -> Result<(), InstallError> {
         let p = &mut self.policy;
-        count_users(&self.reg, &mut p.users);
+        count_users(&self.reg, &mut p.users, &mut p.seen);
         let host = LoopHost {
             reg: &self.reg,
             govs: &self.gov.govs,
@@ -295,5 +306,36 @@ impl Monitor {
 }
 
 #[cfg(test)]
-#[path = "policy_glue_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::hv::VmInfo;
+
+    fn vm(name: &str, active: bool, pins: &[&[u32]]) -> VmInfo {
+        VmInfo {
+            name: name.into(),
+            active,
+            vcpus: pins
+                .iter()
+                .map(|p| CpuSet::from_iter_u32(p.iter().copied()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pcpu_is_scaled_only_when_one_active_vm_may_run_there() {
+        let mut reg = Registry::new();
+        reg.add(vm("a", true, &[&[1], &[1, 2]])).expect("a");
+        reg.add(vm("b", true, &[&[2], &[3]])).expect("b");
+        reg.add(vm("off", false, &[&[1, 3]])).expect("off");
+        let (mut users, mut seen) = (Vec::new(), Vec::new());
+        count_users(&reg, &mut users, &mut seen);
+        assert_eq!(users, [0, 1, 2, 1], "a's two vCPUs on pCPU 1 count once");
+        assert!(may_scale(&users, 1));
+        assert!(!may_scale(&users, 2), "a and b");
+        assert!(may_scale(&users, 3), "the inactive VM does not count");
+        assert!(may_scale(&users, 99), "no VM there");
+        // a second count starts again
+        count_users(&Registry::new(), &mut users, &mut seen);
+        assert!(users.iter().all(|u| *u == 0));
+    }
+}
