@@ -27,7 +27,10 @@
 #                 in for QEMU (each lcore's port a pty bridged to the
 #                 channel socket): set_cpu_freq with every verb,
 #                 query_cpu_freq, query_cpu_caps, send_policy now; the host
-#                 CPU checked after each
+#                 CPU checked after each; then the TIME policy send_policy
+#                 installed acted on at injected hours (the monitor's
+#                 test-only --policy-clock): busy 3 -> max, quiet 11 ->
+#                 min and guest requests refused, hour 0 -> the guest's
 #   distributor   starts on 5 lcores over 2 CPUs (shared frequency
 #                 domains), initialises power for its workers, picks the
 #                 SST-BF priority core by capabilities; host restored,
@@ -270,7 +273,11 @@ run_guest_cli() {
   "$SHARED/dpdk-ref/mkfakesys.sh" "$dir/host" 4 acpi-cpufreq > /dev/null
   node_xml "$dir/node.xml" "$vm" 4 2 3
   state "$dir/host" > "$dir/before"
+  # the policy engine's hour comes from a file (test-only option)
+  echo "7 0" > "$dir/clock"
+  MON_EXTRA=(--policy-clock "$dir/clock" --policy-tick-ms 10)
   start_monitor "$dir" "$vm" 0-1 "set_query $vm enable" || { result "guest_cli $way" 0 "$dir/monitor.log"; return; }
+  MON_EXTRA=()
   bridge "$dir" "$vm" 0 1 || ok=0
   # the guest: EAL lcores 0 and 1, each with its port (KVM env)
   mkfifo "$dir/cli"
@@ -347,6 +354,7 @@ run_guest_cli() {
   else
     echo "  monitor: no ignored vm_name counted:"; sed 's/^/    /' <<<"$show"; ok=0
   fi
+  policy_at_hours "$dir" "$feed" "${table[0]}" "${table[$last]}" "$vm" || ok=0
   printf 'quit\n' >&"$feed"
   exec {feed}>&-
   end=$((SECONDS + 10))
@@ -367,6 +375,52 @@ run_guest_cli() {
     echo "  host not restored:"; { diff "$dir/before" "$dir/after" || true; } | sed 's/^/    /'; ok=0
   fi
   result "guest_cli $way" $ok "$dir/guest.err"
+}
+
+# policy_at_hours DIR FEED MAX MIN VM: the TIME policy guest_cli's
+# `send_policy now` installed (busy 3,4,5, quiet 11,12,13, traffic 8,10
+# without a VF) acted on at injected hours, on both pCPUs (2, 3)
+policy_at_hours() {
+  local dir=$1 feed=$2 max=$3 min=$4 vm=$5 ok=1 hour want c speed end show
+  for hour in 11 3 0; do
+    echo "$hour 0" > "$dir/clock.new" && mv "$dir/clock.new" "$dir/clock"
+    case $hour in 3) want=$max ;; 11) want=$min ;; *) want=- ;; esac
+    end=$((SECONDS + 10))
+    until "${CTL[@]}" show_policies --json 2>/dev/null | grep -q "\"hour\":$hour,"; do
+      [ $SECONDS -lt $end ] || { echo "  policy: the engine never saw hour $hour"; ok=0; break; }
+      sleep 0.05
+    done
+    # one more tick after the hour was seen
+    sleep 0.05
+    show=$("${CTL[@]}" show_vm "$vm" 2>&1 || true)
+    if [ "$want" = - ]; then
+      grep -q "decision: leave to guest (hour $hour: in no list" <<<"$show" ||
+        { echo "  policy: hour $hour not left to the guest:"; sed 's/^/    /' <<<"$show"; ok=0; }
+      # the guest decides: its request is served
+      printf 'set_cpu_freq 0 min\n' >&"$feed"
+      end=$((SECONDS + 5))
+      until [ "$(val "$dir/host/cpu2/cpufreq/scaling_setspeed")" = "$min" ] || [ $SECONDS -ge $end ]; do sleep 0.05; done
+      speed=$(val "$dir/host/cpu2/cpufreq/scaling_setspeed")
+      [ "$speed" = "$min" ] || { echo "  policy: hour $hour, the guest's min not served (cpu2 $speed)"; ok=0; }
+      echo "  policy at hour $hour: left to the guest, its set_cpu_freq 0 min served (cpu2 $speed kHz)"
+      continue
+    fi
+    for c in 2 3; do
+      speed=$(val "$dir/host/cpu$c/cpufreq/scaling_setspeed")
+      [ "$speed" = "$want" ] || { echo "  policy: hour $hour, cpu$c at $speed, want $want"; ok=0; }
+    done
+    echo "  policy at hour $hour: cpu2 and cpu3 at $want kHz ($(grep -o "decision: [a-z]* (hour $hour: [a-z]* hour)" <<<"$show" || echo '?'))"
+    if [ "$hour" = 11 ]; then
+      # the policy holds the vCPU: the guest's request is refused
+      printf 'set_cpu_freq 0 max\n' >&"$feed"
+      end=$((SECONDS + 5))
+      until grep -q "refused CPU_POWER(vCPU 0): vCPU 0 is held by the VM's TIME policy" "$dir/monitor.log" || [ $SECONDS -ge $end ]; do sleep 0.05; done
+      grep -q "refused CPU_POWER(vCPU 0): vCPU 0 is held by the VM's TIME policy" "$dir/monitor.log" ||
+        { echo "  policy: the guest's request at a quiet hour was not refused"; ok=0; }
+      [ "$(val "$dir/host/cpu2/cpufreq/scaling_setspeed")" = "$min" ] || { echo "  policy: cpu2 left min"; ok=0; }
+    fi
+  done
+  [ $ok = 1 ]
 }
 
 # ------------------------------------------------------------------ distributor

@@ -136,6 +136,7 @@ fuzz_target!(|data: &[u8]| {
         host_cpus: HOST_CPUS,
         allow_query: flags & 1 != 0,
         has_policy: flags & 2 != 0,
+        policy: None,
         channel_enabled: flags & 4 != 0,
         over_rate: flags & 8 != 0,
         rate_limit: 100,

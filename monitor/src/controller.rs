@@ -47,9 +47,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "show_vm",
-        args: "<vm>",
+        args: "<vm> [--json]",
         help:
             "status, channels, vCPU pinning (list and mask), query permission, policy, SMT warnings",
+    },
+    CommandSpec {
+        name: "show_policies",
+        args: "[--json]",
+        help: "every guest policy in force: its decision, why, and decisions per pCPU",
     },
     CommandSpec {
         name: "list_vms",
@@ -384,6 +389,9 @@ pub fn parse_line(line: &str) -> Result<Line, CommandLineError> {
             })
         }
         ("show_vm", [vm]) => on_loop(MonCmd::ShowVm(s(vm))),
+        ("show_vm", [vm, "--json"]) => on_loop(MonCmd::ShowVmJson(s(vm))),
+        ("show_policies", []) => on_loop(MonCmd::ShowPolicies { json: false }),
+        ("show_policies", ["--json"]) => on_loop(MonCmd::ShowPolicies { json: true }),
         ("list_vms", []) => on_loop(MonCmd::ListVms),
         ("show_channels", []) => on_loop(MonCmd::ShowChannels),
         ("set_pcpu", [vm, vcpu, pcpu, rest @ ..]) if rest.is_empty() || rest == ["--config"] => {

@@ -34,6 +34,7 @@ pub mod libvirt_events;
 pub mod log;
 pub mod monitor;
 pub mod ondemand;
+pub mod policy;
 pub mod trust;
 
 pub mod sys;

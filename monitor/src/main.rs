@@ -4,7 +4,7 @@
 //! vm_power_mgr [options]               interactive CLI (vmpower> prompt)
 //! vm_power_mgr --daemon [options]      no CLI, control socket (systemd)
 //! vm_power_mgr --simulate [--demo]     generated sysfs + libvirt test driver
-//! vm_power_mgr ctl [--socket P] CMD..  run a command on a running monitor
+//! vm_power_mgr ctl [--socket P] [--json] CMD..  run a command on a running monitor
 //! ```
 
 use rte_power::{errln, outln};
@@ -26,7 +26,8 @@ const USAGE: &str = "\
 usage: vm_power_mgr [options]            interactive CLI (vmpower> prompt)
        vm_power_mgr --daemon [options]   no CLI; serve the control socket
        vm_power_mgr --simulate [--demo] [--sim-dir DIR] [options]
-       vm_power_mgr ctl [--socket PATH] <command...>
+       vm_power_mgr ctl [--socket PATH] [--json] <command...>
+                       (--json: show_vm and show_policies answer in JSON)
 
 options:
   --uri URI            libvirt URI (default qemu:///system)
@@ -46,6 +47,11 @@ options:
   --refresh-ms N       re-read vCPU pinning of managed VMs every N ms (default
                        2000, 0 = only on channel hang-up and `refresh`)
   -e, --exec CMD       run a CLI command at start (repeatable; failure exits)
+  --policy-tick-ms N   interval of the guest policy engine (default 100)
+  -b, --core-branch-ratio LIST[:RATIO]
+                       BRANCH_RATIO threshold of these CPUs, percent of
+                       branches mispredicted, 0 < RATIO <= 100 (default 0.1;
+                       repeatable)
   --daemon             run without the CLI until SIGTERM/SIGINT or `ctl quit`
   --simulate           generated 8-CPU acpi-cpufreq tree, libvirt test driver
                        with demo VMs, private socket dir (runs anywhere)
@@ -94,6 +100,8 @@ enum MainError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--core-branch-ratio: {0}")]
+    BranchRatio(#[from] vm_power_monitor::policy::thresholds::ThresholdError),
     #[error("{option}: {source}")]
     Identity {
         option: &'static str,
@@ -136,6 +144,7 @@ struct Opts {
     demo: bool,
     sim_dir: Option<PathBuf>,
     level: Option<Level>,
+    policy: vm_power_monitor::monitor::PolicyConfig,
 }
 
 fn parse(args: &[String]) -> Result<Parsed, MainError> {
@@ -165,6 +174,26 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
                 })?;
             }
             "-e" | "--exec" => o.exec.push(val(a)?),
+            "--policy-tick-ms" => {
+                let v = val(a)?;
+                let ms: u64 =
+                    v.parse()
+                        .ok()
+                        .filter(|m| *m > 0)
+                        .ok_or_else(|| MainError::BadValue {
+                            option: a.clone(),
+                            value: v.clone(),
+                        })?;
+                o.policy.tick = Duration::from_millis(ms);
+            }
+            "-b" | "--core-branch-ratio" => {
+                let v = val(a)?;
+                o.policy.thresholds.add(&v)?;
+            }
+            // TEST ONLY (undocumented in --help): the hour comes from a
+            // file, VF packet counts from a generated tree
+            "--policy-clock" => o.policy.clock_file = Some(val(a)?.into()),
+            "--policy-vf-stats" => o.policy.vf_stats_dir = Some(val(a)?.into()),
             "--daemon" => o.daemon = true,
             "--simulate" => o.simulate = true,
             "--demo" => o.demo = true,
@@ -211,11 +240,19 @@ fn ctl_main(args: &[String]) -> ExitCode {
         [flag, p, rest @ ..] if flag == "--socket" => (PathBuf::from(p), rest),
         rest => (PathBuf::from(DEFAULT_CTL_SOCKET), rest),
     };
+    let (json, words) = match words {
+        [flag, rest @ ..] if flag == "--json" => (true, rest),
+        rest => (false, rest),
+    };
     if words.is_empty() {
         errln!("usage: vm_power_mgr ctl [--socket PATH] <command...>");
         return ExitCode::from(2);
     }
-    match ctl::call(&path, &words.join(" ")) {
+    let mut line = words.join(" ");
+    if json {
+        line.push_str(" --json");
+    }
+    match ctl::call(&path, &line) {
         Ok(out) if out.ok => {
             if !out.text.is_empty() {
                 outln!("{}", out.text);
@@ -276,6 +313,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
     cfg.trusted = trusted(o.qemu_user.as_deref())?;
+    cfg.policy = o.policy.clone();
     if let Some(sim) = &sim {
         if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();

@@ -374,12 +374,12 @@ fn policies_are_kept_per_vm_and_removed() {
     expect_ack(&mut g, &p);
     let show = env.ok("show_vm vm-a");
     assert!(
-        show.contains("Policy: TIME, workload LOW, vCPUs [0,2]"),
+        show.contains("Policy: TIME, vCPUs [0,2], busy hours [9], quiet hours []"),
         "{show}"
     );
     assert!(env
         .ok("list_vms")
-        .contains("vm-a: ACTIVE, 3 vCPUs, channels 1/1 connected, query disabled, policy set"));
+        .contains("vm-a: ACTIVE, 3 vCPUs, channels 1/1 connected, query disabled, policy TIME"));
 
     // a policy naming another VM's vCPUs is refused; one naming another
     // VM is this VM's policy all the same

@@ -53,7 +53,8 @@ EOF
 
 # start_monitor DIR VM CHANNELS EXEC...: our vm_power_mgr as a daemon on
 # DIR/host (generated acpi-cpufreq tree, 4 CPUs), the test driver
-# (DIR/node.xml), socket dir DIR/sock; sets MON_PID, CTL
+# (DIR/node.xml), socket dir DIR/sock; sets MON_PID, CTL. MON_EXTRA (an
+# array, optional) adds monitor options.
 start_monitor() {
   local dir=$1; shift
   local vm=$1 chans=$2; shift 2
@@ -64,7 +65,7 @@ start_monitor() {
   CTL=("$REPO/target/release/vm_power_mgr" ctl --socket "$dir/ctl.sock")
   RTE_POWER_LOG=info "$REPO/target/release/vm_power_mgr" --daemon --uri "test://$dir/node.xml" \
     --socket-dir "$dir/sock" --sysfs "$dir/host" --ctl-socket "$dir/ctl.sock" --refresh-ms 0 \
-    "${args[@]}" 2> "$dir/monitor.log" &
+    ${MON_EXTRA[@]+"${MON_EXTRA[@]}"} "${args[@]}" 2> "$dir/monitor.log" &
   MON_PID=$!
   local end=$((SECONDS + 20))
   until grep -q "running; control socket" "$dir/monitor.log" 2>/dev/null; do

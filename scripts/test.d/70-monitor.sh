@@ -1,7 +1,8 @@
 #!/bin/bash
 # Host monitor (vm_power_mgr, workspace member monitor/): libvirt stays out
 # of the C library, the monitor's tests (libvirt test driver + stand-in
-# QEMU sockets), the simulated end-to-end demo, a short benchmark run.
+# QEMU sockets), the simulated end-to-end demo, short benchmark runs
+# (channels; the policy engine's tick).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --locked --release
@@ -21,3 +22,5 @@ trap 'rm -rf "$sim"' EXIT
 target/release/vm_power_mgr --simulate --demo -q --sim-dir "$sim/demo" | tee "$sim/demo.txt"
 grep -q "after quit: cpu0 governor schedutil" "$sim/demo.txt"
 cargo bench --locked -p vm-power-mgr --bench channels -- --seconds 0.5 --cells 1x1,8x8 --windows 0,32
+# the policy engine's tick cost (figures only)
+cargo bench --locked -p vm-power-mgr --bench policy -- --ticks 20

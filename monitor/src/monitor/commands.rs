@@ -58,6 +58,13 @@ pub enum MonCmd {
     },
     /// Describe one VM.
     ShowVm(String),
+    /// One VM as JSON (`show_vm <vm> --json`).
+    ShowVmJson(String),
+    /// Every guest policy in force (`json`: as JSON).
+    ShowPolicies {
+        /// JSON instead of text.
+        json: bool,
+    },
     /// One line per VM.
     ListVms,
     /// One line per channel.
@@ -223,6 +230,12 @@ impl Monitor {
                 outcome(self.set_channel_status(&vm, &list, enabled))
             }
             MonCmd::ShowVm(name) => outcome(self.show_vm(&name)),
+            MonCmd::ShowVmJson(name) => outcome(self.show_vm_json(&name)),
+            MonCmd::ShowPolicies { json } => Outcome::ok(if json {
+                crate::policy::report::all_json(&self.policy.engine)
+            } else {
+                crate::policy::report::all_text(&self.policy.engine)
+            }),
             MonCmd::ListVms => Outcome::ok(self.list_vms()),
             MonCmd::ShowChannels => Outcome::ok(self.show_channels()),
             MonCmd::ShowCpuFreq { cpus, mask } => self.show_cpu_freq(&cpus, mask),
@@ -279,6 +292,7 @@ impl Monitor {
             return "unchanged";
         }
         let started = info.active && !vm.info.active;
+        let stopped = !info.active && vm.info.active;
         let msg = format!(
             "VM '{}': hypervisor data changed ({} -> {}, {} vCPUs)",
             info.name,
@@ -286,6 +300,7 @@ impl Monitor {
             if info.active { "active" } else { "inactive" },
             info.vcpus.len()
         );
+        let info_name = info.name.clone();
         vm.info = info;
         let waiting: Vec<ChanId> = if started {
             vm.channels.values().copied().collect()
@@ -293,6 +308,9 @@ impl Monitor {
             Vec::new()
         };
         self.log(Level::Info, &msg);
+        if stopped {
+            self.drop_policy(&info_name, Some("the VM stopped"));
+        }
         for c in waiting {
             if self.chans.get(c).is_some_and(|ch| ch.link == Link::Waiting) {
                 self.try_connect(c);
@@ -311,6 +329,7 @@ impl Monitor {
                 );
             }
         }
+        self.drop_policy(name, Some("the hypervisor no longer knows the VM"));
     }
 
     fn rm_vm(&mut self, name: &str, force: bool) -> Result<String, CommandError> {
@@ -330,6 +349,7 @@ impl Monitor {
             self.remove_channel(c);
         }
         self.reg.remove(id);
+        self.drop_policy(name, Some("the VM was removed"));
         Ok(format!("Removed VM '{name}'"))
     }
 

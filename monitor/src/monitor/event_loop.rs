@@ -26,6 +26,8 @@ pub(crate) enum Source {
     GovTimer,
     /// The slow retry timerfd of waiting channels and a missing directory.
     SlowTimer,
+    /// The policy engine's timerfd.
+    PolicyTimer,
     /// A guest channel's stream, in one generation of its slot.
     Channel {
         /// The slot.
@@ -45,6 +47,7 @@ const RETRY_TIMER: u64 = 4;
 const CHANNEL: u64 = 5;
 const GOV_TIMER: u64 = 6;
 const SLOW_TIMER: u64 = 7;
+const POLICY_TIMER: u64 = 8;
 const INDEX_MASK: u64 = 0xffff_ffff;
 
 impl From<Source> for u64 {
@@ -56,6 +59,7 @@ impl From<Source> for u64 {
             Source::RetryTimer => RETRY_TIMER << KIND_SHIFT,
             Source::GovTimer => GOV_TIMER << KIND_SHIFT,
             Source::SlowTimer => SLOW_TIMER << KIND_SHIFT,
+            Source::PolicyTimer => POLICY_TIMER << KIND_SHIFT,
             // slots are bounded by open files, far below 2^32
             Source::Channel { id, gen } => {
                 (CHANNEL << KIND_SHIFT)
@@ -71,7 +75,9 @@ impl From<u64> for Source {
     fn from(t: u64) -> Source {
         let payload = t & ((1 << KIND_SHIFT) - 1);
         match t >> KIND_SHIFT {
-            WAKE | SIGNAL | INOTIFY | RETRY_TIMER | GOV_TIMER | SLOW_TIMER if payload != 0 => {
+            WAKE | SIGNAL | INOTIFY | RETRY_TIMER | GOV_TIMER | SLOW_TIMER | POLICY_TIMER
+                if payload != 0 =>
+            {
                 Source::Unknown(t)
             }
             WAKE => Source::Wake,
@@ -80,6 +86,7 @@ impl From<u64> for Source {
             RETRY_TIMER => Source::RetryTimer,
             GOV_TIMER => Source::GovTimer,
             SLOW_TIMER => Source::SlowTimer,
+            POLICY_TIMER => Source::PolicyTimer,
             CHANNEL => Source::Channel {
                 id: ChanId((t & INDEX_MASK) as usize),
                 gen: ((t >> 32) as u32) & GEN_MASK,
@@ -125,6 +132,7 @@ impl Monitor {
             Source::RetryTimer => self.on_retry_timer(),
             Source::GovTimer => self.on_gov_timer(),
             Source::SlowTimer => self.on_slow_timer(),
+            Source::PolicyTimer => self.on_policy_timer(),
             Source::Channel { id, gen } => self.on_channel(id, gen, bits),
             Source::Unknown(t) => self.log(Level::Debug, &format!("spurious epoll token {t:#x}")),
         }
@@ -144,6 +152,7 @@ mod tests {
             Source::RetryTimer,
             Source::GovTimer,
             Source::SlowTimer,
+            Source::PolicyTimer,
             Source::Channel {
                 id: ChanId(0),
                 gen: 0,
@@ -168,7 +177,9 @@ mod tests {
     fn strangers_are_unknown() {
         for t in [
             0u64,
-            8 << 56,
+            9 << 56,
+            (7 << 56) | 1,
+            (8 << 56) | 1,
             0xff << 56,
             u64::MAX,
             (1 << 56) | 1,

@@ -9,7 +9,9 @@
 //! timerfd armed only while a channel waits after a refused connect and a
 //! slow one (1 s) while any channel waits (`connect`; the trust checks of
 //! the directory and its sockets are `sockdir`); the ondemand
-//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); one
+//! timerfd, armed only while some CPU is in ondemand (`gov_glue`); the
+//! policy timerfd, armed only while a guest policy exists
+//! (`policy_glue`, engine in [`crate::policy`]); one
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
 //! pCPUs shared between VMs are `exclusivity`; text reports are in
@@ -40,6 +42,7 @@ mod event_loop;
 mod exclusivity;
 mod fair;
 mod gov_glue;
+mod policy_glue;
 pub(crate) mod registry;
 mod reports;
 pub mod requests;
@@ -47,6 +50,7 @@ mod serve;
 pub(crate) mod sockdir;
 
 pub use commands::{ChanList, MonCmd};
+pub use policy_glue::PolicyConfig;
 
 use channel::Channels;
 use connect::Retries;
@@ -54,6 +58,7 @@ use dirwatch::DirWatch;
 use event_loop::Source;
 use fair::Fair;
 use gov_glue::GovLoop;
+use policy_glue::PolicyLoop;
 use registry::Registry;
 use sockdir::SockDirError;
 
@@ -113,6 +118,8 @@ pub struct MonitorConfig {
     pub proc_stat: PathBuf,
     /// Hook after each ondemand sample.
     pub gov_trace: Option<GovTraceFn>,
+    /// The policy engine's tick, clock and sources.
+    pub policy: PolicyConfig,
 }
 
 impl MonitorConfig {
@@ -137,6 +144,7 @@ impl MonitorConfig {
             trace: None,
             proc_stat: rte_pm::stats::procstat::path_from_env(),
             gov_trace: None,
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -240,6 +248,7 @@ pub struct Monitor {
     host: Host,
     host_cpus: u32,
     gov: GovLoop,
+    policy: PolicyLoop,
     reg: Registry,
     chans: Channels,
     /// This wake-up's turns.
@@ -287,6 +296,13 @@ impl Monitor {
         let gov_timer = TimerFd::new()?;
         epoll.add(gov_timer.as_raw_fd(), sys::IN, Source::GovTimer.into())?;
         let gov = GovLoop::new(cfg.proc_stat.clone(), gov_timer);
+        let policy_timer = TimerFd::new()?;
+        epoll.add(
+            policy_timer.as_raw_fd(),
+            sys::IN,
+            Source::PolicyTimer.into(),
+        )?;
+        let policy = PolicyLoop::new(&cfg.policy, policy_timer);
         let host = Host::new(cfg.sysfs.clone());
         let host_cpus = if cfg.host_cpus > 0 {
             cfg.host_cpus
@@ -317,6 +333,7 @@ impl Monitor {
             host,
             host_cpus,
             gov,
+            policy,
             reg: Registry::new(),
             chans: Channels::new(),
             fair,
@@ -352,6 +369,7 @@ impl Monitor {
         // the governors are engine state only: stop sampling, forget them;
         // rte_power's exit below gives the kernel its own governor back
         self.gov.stop();
+        self.policy.stop();
         for e in self.host.restore_all() {
             self.log(Level::Error, &e.to_string());
         }

@@ -1,8 +1,8 @@
-//! The managed VMs as plain data: pins, query permission, policy, counters, channel ids.
+//! The managed VMs as plain data: pins, query permission, counters, channel ids.
 
 use std::collections::{BTreeMap, HashMap};
 
-use rte_power::wire::{ChannelPacket, VmName};
+use rte_power::wire::VmName;
 
 use super::fair::ReqRate;
 use super::requests::ForeignName;
@@ -26,8 +26,6 @@ pub(crate) struct Vm {
     pub info: VmInfo,
     /// `set_query`: may the guest ask for frequencies and capabilities?
     pub allow_query: bool,
-    /// The last PKT_POLICY accepted (stored, not applied).
-    pub policy: Option<ChannelPacket>,
     /// Channel number (`<vm>.<N>`) to channel id.
     pub channels: BTreeMap<u32, ChanId>,
     /// Requests accepted on any of its channels.
@@ -55,13 +53,12 @@ pub(crate) struct Vm {
 }
 
 impl Vm {
-    /// A VM as first registered: queries off, no policy, no channel.
+    /// A VM as first registered: queries off, no channel.
     pub fn new(info: VmInfo) -> Self {
         let wire_name = VmName::new(&info.name).ok();
         Self {
             info,
             allow_query: false,
-            policy: None,
             channels: BTreeMap::new(),
             accepted: 0,
             refused: 0,
@@ -225,7 +222,6 @@ mod tests {
         let id = r.add(info("vm-a", &[&[0]])).expect("add");
         let vm = r.get(id).expect("vm");
         assert!(!vm.allow_query);
-        assert!(vm.policy.is_none());
         assert_eq!(vm.wire_name.map(|n| n.to_string()).as_deref(), Some("vm-a"));
         let long = "x".repeat(40);
         let id = r.add(info(&long, &[])).expect("long");

@@ -1,7 +1,5 @@
 //! The text reports: show_vm, list_vms, show_channels, show_cpu_freq, governors, statistics.
 
-use rte_power::wire::{self, ChannelPacket};
-
 use super::channel::Link;
 use super::commands::CommandError;
 use super::gov_glue::GovError;
@@ -65,7 +63,7 @@ impl Monitor {
         let mut o = Vec::new();
         o.push(format!("VM: '{name}', status = {}", state(vm.info.active)));
         o.push(format!("Query: {}", enabled(vm.allow_query)));
-        o.push(format!("Policy: {}", policy_summary(vm.policy.as_ref())));
+        o.extend(crate::policy::report::vm_lines(&self.policy.engine, name));
         o.push(format!("Channels {}", vm.channels.len()));
         for (num, &c) in &vm.channels {
             if let Some(ch) = self.chans.get(c) {
@@ -186,7 +184,10 @@ impl Monitor {
                     connected,
                     v.channels.len(),
                     enabled(v.allow_query),
-                    if v.policy.is_some() { "set" } else { "none" }
+                    self.policy
+                        .engine
+                        .get(&v.info.name)
+                        .map_or("none", |p| p.spec.kind.name())
                 )
             })
             .collect();
@@ -384,31 +385,6 @@ impl Monitor {
     }
 }
 
-/// `show_vm`'s policy line.
-fn policy_summary(p: Option<&ChannelPacket>) -> String {
-    let Some(p) = p else {
-        return "none".into();
-    };
-    let kind = match p.policy_kind() {
-        Ok(wire::PolicyKind::Traffic) => "TRAFFIC",
-        Ok(wire::PolicyKind::Time) => "TIME",
-        Ok(wire::PolicyKind::Workload) => "WORKLOAD",
-        Ok(wire::PolicyKind::BranchRatio) => "BRANCH_RATIO",
-        Err(_) => "?",
-    };
-    let wl = match p.workload_level() {
-        Ok(wire::WorkloadLevel::High) => "HIGH",
-        Ok(wire::WorkloadLevel::Medium) => "MEDIUM",
-        Ok(wire::WorkloadLevel::Low) => "LOW",
-        Err(_) => "?",
-    };
-    let vcpus: Vec<String> = p.vcpus().iter().map(u8::to_string).collect();
-    format!(
-        "{kind}, workload {wl}, vCPUs [{}] (stored; not applied: the policy engine is a later issue)",
-        vcpus.join(",")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,19 +425,5 @@ mod tests {
         );
         let e = mon.show_vm("nope").expect_err("unknown");
         assert_eq!(e.to_string(), "VM 'nope' not found (add it with add_vm)");
-    }
-
-    #[test]
-    fn policy_lines() {
-        assert_eq!(policy_summary(None), "none");
-        let mut p = ChannelPacket::ZEROED;
-        p.policy_to_use = wire::POLICY_WORKLOAD;
-        p.workload = wire::WL_MEDIUM;
-        p.num_vcpu = 2;
-        p.vcpu_to_control[..2].copy_from_slice(&[1, 0]);
-        assert_eq!(
-            policy_summary(Some(&p)),
-            "WORKLOAD, workload MEDIUM, vCPUs [1,0] (stored; not applied: the policy engine is a later issue)"
-        );
     }
 }

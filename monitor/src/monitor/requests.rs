@@ -23,6 +23,9 @@ use rte_power::wire::{
 use rte_power::{Capabilities, PowerError};
 
 use crate::governor::Governor;
+use crate::policy::engine::Installed;
+use crate::policy::report::why_text;
+use crate::policy::spec::{Spec, SpecError};
 use rte_power::cpulist::CpuSet;
 use rte_power::wire::Step;
 
@@ -52,8 +55,11 @@ pub struct VmView<'a> {
     pub host_cpus: u32,
     /// `set_query` enabled for it.
     pub allow_query: bool,
-    /// It has a stored policy.
+    /// It has a policy in force.
     pub has_policy: bool,
+    /// That policy, with the vCPUs it holds now (their CPU_POWER
+    /// requests are refused).
+    pub policy: Option<&'a Installed>,
     /// The channel the packet came on is enabled.
     pub channel_enabled: bool,
     /// The VM is over its request-rate limit now (the request is refused).
@@ -153,6 +159,26 @@ pub enum RequestError {
         /// The VM's vCPUs.
         count: usize,
     },
+    /// The VM's policy holds the vCPU now (it decides, not the guest).
+    #[error(
+        "vCPU {vcpu} is held by the VM's {policy} policy ({decision}: {why}); guest requests are served again when the policy leaves the CPU to the guest or is removed (PKT_POLICY_REMOVE)"
+    )]
+    PolicyHolds {
+        /// `resource_id`.
+        vcpu: u64,
+        /// The policy's name.
+        policy: &'static str,
+        /// Its decision.
+        decision: String,
+        /// Why.
+        why: String,
+    },
+    /// The policy is not one the engine can keep.
+    #[error("policy refused: {0}")]
+    BadPolicy(SpecError),
+    /// The engine refused the policy (a VF not found, no PMU).
+    #[error("policy refused: {0}")]
+    PolicyRefused(crate::policy::InstallError),
     /// Queries need `set_query <vm> enable`.
     #[error("queries are not enabled for this VM (set_query)")]
     QueriesDisabled,
@@ -287,7 +313,7 @@ pub enum Note {
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Note::PolicyStored => "policy stored (the policy engine is not part of this monitor)",
+            Note::PolicyStored => "policy installed",
             Note::PolicyRemoved => "policy removed",
             Note::NoPolicyToRemove => "no policy to remove",
         })
@@ -657,6 +683,22 @@ fn cpu_power(
     if let Some(cpu) = pins.iter().find(|c| vm.contested.contains(c)) {
         return Err(RequestError::SharedCpu(cpu));
     }
+    if let Some(p) = vm.policy {
+        let held = u8::try_from(pkt.resource_id).is_ok_and(|v| p.held.contains(&v));
+        if let (true, Some(s)) = (
+            held,
+            p.slots
+                .iter()
+                .find(|s| u64::from(s.vcpu) == pkt.resource_id),
+        ) {
+            return Err(RequestError::PolicyHolds {
+                vcpu: pkt.resource_id,
+                policy: p.spec.kind.name(),
+                decision: s.decision.to_string(),
+                why: why_text(&s.why),
+            });
+        }
+    }
     for cpu in pins.iter() {
         let governor = host.governor(cpu);
         if governor != Governor::Userspace {
@@ -673,12 +715,14 @@ fn cpu_power(
     })
 }
 
-/// PKT_POLICY: every vCPU it names must be the VM's; kept, not applied.
+/// PKT_POLICY: every vCPU it names must be the VM's and the policy one
+/// the engine keeps (see [`Spec::from_packet`]); installed by the loop.
 fn policy(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<Verdict, RequestError> {
     let count = vm.vcpus.len();
     if let Some(&vcpu) = pkt.vcpus().iter().find(|v| usize::from(**v) >= count) {
         return Err(RequestError::PolicyVcpu { vcpu, count });
     }
+    Spec::from_packet(pkt).map_err(RequestError::BadPolicy)?;
     Ok(Verdict::Accepted {
         action: Some(Action::StorePolicy(Box::new(*pkt))),
         reply: Some(Reply::new(&pkt.reply(Response::Ack).encode())),

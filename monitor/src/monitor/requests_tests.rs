@@ -72,6 +72,7 @@ fn view(vcpus: &[CpuSet]) -> VmView<'_> {
         host_cpus: 8,
         allow_query: false,
         has_policy: false,
+        policy: None,
         channel_enabled: true,
         over_rate: false,
         rate_limit: 0,
@@ -538,10 +539,43 @@ fn a_valid_policy_is_stored_and_acked() {
     assert_eq!(note, Some(Note::PolicyStored));
     assert_eq!(
         note.map(|n| n.to_string()).as_deref(),
-        Some("policy stored (the policy engine is not part of this monitor)")
+        Some("policy installed")
     );
-    // no vCPU at all is a valid (if useless) policy
-    accepted(run(&vm, &mut FakeHost::new(), &policy_pkt(&[])));
+}
+
+#[test]
+fn policies_the_engine_cannot_keep_are_refused_with_the_reason() {
+    let pins = pins();
+    let vm = view(&pins);
+    let p = policy_pkt(&[]);
+    let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
+    assert_eq!(
+        e.to_string(),
+        "policy refused: policy names no vCPU (num_vcpu 0)"
+    );
+    let mut p = policy_pkt(&[0]);
+    p.policy_to_use = wire::POLICY_TRAFFIC;
+    let e = nacked(run(&vm, &mut FakeHost::new(), &p), &p);
+    assert_eq!(
+        e.to_string(),
+        "policy refused: TRAFFIC policy needs at least one VF MAC (nb_mac_to_monitor 0 or all-zero MACs)"
+    );
+    // hours, counts and enum values are the decoder's: malformed
+    let mut raw = policy_pkt(&[0]).encode();
+    raw[wire::layout::BUSY_HOURS..wire::layout::BUSY_HOURS + 4]
+        .copy_from_slice(&24i32.to_le_bytes());
+    let h = handle(&vm, &mut FakeHost::new(), &raw);
+    assert!(
+        matches!(
+            h.verdict,
+            Verdict::Refused {
+                error: RequestError::Malformed(_),
+                reply: Some(_)
+            }
+        ),
+        "{:?}",
+        h.verdict
+    );
 }
 
 #[test]

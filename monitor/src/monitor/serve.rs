@@ -20,6 +20,7 @@ use super::Monitor;
 use crate::governor::{Governor, Governors};
 use crate::host::Host;
 use crate::log::Level;
+use crate::policy::spec::Spec;
 use crate::sys;
 
 /// Bytes per read(2) at most (the shared read buffer).
@@ -164,13 +165,20 @@ impl Monitor {
         let Some(vm) = self.reg.get_mut(vm_id) else {
             return ControlFlow::Break(());
         };
+        // no policy (the common case): no lookup at all
+        let policy = if self.policy.engine.is_empty() {
+            None
+        } else {
+            self.policy.engine.get(&vm.info.name)
+        };
         let mut view = VmView {
             name: &vm.info.name,
             wire_name: vm.wire_name,
             vcpus: &vm.info.vcpus,
             host_cpus: self.host_cpus,
             allow_query: vm.allow_query,
-            has_policy: vm.policy.is_some(),
+            has_policy: policy.is_some(),
+            policy,
             channel_enabled: enabled,
             over_rate: false,
             rate_limit: 0,
@@ -317,14 +325,14 @@ impl Monitor {
                 }
             }
             Action::StorePolicy(p) => {
-                if let Some(v) = self.reg.get_mut(vm) {
-                    v.policy = Some(*p);
-                }
+                let spec = Spec::from_packet(&p).map_err(RequestError::BadPolicy)?;
+                let name = self.reg.name(vm).to_string();
+                self.install_policy(&name, spec)
+                    .map_err(RequestError::PolicyRefused)?;
             }
             Action::RemovePolicy => {
-                if let Some(v) = self.reg.get_mut(vm) {
-                    v.policy = None;
-                }
+                let name = self.reg.name(vm).to_string();
+                self.drop_policy(&name, None);
             }
         }
         Ok(())
@@ -577,6 +585,7 @@ mod tests {
         let gen = mon.chans.gen(id);
         let mut p = ChannelPacket::ZEROED;
         p.command = rte_power::wire::PKT_POLICY;
+        p.policy_to_use = rte_power::wire::POLICY_WORKLOAD;
         p.num_vcpu = 1;
         guest.write_all(&p.encode()).expect("send");
         wake(&mut mon, id, gen, sys::IN);
@@ -584,12 +593,15 @@ mod tests {
         guest.read_exact(&mut r).expect("ACK");
         assert_eq!(r, p.reply(Response::Ack).encode());
         let vm = mon.chans.get(id).expect("chan").vm;
-        assert_eq!(mon.reg.get(vm).and_then(|v| v.policy), Some(p));
+        let spec = mon.policy.engine.get("vm-a").map(|i| i.spec.packet);
+        assert_eq!(spec, Some(p));
+        assert!(mon.policy.armed(), "the engine ticks while a policy exists");
         let mut rm = ChannelPacket::ZEROED;
         rm.command = rte_power::wire::PKT_POLICY_REMOVE;
         guest.write_all(&rm.encode()).expect("send");
         wake(&mut mon, id, gen, sys::IN);
-        assert_eq!(mon.reg.get(vm).and_then(|v| v.policy), None);
+        assert!(mon.policy.engine.get("vm-a").is_none());
+        assert!(!mon.policy.armed(), "no policy: no timer");
         assert_eq!(mon.reg.get(vm).map(|v| v.accepted), Some(2));
     }
 }
