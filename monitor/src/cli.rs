@@ -1,5 +1,7 @@
-//! The interactive `vmpower> ` prompt: line editing, in-memory history and
-//! tab completion (rustyline) on a terminal; plain line reading otherwise.
+//! The interactive `vmpower> ` prompt.
+//!
+//! Line editing, in-memory history and tab completion (rustyline) on a
+//! terminal; plain line reading otherwise.
 
 use std::io::BufRead;
 

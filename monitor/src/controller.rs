@@ -1,3 +1,5 @@
+//! The command layer shared by the CLI and the control socket, and the pinning refresher.
+//!
 //! The command layer shared by the interactive CLI and the control socket:
 //! parses a command line, makes the hypervisor calls it needs on the
 //! caller's thread (never on the event loop) and hands the rest to the loop.

@@ -1,4 +1,6 @@
-//! The control socket: `vm_power_mgr ctl <command...>` sends one command
+//! The control socket: its server and the `vm_power_mgr ctl` client.
+//!
+//! `vm_power_mgr ctl <command...>` sends one command
 //! line to a running monitor and exits non-zero if it failed.
 //!
 //! Protocol (one command per connection): the client writes the command

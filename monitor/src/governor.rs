@@ -1,3 +1,5 @@
+//! Per-CPU governors of the monitor's host CPUs (userspace, performance, powersave, ondemand).
+//!
 //! Governors for the host CPUs the monitor manages, as Xen runs them in the
 //! hypervisor: `userspace` (guest and operator requests decide; the
 //! default), `performance` / `powersave` (pinned to the highest / lowest

@@ -1,4 +1,5 @@
 //! The host CPUs the monitor drives, through `rte_power`'s own drivers.
+//!
 //! A CPU is initialised (governor switched, limits saved) the first time a
 //! request or an operator command needs it, and restored at shutdown.
 

@@ -1,3 +1,5 @@
+//! The hypervisor interface: VMs, their vCPUs and the host CPUs each may run on.
+//!
 //! The hypervisor side: which VMs exist, how many vCPUs they have and which
 //! host CPUs each vCPU may run on. [`Hypervisor`] is what the monitor needs;
 //! [`crate::libvirt::Libvirt`] implements it with libvirt (the `virt` crate).

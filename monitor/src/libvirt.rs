@@ -1,3 +1,5 @@
+//! [`Hypervisor`] over libvirt through the `virt` crate.
+//!
 //! [`Hypervisor`] over libvirt through the `virt` crate (0.5.0). `virt` has
 //! no safe wrapper for `virDomainGetVcpuPinInfo` and `virNodeGetCPUMap`;
 //! those two are called through `virt::sys` here (the domain events in

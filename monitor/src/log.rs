@@ -1,5 +1,4 @@
-//! Where the monitor's messages go, and per-channel rate limiting of the
-//! ones a guest can trigger.
+//! Where the monitor's messages go, and rate limiting of the ones a guest can trigger.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

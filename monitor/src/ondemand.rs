@@ -1,3 +1,5 @@
+//! The `ondemand` decision as Xen's hypervisor governor makes it, as a pure function.
+//!
 //! The `ondemand` decision, as Xen's hypervisor governor makes it
 //! (`xen/drivers/cpufreq/cpufreq_ondemand.c`, described in the project's
 //! peer notes): every `sampling_rate` the load of the past interval is

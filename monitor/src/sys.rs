@@ -1,6 +1,7 @@
-//! Thin wrappers over the Linux calls the event loop needs (epoll, eventfd,
-//! signalfd, inotify, timerfd, non-blocking UNIX connect). This is the only
-//! file of the monitor with `unsafe`; each block says why it is sound.
+//! Thin wrappers over the Linux calls the event loop needs.
+//!
+//! epoll, eventfd, signalfd, inotify, timerfd and non-blocking UNIX
+//! connect; each `unsafe` block says why it is sound.
 
 use std::ffi::CString;
 use std::io;
