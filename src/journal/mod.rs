@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -70,6 +70,30 @@ pub enum JournalError {
     /// A path a record cannot hold (not UTF-8, or with a line break).
     #[error("journal: the path {path:?} cannot be recorded")]
     Unrepresentable { path: PathBuf },
+    /// The journal directory (or one of its parents) is a symlink, or may
+    /// be written by a user other than root and this process's.
+    #[error(
+        "journal {path}: not trusted ({why}, owner uid {uid}, mode {mode:04o}): \
+         it must be a directory owned by root or uid {euid} that no one else may write"
+    )]
+    Untrusted {
+        path: PathBuf,
+        why: &'static str,
+        uid: u32,
+        mode: u32,
+        euid: u32,
+    },
+    /// A record names a directory that is not its own canonical path below
+    /// the CPU tree: nothing is written.
+    #[error(
+        "journal record {file}: {path} is not a directory below {root} \
+         (or not its canonical path): not restored"
+    )]
+    Outside {
+        file: PathBuf,
+        path: PathBuf,
+        root: PathBuf,
+    },
 }
 
 type Result<T, E = JournalError> = std::result::Result<T, E>;
@@ -202,6 +226,78 @@ fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
     })
 }
 
+/// Checks that `dir` can be trusted with records root will apply: a real
+/// directory (not a symlink), owned by root or by this process's user, that
+/// no one else may write; its parents likewise (or sticky, like `/tmp`).
+/// Returns its canonical path.
+pub fn trusted_dir(dir: &Path) -> Result<PathBuf> {
+    // SAFETY: geteuid has no failure mode.
+    let euid = unsafe { libc::geteuid() };
+    let io_err = |source| JournalError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let check = |path: &Path, m: &fs::Metadata, leaf: bool| -> Result<()> {
+        let bad = |why| {
+            Err(JournalError::Untrusted {
+                path: path.to_owned(),
+                why,
+                uid: m.uid(),
+                mode: m.mode() & 0o7777,
+                euid,
+            })
+        };
+        if m.file_type().is_symlink() {
+            return bad("a symlink");
+        }
+        if !m.is_dir() {
+            return bad("not a directory");
+        }
+        if m.uid() != 0 && m.uid() != euid {
+            return bad("owned by another user");
+        }
+        let sticky = !leaf && m.mode() & 0o1000 != 0;
+        if m.mode() & 0o022 != 0 && !sticky {
+            return bad("writable by group or others");
+        }
+        Ok(())
+    };
+    let m = fs::symlink_metadata(dir).map_err(io_err)?;
+    check(dir, &m, true)?;
+    let canon = fs::canonicalize(dir).map_err(io_err)?;
+    for parent in canon.ancestors().skip(1) {
+        let m = fs::symlink_metadata(parent).map_err(io_err)?;
+        check(parent, &m, false)?;
+    }
+    Ok(canon)
+}
+
+/// Reads a record file: a regular file (never through a symlink) owned by
+/// root or this process's user, of a record's size.
+fn read_record(file: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)?;
+    let m = f.metadata()?;
+    // SAFETY: geteuid has no failure mode.
+    let euid = unsafe { libc::geteuid() };
+    if !m.is_file() || (m.uid() != 0 && m.uid() != euid) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "not a regular file of root or uid {euid} (owner uid {}, mode {:o})",
+                m.uid(),
+                m.mode()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -261,7 +357,17 @@ impl Journal {
         let Some(dir) = self.dir.as_deref() else {
             return Ok(None);
         };
-        if let Err(e) = fs::create_dir_all(dir) {
+        let made = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir);
+        if let Err(e) = made {
+            warn_once(dir, &e);
+            return Ok(None);
+        }
+        // records found here are applied as root: a directory others may
+        // write is no journal
+        if let Err(e) = trusted_dir(dir) {
             warn_once(dir, &e);
             return Ok(None);
         }
@@ -277,9 +383,9 @@ impl Journal {
                     what: target.display().to_string(),
                 });
             }
-            match fs::read_to_string(&file) {
+            match read_record(&file) {
                 Ok(text) => {
-                    if let Some(saved) = take_over(&file, &text)? {
+                    if let Some(saved) = take_over(&file, target, &text)? {
                         carried = Some(saved);
                     }
                     continue;
@@ -325,6 +431,12 @@ impl Journal {
         let Some(dir) = self.dir.as_deref() else {
             return Ok(Vec::new());
         };
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            _ => {
+                trusted_dir(dir)?;
+            }
+        }
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -343,7 +455,7 @@ impl Journal {
         Ok(files
             .into_iter()
             .map(|f| {
-                let r = fs::read_to_string(&f)
+                let r = read_record(&f)
                     .map_err(|source| JournalError::Io {
                         path: f.clone(),
                         source,
@@ -362,6 +474,7 @@ impl Journal {
     /// them again. Returns each record handled and what became of it.
     pub fn restore_stale_under(&self, root: &Path) -> Vec<(Record, Result<Restored>)> {
         let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let root = root.as_path();
         let Ok(records) = self.records() else {
             return Vec::new();
         };
@@ -369,11 +482,11 @@ impl Journal {
             .into_iter()
             .filter_map(|(file, r)| {
                 let r = r.ok()?;
-                let stale = r.path.starts_with(&root)
+                let stale = r.path.starts_with(root)
                     && owner_of(r.pid, r.start) == Owner::Dead
                     && !held_here().contains(&file);
                 stale.then(|| {
-                    let done = restore_record(&file, &r);
+                    let done = restore_record(&file, &r, root);
                     (r, done)
                 })
             })
@@ -383,9 +496,26 @@ impl Journal {
 
 /// Puts a stale record's state back, then removes the record. A record
 /// whose directory is gone (a generated tree removed since) is only removed.
-pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {
+/// Only a directory below `root` (the CPU tree, e.g.
+/// `/sys/devices/system/cpu`) named by its canonical path is written: any
+/// other record is refused ([`JournalError::Outside`]) and kept.
+pub fn restore_record(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let outside = || JournalError::Outside {
+        file: file.to_owned(),
+        path: record.path.clone(),
+        root: root.clone(),
+    };
+    let exists = match fs::canonicalize(&record.path) {
+        Ok(canon) if canon != record.path || !canon.starts_with(&root) || !canon.is_dir() => {
+            return Err(outside())
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => return Err(outside()),
+    };
     let same = record.id.is_none() || dir_id(&record.path) == record.id;
-    let outcome = if record.path.is_dir() && same {
+    let outcome = if exists && same {
         record.saved.apply(&record.path)?;
         Restored::Applied
     } else {
@@ -427,8 +557,20 @@ pub enum Restored {
 /// restored and removed. When the restore fails, the record is removed
 /// all the same and its state returned, to be carried into the new record
 /// (the CPU's true original state is never replaced by a changed one).
-fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
+fn take_over(file: &Path, target: &Path, text: &str) -> Result<Option<Saved>> {
     let record = match Record::parse(file, text) {
+        // a record under this directory's name saves this directory only
+        Ok(r) if r.path != target => {
+            crate::log!(
+                Level::Warn,
+                "journal record {}: names {}, not {}: removed, not applied",
+                file.display(),
+                r.path.display(),
+                target.display()
+            );
+            let _ = fs::remove_file(file);
+            return Ok(None);
+        }
         Ok(r) => r,
         Err(e) => {
             // nothing in it can be restored; keeping it would block the
@@ -445,7 +587,7 @@ fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
             file: file.to_owned(),
         }),
         // ours, from a session whose restore failed, or a dead process's
-        Owner::Me | Owner::Dead => match restore_record(file, &record) {
+        Owner::Me | Owner::Dead => match restore_record(file, &record, target) {
             Ok(_) => {
                 crate::log!(
                     Level::Warn,
@@ -480,10 +622,12 @@ fn write_new(dir: &Path, file: &Path, text: &str) -> io::Result<bool> {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
+        // a left-over of a dead process with our pid: never opened through
+        let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o644)
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -610,6 +754,61 @@ mod tests {
     }
 
     #[test]
+    fn a_record_under_a_directorys_name_naming_another_is_not_applied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let other = tmp.path().join("other");
+        fs::create_dir(&other).expect("mkdir");
+        fs::write(other.join("scaling_governor"), "keep\n").expect("write");
+        let j = Journal::at(tmp.path().join("journal"));
+        let file = j.file_for("cpufreq", &target).expect("file");
+        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+        let planted = Record {
+            path: other.clone(),
+            pid: 1,
+            start: u64::MAX, // dead
+            id: None,
+            saved: Saved::Cpufreq {
+                cpu: 0,
+                governor: Some("pwned".into()),
+                min: None,
+                max: None,
+                setspeed: None,
+            },
+        };
+        fs::write(&file, planted.render().expect("render")).expect("write");
+        let held = j
+            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
+            .expect("claim")
+            .expect("held");
+        assert_eq!(read(&other.join("scaling_governor")), "keep");
+        assert!(read(held.file()).contains("governor ondemand"));
+        held.release();
+    }
+
+    #[test]
+    fn a_journal_others_may_write_is_no_journal() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = cpufreq_dir(tmp.path());
+        let jdir = tmp.path().join("journal");
+        fs::create_dir(&jdir).expect("mkdir");
+        fs::set_permissions(&jdir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = trusted_dir(&jdir).expect_err("world-writable");
+        assert!(e.to_string().contains("mode 0777"), "{e}");
+        let j = Journal::at(&jdir);
+        let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
+        assert!(r.expect("no error").is_none());
+        assert_eq!(fs::read_dir(&jdir).expect("ls").count(), 0);
+        // a symlink to a good directory is refused too
+        fs::set_permissions(&jdir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&jdir, &link).expect("symlink");
+        let e = trusted_dir(&link).expect_err("a symlink");
+        assert!(e.to_string().contains("a symlink"), "{e}");
+    }
+
+    #[test]
     fn an_unwritable_journal_is_no_journal() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let target = cpufreq_dir(tmp.path());
@@ -639,7 +838,10 @@ mod tests {
             },
         };
         fs::write(&file, r.render().expect("render")).expect("write");
-        assert_eq!(restore_record(&file, &r).expect("handled"), Restored::Gone);
+        assert_eq!(
+            restore_record(&file, &r, tmp.path()).expect("handled"),
+            Restored::Gone
+        );
         assert_eq!(read(&target.join("scaling_governor")), "ondemand");
         assert!(!file.exists());
     }
