@@ -374,6 +374,14 @@ impl Journal {
         let Some(file) = self.file_for(kind, target) else {
             return Ok(None);
         };
+        // one claimer (or restorer) at a time: look, take over, link
+        let _lock = match lock_dir(dir) {
+            Ok(l) => l,
+            Err(e) => {
+                warn_once(dir, &e);
+                return Ok(None);
+            }
+        };
         // a few rounds: another process may create or remove the record
         // between our look and our link
         let mut carried = None;
@@ -499,7 +507,32 @@ impl Journal {
 /// Only a directory below `root` (the CPU tree, e.g.
 /// `/sys/devices/system/cpu`) named by its canonical path is written: any
 /// other record is refused ([`JournalError::Outside`]) and kept.
+///
+/// The journal directory is locked meanwhile and the file read again: a
+/// record that changed since `record` was read (another process took the
+/// CPU over and wrote its own) is left alone ([`Restored::Superseded`]).
 pub fn restore_record(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let _lock = lock_dir(dir).map_err(|source| JournalError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    match read_record(file) {
+        Ok(text) if Record::parse(file, &text).is_ok_and(|now| now == *record) => {}
+        Ok(_) => return Ok(Restored::Superseded),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Restored::Superseded),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: file.to_owned(),
+                source,
+            })
+        }
+    }
+    restore_locked(file, record, root)
+}
+
+/// [`restore_record`] with the journal directory locked by the caller.
+fn restore_locked(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
     let outside = || JournalError::Outside {
         file: file.to_owned(),
@@ -551,6 +584,30 @@ pub enum Restored {
     /// directory, e.g. the record came from another mount namespace): the
     /// record was dropped.
     Gone,
+    /// The record changed or went away since it was read (another process
+    /// took the CPU over meanwhile): left alone.
+    Superseded,
+}
+
+/// Locks the journal directory (`flock`, exclusive) for a look at a record
+/// and what follows from it: two processes never both take one record
+/// over, nor restore one another has just replaced. Released on drop.
+fn lock_dir(dir: &Path) -> io::Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Handles a record found at init: refused if its owner lives, else
@@ -587,7 +644,7 @@ fn take_over(file: &Path, target: &Path, text: &str) -> Result<Option<Saved>> {
             file: file.to_owned(),
         }),
         // ours, from a session whose restore failed, or a dead process's
-        Owner::Me | Owner::Dead => match restore_record(file, &record, target) {
+        Owner::Me | Owner::Dead => match restore_locked(file, &record, target) {
             Ok(_) => {
                 crate::log!(
                     Level::Warn,
@@ -647,214 +704,4 @@ fn write_new(dir: &Path, file: &Path, text: &str) -> io::Result<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cpufreq_dir(root: &Path) -> PathBuf {
-        let d = root.join("policy0");
-        fs::create_dir_all(&d).expect("mkdir");
-        for (f, v) in [
-            ("scaling_governor", "ondemand"),
-            ("scaling_min_freq", "800000"),
-            ("scaling_max_freq", "3000000"),
-        ] {
-            fs::write(d.join(f), format!("{v}\n")).expect("write");
-        }
-        d
-    }
-
-    fn read(p: &Path) -> String {
-        fs::read_to_string(p).expect("read").trim().to_owned()
-    }
-
-    #[test]
-    fn a_claim_records_the_state_and_a_release_removes_it() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let held = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect("claim")
-            .expect("a journal");
-        let text = read(held.file());
-        assert!(text.contains("governor ondemand"), "{text}");
-        assert!(
-            text.contains(&format!("pid {}", std::process::id())),
-            "{text}"
-        );
-        // a second context of this process is refused
-        let e = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect_err("held here");
-        assert!(matches!(e, JournalError::HeldHere { .. }), "{e}");
-        let file = held.file().to_owned();
-        held.release();
-        assert!(!file.exists());
-    }
-
-    #[test]
-    fn a_dead_owners_record_is_restored_then_taken_over() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let file = j.file_for("cpufreq", &target).expect("file");
-        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        // pid 1 with a start time it never had: dead
-        let stale = Record {
-            path: target.clone(),
-            pid: 1,
-            start: u64::MAX,
-            id: None,
-            saved: Saved::Cpufreq {
-                cpu: 0,
-                governor: Some("powersave".into()),
-                min: Some(900_000),
-                max: Some(2_000_000),
-                setspeed: None,
-            },
-        };
-        fs::write(&file, stale.render().expect("render")).expect("write");
-        let held = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect("claim")
-            .expect("held");
-        assert_eq!(read(&target.join("scaling_governor")), "powersave");
-        assert_eq!(read(&target.join("scaling_min_freq")), "900000");
-        let text = read(held.file());
-        assert!(
-            text.contains("governor powersave"),
-            "the restored state: {text}"
-        );
-        drop(held); // not released: the record stays for the next run
-        assert!(file.exists());
-    }
-
-    #[test]
-    fn a_live_owners_record_refuses_the_claim() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let file = j.file_for("cpufreq", &target).expect("file");
-        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        let init = start_time(1).expect("pid 1 runs");
-        let live = Record {
-            path: target.clone(),
-            pid: 1,
-            start: init,
-            id: None,
-            saved: Saved::read_cpufreq(&target, 0),
-        };
-        fs::write(&file, live.render().expect("render")).expect("write");
-        let e = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect_err("held by pid 1");
-        let msg = e.to_string();
-        assert!(msg.contains("cpu 0") && msg.contains("process 1"), "{msg}");
-        assert!(file.exists(), "a live owner's record is left alone");
-    }
-
-    #[test]
-    fn a_record_under_a_directorys_name_naming_another_is_not_applied() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let other = tmp.path().join("other");
-        fs::create_dir(&other).expect("mkdir");
-        fs::write(other.join("scaling_governor"), "keep\n").expect("write");
-        let j = Journal::at(tmp.path().join("journal"));
-        let file = j.file_for("cpufreq", &target).expect("file");
-        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        let planted = Record {
-            path: other.clone(),
-            pid: 1,
-            start: u64::MAX, // dead
-            id: None,
-            saved: Saved::Cpufreq {
-                cpu: 0,
-                governor: Some("pwned".into()),
-                min: None,
-                max: None,
-                setspeed: None,
-            },
-        };
-        fs::write(&file, planted.render().expect("render")).expect("write");
-        let held = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect("claim")
-            .expect("held");
-        assert_eq!(read(&other.join("scaling_governor")), "keep");
-        assert!(read(held.file()).contains("governor ondemand"));
-        held.release();
-    }
-
-    #[test]
-    fn a_journal_others_may_write_is_no_journal() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let jdir = tmp.path().join("journal");
-        fs::create_dir(&jdir).expect("mkdir");
-        fs::set_permissions(&jdir, fs::Permissions::from_mode(0o777)).expect("chmod");
-        let e = trusted_dir(&jdir).expect_err("world-writable");
-        assert!(e.to_string().contains("mode 0777"), "{e}");
-        let j = Journal::at(&jdir);
-        let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
-        assert!(r.expect("no error").is_none());
-        assert_eq!(fs::read_dir(&jdir).expect("ls").count(), 0);
-        // a symlink to a good directory is refused too
-        fs::set_permissions(&jdir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let link = tmp.path().join("link");
-        std::os::unix::fs::symlink(&jdir, &link).expect("symlink");
-        let e = trusted_dir(&link).expect_err("a symlink");
-        assert!(e.to_string().contains("a symlink"), "{e}");
-    }
-
-    #[test]
-    fn an_unwritable_journal_is_no_journal() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let blocker = tmp.path().join("a-file");
-        fs::write(&blocker, "").expect("write");
-        let j = Journal::at(blocker.join("journal"));
-        let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
-        assert!(r.expect("no error").is_none());
-    }
-
-    #[test]
-    fn a_record_of_another_directory_at_the_same_path_is_dropped() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let file = tmp.path().join("r.rec");
-        let r = Record {
-            path: target.clone(),
-            pid: 1,
-            start: u64::MAX,
-            id: Some((u64::MAX, u64::MAX)), // e.g. made in another namespace
-            saved: Saved::Cpufreq {
-                cpu: 0,
-                governor: Some("powersave".into()),
-                min: None,
-                max: None,
-                setspeed: None,
-            },
-        };
-        fs::write(&file, r.render().expect("render")).expect("write");
-        assert_eq!(
-            restore_record(&file, &r, tmp.path()).expect("handled"),
-            Restored::Gone
-        );
-        assert_eq!(read(&target.join("scaling_governor")), "ondemand");
-        assert!(!file.exists());
-    }
-
-    #[test]
-    fn records_are_named_after_the_directory() {
-        let a = tempfile::tempdir().expect("tempdir");
-        let b = tempfile::tempdir().expect("tempdir");
-        let j = Journal::at("/j");
-        let fa = j.file_for("cpufreq", a.path()).expect("a");
-        assert_eq!(Some(fa.clone()), j.file_for("cpufreq", a.path()));
-        assert_ne!(Some(fa.clone()), j.file_for("cpufreq", b.path()));
-        assert_ne!(Some(fa), j.file_for("uncore", a.path()));
-        assert_eq!(Journal::off().file_for("cpufreq", a.path()), None);
-    }
-}
+mod tests;

@@ -66,6 +66,12 @@ pub fn restore(journal: &Journal, root: &std::path::Path, dry_run: bool) -> Outp
                     ));
                     ("restored", None)
                 }
+                Ok(Restored::Superseded) => {
+                    o.text.push_str(&format!(
+                        "{what}: the record changed meanwhile (taken over): left alone\n"
+                    ));
+                    ("superseded", None)
+                }
                 Ok(Restored::Gone) => {
                     o.text
                         .push_str(&format!("{what}: the directory is gone: record dropped\n"));
