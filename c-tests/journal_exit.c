@@ -9,6 +9,9 @@
  *           hook restores the lcores
  *   exit    calls exit(0) without rte_power_exit (same hook)
  *   clean   calls rte_power_exit for each lcore, then returns
+ *   fork    forks a child that calls exit(0) (its exit hooks run in the
+ *           child), waits for it, then ends with SIGKILL: the child must
+ *           neither restore the parent's CPUs nor remove its records
  * Exit status: 0, or 3 when an init failed (prints "init N: -1"), 1 for
  * any other failed check. Needs no DPDK header.
  */
@@ -18,12 +21,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
 int main(int argc, char **argv)
 {
-	REQUIRE(argc >= 3, "usage: journal_exit kill|return|exit|clean LCORE...");
+	REQUIRE(argc >= 3, "usage: journal_exit kill|fork|return|exit|clean LCORE...");
 	const char *mode = argv[1];
 	int inited = 0;
 	for (int i = 2; i < argc; i++) {
@@ -41,6 +47,14 @@ int main(int argc, char **argv)
 		return 3;
 	fflush(stdout);
 	if (strcmp(mode, "kill") == 0) {
+		raise(SIGKILL);
+	} else if (strcmp(mode, "fork") == 0) {
+		pid_t child = fork();
+		REQUIRE(child >= 0, "fork");
+		if (child == 0)
+			exit(0);
+		int status = 0;
+		REQUIRE(waitpid(child, &status, 0) == child, "waitpid");
 		raise(SIGKILL);
 	} else if (strcmp(mode, "exit") == 0) {
 		exit(check_failures ? 1 : 0);
