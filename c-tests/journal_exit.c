@@ -9,6 +9,9 @@
  *           hook restores the lcores
  *   exit    calls exit(0) without rte_power_exit (same hook)
  *   clean   calls rte_power_exit for each lcore, then returns
+ *   uncore  inits uncore die 0 of package 0 (LCORE ignored), sets its
+ *           minimum, returns from main without rte_power_uncore_exit:
+ *           the exit hook restores the die
  *   fork    forks a child that calls exit(0) (its exit hooks run in the
  *           child), waits for it, then ends with SIGKILL: the child must
  *           neither restore the parent's CPUs nor remove its records
@@ -17,6 +20,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <rte_power_cpufreq.h>
+#include <rte_power_uncore.h>
 
 #include <signal.h>
 #include <stdlib.h>
@@ -29,9 +33,15 @@
 
 int main(int argc, char **argv)
 {
-	REQUIRE(argc >= 3, "usage: journal_exit kill|fork|return|exit|clean LCORE...");
+	REQUIRE(argc >= 3, "usage: journal_exit kill|fork|uncore|return|exit|clean LCORE...");
 	const char *mode = argv[1];
 	int inited = 0;
+	if (strcmp(mode, "uncore") == 0) {
+		REQUIRE(rte_power_uncore_init(0, 0) == 0, "uncore init");
+		CHECK(rte_power_uncore_freq_min(0, 0) >= 0, "uncore min");
+		printf(check_failures ? "FAILED\n" : "PASS\n");
+		return check_failures ? 1 : 0;
+	}
 	for (int i = 2; i < argc; i++) {
 		unsigned int lcore = (unsigned int)strtoul(argv[i], NULL, 10);
 		int r = rte_power_init(lcore);

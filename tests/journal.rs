@@ -171,6 +171,32 @@ fn a_killed_program_is_restored_by_the_next_run() {
 }
 
 #[test]
+fn an_uncore_die_left_initialised_at_exit_is_restored() {
+    use testkit::sysfs::{FakeUncore, UncoreLayout};
+    for link in [Link::Shared, Link::Static] {
+        let h = Host::new(Flavour::Acpi);
+        FakeUncore::new(UncoreLayout::PackageDie, 1, 1)
+            .create(&h.tree)
+            .expect("uncore tree");
+        let die = h.tree.join(FakeUncore::package_die_dir(0, 0));
+        let limits = || {
+            ["min_freq_khz", "max_freq_khz"].map(|f| {
+                std::fs::read_to_string(die.join(f))
+                    .expect("read")
+                    .trim()
+                    .to_string()
+            })
+        };
+        let before = limits();
+        // an application using the uncore API only, returning from main
+        let out = h.run(&program(link), &["uncore", "0"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(limits(), before, "{link:?}: {}", text(&out));
+        assert!(records(&h.journal).is_empty(), "{link:?}: records removed");
+    }
+}
+
+#[test]
 fn a_forked_child_that_exits_leaves_the_parents_cpus_alone() {
     for link in [Link::Shared, Link::Static] {
         let h = Host::new(Flavour::Acpi);

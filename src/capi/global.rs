@@ -118,5 +118,10 @@ pub fn empty_poll() -> &'static EmptyPoll {
 
 /// The uncore of the C API (`RTE_POWER_SYSFS_CPU_DIR` or the real tree).
 pub fn uncore() -> &'static Uncore {
-    UNCORE.get_or_init(|| Uncore::new(&SysfsRoot::from_env()))
+    UNCORE.get_or_init(|| {
+        // an application may use the uncore API alone: its dies are
+        // restored at exit too
+        arm_exit_hook();
+        Uncore::new(&SysfsRoot::from_env())
+    })
 }
