@@ -210,8 +210,12 @@ pub fn owner_of(pid: u32, start: u64) -> Owner {
             // SAFETY: kill with signal 0 only checks the pid.
             let r = unsafe { libc::kill(p, 0) };
             let alive = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            if alive && !Path::new("/proc/self/stat").exists() {
-                Owner::Alive // no procfs: cannot tell a reused pid, stay safe
+            // the pid exists but its start time cannot be read (no procfs,
+            // or procfs hides it: hidepid=2, another user's process, or one
+            // with capabilities this process lacks): a reused pid cannot be
+            // told from the owner, so stay safe
+            if alive {
+                Owner::Alive
             } else {
                 Owner::Dead
             }

@@ -204,3 +204,48 @@ fn a_journal_directory_others_may_write_is_refused() {
     assert_eq!(first_line(&gov), "userspace", "nothing applied");
     assert!(file.exists());
 }
+
+/// A live owner whose `/proc/<pid>` this process cannot see (procfs
+/// mounted `hidepid=2`, another user's process; also a monitor whose
+/// bounded capabilities hide a full-root DPDK app) is not taken for dead:
+/// its record is left alone. Needs root (a mount namespace, setpriv).
+#[test]
+fn a_live_owner_hidden_by_hidepid_is_not_taken_for_dead() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tree = tmp.path().join("cpu");
+    FakeSysfs::new(Flavour::Acpi, 2)
+        .create(&tree)
+        .expect("tree");
+    let jdir = tmp.path().join("journal");
+    let j = Journal::at(&jdir);
+    let mut live = Command::new("sleep").arg("30").spawn().expect("spawn");
+    let start = journal::start_time(live.id()).expect("start time");
+    let held = record(&j, &tree, 1, live.id(), start);
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t proc -o hidepid=2 proc /proc && \
+             exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" restore --dry-run",
+            env!("CARGO_BIN_EXE_rte-pm"),
+        ])
+        .env("RTE_POWER_JOURNAL_DIR", &jdir)
+        .env("RTE_POWER_SYSFS_CPU_DIR", &tree)
+        .output()
+        .expect("unshare");
+    let _ = live.kill();
+    let _ = live.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("held by live process {}", live.id())),
+        "{out:?}"
+    );
+    assert!(held.exists());
+}
