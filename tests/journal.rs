@@ -171,6 +171,62 @@ fn a_killed_program_is_restored_by_the_next_run() {
 }
 
 #[test]
+fn an_uncore_die_left_initialised_at_exit_is_restored() {
+    use testkit::sysfs::{FakeUncore, UncoreLayout};
+    for link in [Link::Shared, Link::Static] {
+        let h = Host::new(Flavour::Acpi);
+        FakeUncore::new(UncoreLayout::PackageDie, 1, 1)
+            .create(&h.tree)
+            .expect("uncore tree");
+        let die = h.tree.join(FakeUncore::package_die_dir(0, 0));
+        let limits = || {
+            ["min_freq_khz", "max_freq_khz"].map(|f| {
+                std::fs::read_to_string(die.join(f))
+                    .expect("read")
+                    .trim()
+                    .to_string()
+            })
+        };
+        let before = limits();
+        // an application using the uncore API only, returning from main
+        let out = h.run(&program(link), &["uncore", "0"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(limits(), before, "{link:?}: {}", text(&out));
+        assert!(records(&h.journal).is_empty(), "{link:?}: records removed");
+    }
+}
+
+#[test]
+fn a_forked_child_that_exits_leaves_the_parents_cpus_alone() {
+    for link in [Link::Shared, Link::Static] {
+        let h = Host::new(Flavour::Acpi);
+        let before = snapshot(&h.tree, 4);
+        let exe = program(link);
+        // the parent inits 1 and 2, its child calls exit(0), then the
+        // parent is killed: its CPUs must still be as it set them, and
+        // its records still there for the next run
+        let out = h.run(&exe, &["fork", "1", "2"]);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(libc::SIGKILL),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("still initialised at process exit"),
+            "the child ran the exit hook on the parent's lcores: {}",
+            text(&out)
+        );
+        assert_eq!(records(&h.journal).len(), 2, "the parent's records stay");
+        assert_ne!(snapshot(&h.tree, 4), before, "the parent's CPUs stay set");
+        let out = h.run(&exe, &["clean", "1", "2"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(snapshot(&h.tree, 4), before, "{link:?}");
+        assert!(records(&h.journal).is_empty());
+    }
+}
+
+#[test]
 fn a_cpu_held_by_a_live_process_is_refused_in_both_directions() {
     let h = Host::new(Flavour::Acpi);
     let before = snapshot(&h.tree, 4);

@@ -29,6 +29,15 @@ fn rig() -> Rig {
 }
 
 fn rig_with(tune: impl FnOnce(&mut vm_power_monitor::MonitorConfig)) -> Rig {
+    rig_on(tune, |_| {}, &["vm-a", "vm-b"])
+}
+
+/// A rig whose host tree `prep` adjusts before the VMs `vms` are added.
+fn rig_on(
+    tune: impl FnOnce(&mut vm_power_monitor::MonitorConfig),
+    prep: impl FnOnce(&Env),
+    vms: &[&str],
+) -> Rig {
     let tmp = tempfile::tempdir().expect("tmp");
     let clock = tmp.path().join("clock");
     let vfs = tmp.path().join("vfs");
@@ -41,8 +50,10 @@ fn rig_with(tune: impl FnOnce(&mut vm_power_monitor::MonitorConfig)) -> Rig {
         cfg.policy.tick = Duration::from_millis(5);
         tune(cfg);
     });
-    env.ok("add_vm vm-a");
-    env.ok("add_vm vm-b");
+    prep(&env);
+    for vm in vms {
+        env.ok(&format!("add_vm {vm}"));
+    }
     Rig {
         env,
         clock,
@@ -449,4 +460,35 @@ fn policy_options_are_checked_before_anything_starts() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_policy_leaves_a_pcpu_whose_cpufreq_policy_spans_another_vm() {
+    // CPUs 6 and 7 one cpufreq policy: vm-b's vCPU 2 is on 6, vm-d's
+    // vCPU 0 on 7; scaling 6 would move vm-d's CPU (guest requests on it
+    // are NACKed; a guest policy must not do it either)
+    let r = rig_on(
+        |_| {},
+        |env| {
+            for cpu in [6, 7] {
+                let d = env.sim.sysfs.join(format!("cpu{cpu}/cpufreq"));
+                std::fs::write(d.join("related_cpus"), "6 7\n").expect("related_cpus");
+                std::fs::write(d.join("affected_cpus"), "6 7\n").expect("affected_cpus");
+            }
+        },
+        &["vm-b", "vm-d"],
+    );
+    let (_q, mut b) = r.env.attach("vm-b", 0);
+    let before = r.env.snapshot(&[6, 7]);
+    for level in [wire::WL_HIGH, wire::WL_LOW] {
+        ack(&mut b, &workload(level, &[2]));
+        let j = r.settle();
+        assert_eq!(r.env.snapshot(&[6, 7]), before, "level {level}: {j}");
+        assert!(j.contains("shared"), "{j}");
+    }
+    // the operator allows it: the policy acts
+    r.env.ok("set_shared 6 allow");
+    ack(&mut b, &workload(wire::WL_HIGH, &[2]));
+    let j = r.settle();
+    assert_ne!(r.env.snapshot(&[6]), before[..1], "{j}");
 }

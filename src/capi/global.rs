@@ -26,6 +26,8 @@ static POWER: OnceLock<Power> = OnceLock::new();
 static PMD_MGMT: OnceLock<PmdMgmt> = OnceLock::new();
 static EMPTY_POLL: OnceLock<EmptyPoll> = OnceLock::new();
 static UNCORE: OnceLock<Uncore> = OnceLock::new();
+/// The process that armed the exit hook.
+static HOOK_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// The C API's power context ([`Config::from_env`], the static lcore
 /// table), made at the first use.
@@ -43,6 +45,7 @@ pub fn power() -> &'static Power {
 fn arm_exit_hook() {
     static ARMED: std::sync::Once = std::sync::Once::new();
     ARMED.call_once(|| {
+        HOOK_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
         // SAFETY: registers a plain `extern "C" fn()` that never unwinds.
         if unsafe { libc::atexit(restore_at_exit) } != 0 {
             crate::log!(
@@ -57,7 +60,15 @@ fn arm_exit_hook() {
 /// host lcore and uncore die the application left initialised is exited,
 /// so its CPU is restored and its journal record removed. Threads still
 /// running reach /dev/null (see `Domain::uninstall`).
+///
+/// Only in the process that armed it: a `fork()`ed child that calls
+/// `exit()` shares the parent's lcore table but not its CPUs, and must not
+/// restore them (nor remove the parent's journal records) under a parent
+/// that still runs.
 extern "C" fn restore_at_exit() {
+    if HOOK_PID.load(std::sync::atomic::Ordering::Relaxed) != std::process::id() {
+        return;
+    }
     let _ = std::panic::catch_unwind(|| {
         if let Some(p) = POWER.get() {
             for l in 0..MAX_LCORE {
@@ -107,5 +118,10 @@ pub fn empty_poll() -> &'static EmptyPoll {
 
 /// The uncore of the C API (`RTE_POWER_SYSFS_CPU_DIR` or the real tree).
 pub fn uncore() -> &'static Uncore {
-    UNCORE.get_or_init(|| Uncore::new(&SysfsRoot::from_env()))
+    UNCORE.get_or_init(|| {
+        // an application may use the uncore API alone: its dies are
+        // restored at exit too
+        arm_exit_hook();
+        Uncore::new(&SysfsRoot::from_env())
+    })
 }

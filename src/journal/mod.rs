@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -70,6 +70,30 @@ pub enum JournalError {
     /// A path a record cannot hold (not UTF-8, or with a line break).
     #[error("journal: the path {path:?} cannot be recorded")]
     Unrepresentable { path: PathBuf },
+    /// The journal directory (or one of its parents) is a symlink, or may
+    /// be written by a user other than root and this process's.
+    #[error(
+        "journal {path}: not trusted ({why}, owner uid {uid}, mode {mode:04o}): \
+         it must be a directory owned by root or uid {euid} that no one else may write"
+    )]
+    Untrusted {
+        path: PathBuf,
+        why: &'static str,
+        uid: u32,
+        mode: u32,
+        euid: u32,
+    },
+    /// A record names a directory that is not its own canonical path below
+    /// the CPU tree: nothing is written.
+    #[error(
+        "journal record {file}: {path} is not a directory below {root} \
+         (or not its canonical path): not restored"
+    )]
+    Outside {
+        file: PathBuf,
+        path: PathBuf,
+        root: PathBuf,
+    },
 }
 
 type Result<T, E = JournalError> = std::result::Result<T, E>;
@@ -186,8 +210,12 @@ pub fn owner_of(pid: u32, start: u64) -> Owner {
             // SAFETY: kill with signal 0 only checks the pid.
             let r = unsafe { libc::kill(p, 0) };
             let alive = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            if alive && !Path::new("/proc/self/stat").exists() {
-                Owner::Alive // no procfs: cannot tell a reused pid, stay safe
+            // the pid exists but its start time cannot be read (no procfs,
+            // or procfs hides it: hidepid=2, another user's process, or one
+            // with capabilities this process lacks): a reused pid cannot be
+            // told from the owner, so stay safe
+            if alive {
+                Owner::Alive
             } else {
                 Owner::Dead
             }
@@ -200,6 +228,78 @@ fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Checks that `dir` can be trusted with records root will apply: a real
+/// directory (not a symlink), owned by root or by this process's user, that
+/// no one else may write; its parents likewise (or sticky, like `/tmp`).
+/// Returns its canonical path.
+pub fn trusted_dir(dir: &Path) -> Result<PathBuf> {
+    // SAFETY: geteuid has no failure mode.
+    let euid = unsafe { libc::geteuid() };
+    let io_err = |source| JournalError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let check = |path: &Path, m: &fs::Metadata, leaf: bool| -> Result<()> {
+        let bad = |why| {
+            Err(JournalError::Untrusted {
+                path: path.to_owned(),
+                why,
+                uid: m.uid(),
+                mode: m.mode() & 0o7777,
+                euid,
+            })
+        };
+        if m.file_type().is_symlink() {
+            return bad("a symlink");
+        }
+        if !m.is_dir() {
+            return bad("not a directory");
+        }
+        if m.uid() != 0 && m.uid() != euid {
+            return bad("owned by another user");
+        }
+        let sticky = !leaf && m.mode() & 0o1000 != 0;
+        if m.mode() & 0o022 != 0 && !sticky {
+            return bad("writable by group or others");
+        }
+        Ok(())
+    };
+    let m = fs::symlink_metadata(dir).map_err(io_err)?;
+    check(dir, &m, true)?;
+    let canon = fs::canonicalize(dir).map_err(io_err)?;
+    for parent in canon.ancestors().skip(1) {
+        let m = fs::symlink_metadata(parent).map_err(io_err)?;
+        check(parent, &m, false)?;
+    }
+    Ok(canon)
+}
+
+/// Reads a record file: a regular file (never through a symlink) owned by
+/// root or this process's user, of a record's size.
+fn read_record(file: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)?;
+    let m = f.metadata()?;
+    // SAFETY: geteuid has no failure mode.
+    let euid = unsafe { libc::geteuid() };
+    if !m.is_file() || (m.uid() != 0 && m.uid() != euid) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "not a regular file of root or uid {euid} (owner uid {}, mode {:o})",
+                m.uid(),
+                m.mode()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -261,12 +361,30 @@ impl Journal {
         let Some(dir) = self.dir.as_deref() else {
             return Ok(None);
         };
-        if let Err(e) = fs::create_dir_all(dir) {
+        let made = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir);
+        if let Err(e) = made {
+            warn_once(dir, &e);
+            return Ok(None);
+        }
+        // records found here are applied as root: a directory others may
+        // write is no journal
+        if let Err(e) = trusted_dir(dir) {
             warn_once(dir, &e);
             return Ok(None);
         }
         let Some(file) = self.file_for(kind, target) else {
             return Ok(None);
+        };
+        // one claimer (or restorer) at a time: look, take over, link
+        let _lock = match lock_dir(dir) {
+            Ok(l) => l,
+            Err(e) => {
+                warn_once(dir, &e);
+                return Ok(None);
+            }
         };
         // a few rounds: another process may create or remove the record
         // between our look and our link
@@ -277,9 +395,9 @@ impl Journal {
                     what: target.display().to_string(),
                 });
             }
-            match fs::read_to_string(&file) {
+            match read_record(&file) {
                 Ok(text) => {
-                    if let Some(saved) = take_over(&file, &text)? {
+                    if let Some(saved) = take_over(&file, target, &text)? {
                         carried = Some(saved);
                     }
                     continue;
@@ -325,6 +443,12 @@ impl Journal {
         let Some(dir) = self.dir.as_deref() else {
             return Ok(Vec::new());
         };
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            _ => {
+                trusted_dir(dir)?;
+            }
+        }
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -343,7 +467,7 @@ impl Journal {
         Ok(files
             .into_iter()
             .map(|f| {
-                let r = fs::read_to_string(&f)
+                let r = read_record(&f)
                     .map_err(|source| JournalError::Io {
                         path: f.clone(),
                         source,
@@ -362,6 +486,7 @@ impl Journal {
     /// them again. Returns each record handled and what became of it.
     pub fn restore_stale_under(&self, root: &Path) -> Vec<(Record, Result<Restored>)> {
         let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let root = root.as_path();
         let Ok(records) = self.records() else {
             return Vec::new();
         };
@@ -369,11 +494,11 @@ impl Journal {
             .into_iter()
             .filter_map(|(file, r)| {
                 let r = r.ok()?;
-                let stale = r.path.starts_with(&root)
+                let stale = r.path.starts_with(root)
                     && owner_of(r.pid, r.start) == Owner::Dead
                     && !held_here().contains(&file);
                 stale.then(|| {
-                    let done = restore_record(&file, &r);
+                    let done = restore_record(&file, &r, root);
                     (r, done)
                 })
             })
@@ -383,9 +508,51 @@ impl Journal {
 
 /// Puts a stale record's state back, then removes the record. A record
 /// whose directory is gone (a generated tree removed since) is only removed.
-pub fn restore_record(file: &Path, record: &Record) -> Result<Restored> {
+/// Only a directory below `root` (the CPU tree, e.g.
+/// `/sys/devices/system/cpu`) named by its canonical path is written: any
+/// other record is refused ([`JournalError::Outside`]) and kept.
+///
+/// The journal directory is locked meanwhile and the file read again: a
+/// record that changed since `record` was read (another process took the
+/// CPU over and wrote its own) is left alone ([`Restored::Superseded`]).
+pub fn restore_record(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let _lock = lock_dir(dir).map_err(|source| JournalError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    match read_record(file) {
+        Ok(text) if Record::parse(file, &text).is_ok_and(|now| now == *record) => {}
+        Ok(_) => return Ok(Restored::Superseded),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Restored::Superseded),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: file.to_owned(),
+                source,
+            })
+        }
+    }
+    restore_locked(file, record, root)
+}
+
+/// [`restore_record`] with the journal directory locked by the caller.
+fn restore_locked(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let outside = || JournalError::Outside {
+        file: file.to_owned(),
+        path: record.path.clone(),
+        root: root.clone(),
+    };
+    let exists = match fs::canonicalize(&record.path) {
+        Ok(canon) if canon != record.path || !canon.starts_with(&root) || !canon.is_dir() => {
+            return Err(outside())
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => return Err(outside()),
+    };
     let same = record.id.is_none() || dir_id(&record.path) == record.id;
-    let outcome = if record.path.is_dir() && same {
+    let outcome = if exists && same {
         record.saved.apply(&record.path)?;
         Restored::Applied
     } else {
@@ -421,14 +588,50 @@ pub enum Restored {
     /// directory, e.g. the record came from another mount namespace): the
     /// record was dropped.
     Gone,
+    /// The record changed or went away since it was read (another process
+    /// took the CPU over meanwhile): left alone.
+    Superseded,
+}
+
+/// Locks the journal directory (`flock`, exclusive) for a look at a record
+/// and what follows from it: two processes never both take one record
+/// over, nor restore one another has just replaced. Released on drop.
+fn lock_dir(dir: &Path) -> io::Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Handles a record found at init: refused if its owner lives, else
 /// restored and removed. When the restore fails, the record is removed
 /// all the same and its state returned, to be carried into the new record
 /// (the CPU's true original state is never replaced by a changed one).
-fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
+fn take_over(file: &Path, target: &Path, text: &str) -> Result<Option<Saved>> {
     let record = match Record::parse(file, text) {
+        // a record under this directory's name saves this directory only
+        Ok(r) if r.path != target => {
+            crate::log!(
+                Level::Warn,
+                "journal record {}: names {}, not {}: removed, not applied",
+                file.display(),
+                r.path.display(),
+                target.display()
+            );
+            let _ = fs::remove_file(file);
+            return Ok(None);
+        }
         Ok(r) => r,
         Err(e) => {
             // nothing in it can be restored; keeping it would block the
@@ -445,7 +648,7 @@ fn take_over(file: &Path, text: &str) -> Result<Option<Saved>> {
             file: file.to_owned(),
         }),
         // ours, from a session whose restore failed, or a dead process's
-        Owner::Me | Owner::Dead => match restore_record(file, &record) {
+        Owner::Me | Owner::Dead => match restore_locked(file, &record, target) {
             Ok(_) => {
                 crate::log!(
                     Level::Warn,
@@ -480,10 +683,12 @@ fn write_new(dir: &Path, file: &Path, text: &str) -> io::Result<bool> {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
+        // a left-over of a dead process with our pid: never opened through
+        let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o644)
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -503,156 +708,4 @@ fn write_new(dir: &Path, file: &Path, text: &str) -> io::Result<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cpufreq_dir(root: &Path) -> PathBuf {
-        let d = root.join("policy0");
-        fs::create_dir_all(&d).expect("mkdir");
-        for (f, v) in [
-            ("scaling_governor", "ondemand"),
-            ("scaling_min_freq", "800000"),
-            ("scaling_max_freq", "3000000"),
-        ] {
-            fs::write(d.join(f), format!("{v}\n")).expect("write");
-        }
-        d
-    }
-
-    fn read(p: &Path) -> String {
-        fs::read_to_string(p).expect("read").trim().to_owned()
-    }
-
-    #[test]
-    fn a_claim_records_the_state_and_a_release_removes_it() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let held = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect("claim")
-            .expect("a journal");
-        let text = read(held.file());
-        assert!(text.contains("governor ondemand"), "{text}");
-        assert!(
-            text.contains(&format!("pid {}", std::process::id())),
-            "{text}"
-        );
-        // a second context of this process is refused
-        let e = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect_err("held here");
-        assert!(matches!(e, JournalError::HeldHere { .. }), "{e}");
-        let file = held.file().to_owned();
-        held.release();
-        assert!(!file.exists());
-    }
-
-    #[test]
-    fn a_dead_owners_record_is_restored_then_taken_over() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let file = j.file_for("cpufreq", &target).expect("file");
-        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        // pid 1 with a start time it never had: dead
-        let stale = Record {
-            path: target.clone(),
-            pid: 1,
-            start: u64::MAX,
-            id: None,
-            saved: Saved::Cpufreq {
-                cpu: 0,
-                governor: Some("powersave".into()),
-                min: Some(900_000),
-                max: Some(2_000_000),
-                setspeed: None,
-            },
-        };
-        fs::write(&file, stale.render().expect("render")).expect("write");
-        let held = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect("claim")
-            .expect("held");
-        assert_eq!(read(&target.join("scaling_governor")), "powersave");
-        assert_eq!(read(&target.join("scaling_min_freq")), "900000");
-        let text = read(held.file());
-        assert!(
-            text.contains("governor powersave"),
-            "the restored state: {text}"
-        );
-        drop(held); // not released: the record stays for the next run
-        assert!(file.exists());
-    }
-
-    #[test]
-    fn a_live_owners_record_refuses_the_claim() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let j = Journal::at(tmp.path().join("journal"));
-        let file = j.file_for("cpufreq", &target).expect("file");
-        fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        let init = start_time(1).expect("pid 1 runs");
-        let live = Record {
-            path: target.clone(),
-            pid: 1,
-            start: init,
-            id: None,
-            saved: Saved::read_cpufreq(&target, 0),
-        };
-        fs::write(&file, live.render().expect("render")).expect("write");
-        let e = j
-            .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
-            .expect_err("held by pid 1");
-        let msg = e.to_string();
-        assert!(msg.contains("cpu 0") && msg.contains("process 1"), "{msg}");
-        assert!(file.exists(), "a live owner's record is left alone");
-    }
-
-    #[test]
-    fn an_unwritable_journal_is_no_journal() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let blocker = tmp.path().join("a-file");
-        fs::write(&blocker, "").expect("write");
-        let j = Journal::at(blocker.join("journal"));
-        let r = j.claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0));
-        assert!(r.expect("no error").is_none());
-    }
-
-    #[test]
-    fn a_record_of_another_directory_at_the_same_path_is_dropped() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = cpufreq_dir(tmp.path());
-        let file = tmp.path().join("r.rec");
-        let r = Record {
-            path: target.clone(),
-            pid: 1,
-            start: u64::MAX,
-            id: Some((u64::MAX, u64::MAX)), // e.g. made in another namespace
-            saved: Saved::Cpufreq {
-                cpu: 0,
-                governor: Some("powersave".into()),
-                min: None,
-                max: None,
-                setspeed: None,
-            },
-        };
-        fs::write(&file, r.render().expect("render")).expect("write");
-        assert_eq!(restore_record(&file, &r).expect("handled"), Restored::Gone);
-        assert_eq!(read(&target.join("scaling_governor")), "ondemand");
-        assert!(!file.exists());
-    }
-
-    #[test]
-    fn records_are_named_after_the_directory() {
-        let a = tempfile::tempdir().expect("tempdir");
-        let b = tempfile::tempdir().expect("tempdir");
-        let j = Journal::at("/j");
-        let fa = j.file_for("cpufreq", a.path()).expect("a");
-        assert_eq!(Some(fa.clone()), j.file_for("cpufreq", a.path()));
-        assert_ne!(Some(fa.clone()), j.file_for("cpufreq", b.path()));
-        assert_ne!(Some(fa), j.file_for("uncore", a.path()));
-        assert_eq!(Journal::off().file_for("cpufreq", a.path()), None);
-    }
-}
+mod tests;

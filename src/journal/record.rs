@@ -279,9 +279,11 @@ fn read_num(path: &Path) -> Option<u32> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), JournalError> {
-    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     fs::OpenOptions::new()
         .write(true)
+        // an attribute is a file of its directory, never a link elsewhere
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         // at offset 0, as the library writes sysfs (the journal stays a
         // leaf: it shares no code with `sysfs`)

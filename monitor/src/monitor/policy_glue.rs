@@ -123,6 +123,7 @@ struct LoopHost<'a> {
     host: &'a mut Host,
     host_cpus: u32,
     users: &'a [u16],
+    shared: &'a super::exclusivity::Shared,
 }
 
 impl PolicyHost for LoopHost<'_> {
@@ -131,8 +132,15 @@ impl PolicyHost for LoopHost<'_> {
         Some(&v.info.vcpus)
     }
 
-    fn may_scale(&self, _vm: &str, cpu: u32) -> bool {
-        may_scale(self.users, cpu)
+    fn may_scale(&self, vm: &str, cpu: u32) -> bool {
+        // the same rule as guest requests: a pCPU whose cpufreq policy spans
+        // another VM's CPU is contested (unless allowed by set_shared) ...
+        let contested = self
+            .reg
+            .id(vm)
+            .is_some_and(|id| self.shared.contested_of(id).binary_search(&cpu).is_ok());
+        // ... and a pCPU another active VM may run on is never the policy's
+        !contested && may_scale(self.users, cpu)
     }
 
     fn pinned(&self, pins: &CpuSet) -> bool {
@@ -159,8 +167,9 @@ impl PolicyHost for LoopHost<'_> {
     }
 }
 
-/// The hook the `set_shared` feature replaces: a policy may scale a pCPU
-/// only when no other active VM may run on it (its own VM is one user).
+/// A policy may scale a pCPU only when no other active VM may run on it
+/// (its own VM is one user); `LoopHost::may_scale` adds the exclusivity
+/// rule (a cpufreq policy spanning another VM's CPU, `set_shared`).
 pub(super) fn may_scale(users: &[u16], cpu: u32) -> bool {
     users.get(cpu as usize).copied().unwrap_or(0) <= 1
 }
@@ -207,6 +216,7 @@ impl Monitor {
             host: &mut self.host,
             host_cpus: self.host_cpus,
             users: &p.users,
+            shared: &self.shared,
         };
         p.engine.tick(&mut host);
         if p.engine.errors.is_empty() {
@@ -240,6 +250,7 @@ impl Monitor {
             host: &mut self.host,
             host_cpus: self.host_cpus,
             users: &p.users,
+            shared: &self.shared,
         };
         p.engine.install(&host, vm, spec)?;
         p.arm(Duration::ZERO);

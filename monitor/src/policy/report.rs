@@ -46,7 +46,7 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Left => "left to guest requests".into(),
         Outcome::Applied(Changed::No) => "applied (unchanged)".into(),
         Outcome::Applied(_) => "applied (changed)".into(),
-        Outcome::Shared => "skipped: another VM pins this pCPU".into(),
+        Outcome::Shared => "skipped: another VM uses this pCPU or its cpufreq policy".into(),
         Outcome::Governor(g) => format!("skipped: under the {g} governor"),
         Outcome::NotPinned => "skipped: the vCPU is not pinned".into(),
         Outcome::Failed => "failed (see the log)".into(),

@@ -385,7 +385,7 @@ pub fn run(ctx: &Ctx, argv: &[String], out: &mut dyn Write, err: &mut dyn Write)
 fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, ArgError> {
     if a.command == "restore" {
         // the journal names its own directories: no CPU list
-        return Ok(restore::restore(&ctx.journal, a.dry_run));
+        return Ok(restore::restore(&ctx.journal, ctx.root.dir(), a.dry_run));
     }
     let list = cpus(ctx, &a.cpus);
     let cpus = match list {

@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::Output;
 
 /// Runs `rte-pm restore [--dry-run]` on `journal`.
-pub fn restore(journal: &Journal, dry_run: bool) -> Output {
+/// Only directories below `root` (the CPU tree) are written.
+pub fn restore(journal: &Journal, root: &std::path::Path, dry_run: bool) -> Output {
     let mut o = Output::default();
     let mut rows = Vec::new();
     let Some(dir) = journal.dir() else {
@@ -56,7 +57,7 @@ pub fn restore(journal: &Journal, dry_run: bool) -> Output {
                 ));
                 ("would-restore", None)
             }
-            Owner::Dead => match journal::restore_record(&file, &rec) {
+            Owner::Dead => match journal::restore_record(&file, &rec, root) {
                 Ok(Restored::Applied) => {
                     o.text.push_str(&format!(
                         "{what}: restored {} (left by process {})\n",
@@ -64,6 +65,12 @@ pub fn restore(journal: &Journal, dry_run: bool) -> Output {
                         rec.pid
                     ));
                     ("restored", None)
+                }
+                Ok(Restored::Superseded) => {
+                    o.text.push_str(&format!(
+                        "{what}: the record changed meanwhile (taken over): left alone\n"
+                    ));
+                    ("superseded", None)
                 }
                 Ok(Restored::Gone) => {
                     o.text
