@@ -14,8 +14,9 @@
 #                         `make dpdk-override`) and runs ldconfig; postrm
 #                         removes it: DPDK programs load Debian's again
 #   librte-power-rs-dev   /usr/include/rte-power/*.h, rte_power.pc, and in
-#                         LIBDIR/rte-power/ librte_power.so (-> the .so.0)
-#                         and librte_power.a: nothing in a path of Debian's
+#                         LIBDIR/rte-power/dev/ librte_power.so (-> the .so.0)
+#                         and librte_power.a, LIBDIR/librte_power_rs.so:
+#                         nothing in a path of Debian's
 #                         libdpdk-dev (its own librte_power.so/.a and
 #                         /usr/include/dpdk/rte_power*.h)
 #   rte-power-tools       rte-pm, guest_vm_power_mgr
@@ -59,6 +60,7 @@ ARCH=$(dpkg-architecture -qDEB_HOST_ARCH)
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 LIBDIR=/usr/lib/$MA
 PRIV=$LIBDIR/rte-power
+DEVDIR=$PRIV/dev
 CONF=00-rte-power-deb.conf
 MAINTAINER="rte-power developers <rte-power@example.org>"
 DEB=$ROOT/deploy/deb
@@ -79,13 +81,17 @@ STAGE=$WORK/stage
 bash "$ROOT/scripts/install.sh" install --prefix=/usr --libdir="$LIBDIR" \
   --includedir=/usr/include/rte-power --dpdklibdir="$PRIV" --destdir="$STAGE" \
   --build-dir="$BUILD" --ldconfig= --strip=0 > /dev/null
-# the -dev files go beside the DPDK ABIs: Debian's libdpdk-dev owns
-# LIBDIR/librte_power.so and .a
-mv "$STAGE$LIBDIR/librte_power.a" "$STAGE$PRIV/"
+# the -dev files go to a directory of their own: Debian's libdpdk-dev owns
+# LIBDIR/librte_power.so and .a, and the loader's directory PRIV must not
+# hold the link (ldconfig would make an unowned SONAME link beside it)
+mkdir -p "$STAGE$DEVDIR"
+mv "$STAGE$LIBDIR/librte_power.a" "$STAGE$DEVDIR/"
 rm "$STAGE$LIBDIR/librte_power.so"
-ln -s ../librte_power_rs.so.0 "$STAGE$PRIV/librte_power.so"
-sed -i "s|^libdir=.*|libdir=\${exec_prefix}/lib/$MA/rte-power|" "$STAGE$LIBDIR/pkgconfig/rte_power.pc"
-grep -qx "libdir=\${exec_prefix}/lib/$MA/rte-power" "$STAGE$LIBDIR/pkgconfig/rte_power.pc" ||
+ln -s ../../librte_power_rs.so.0 "$STAGE$DEVDIR/librte_power.so"
+# and -lrte_power_rs, the library's own name, as Debian's -dev packages have
+ln -s librte_power_rs.so.0 "$STAGE$LIBDIR/librte_power_rs.so"
+sed -i "s|^libdir=.*|libdir=\${exec_prefix}/lib/$MA/rte-power/dev|" "$STAGE$LIBDIR/pkgconfig/rte_power.pc"
+grep -qx "libdir=\${exec_prefix}/lib/$MA/rte-power/dev" "$STAGE$LIBDIR/pkgconfig/rte_power.pc" ||
   die "rte_power.pc: libdir not rewritten"
 
 # pkg DIR: the root of one binary package
@@ -110,7 +116,7 @@ move "$LIB" "$LIBDIR/librte_power_rs.so.0.0" "$LIBDIR/librte_power_rs.so.0"
 (cd "$STAGE" && find ".$PRIV" -name 'librte_power*.so.[0-9]*') | sed 's/^\.//' | sort | while read -r f; do
   move "$LIB" "$f"
 done
-move "$DEV" "$PRIV/librte_power.so" "$PRIV/librte_power.a" /usr/include/rte-power \
+move "$DEV" "$DEVDIR" /usr/include/rte-power "$LIBDIR/librte_power_rs.so" \
   "$LIBDIR/pkgconfig/rte_power.pc"
 leftover=$(cd "$STAGE" && find . ! -type d)
 [ -z "$leftover" ] || die "staged files in no package: $leftover"
