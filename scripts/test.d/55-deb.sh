@@ -6,7 +6,8 @@
 # unchanged, finds OUR librte_power.so.23 through the host's own loader
 # cache (no LD_LIBRARY_PATH): the loader's trace and a scale-busy run on a
 # generated sysfs tree (scripts/l3fwd-power.sh). The -dev package builds
-# a C program with pkg-config; the monitor's unit runs /usr/bin programs.
+# a C program with pkg-config; the monitor's packaged unit runs /usr/bin
+# programs, in its sandbox (step 72's checks on the installed unit).
 # Removing the packages brings DPDK's librte_power.so.23 back. The
 # packages are removed whatever happens (trap): the host is left as found.
 # Root, on Debian 12 (scripts/deps.d/pkg.txt, l3fwd.txt).
@@ -139,6 +140,10 @@ unit_paths() {
     /usr/bin/vm_power_mgr --help > /dev/null && /usr/bin/rte-pm --help > /dev/null
 }
 check "vm_power_mgr.service runs the packaged /usr/bin programs" unit_paths
+# the packaged unit's lines, run in its own sandbox as step 72 runs the
+# source's (exposure score, refusals, a guest request, restore at stop)
+check "the packaged unit in its sandbox (step 72 on the installed unit and programs)" \
+  env UNIT_SANDBOX_UNIT=/lib/systemd/system/vm_power_mgr.service bash scripts/test.d/72-unit-sandbox.sh
 check "dbgsym: gdb's build-id path holds our library's debug info" bash -c \
   "id=\$(readelf -n $OURS.0 | awk '/Build ID:/ { print \$3 }'); [ -s /usr/lib/debug/.build-id/\${id:0:2}/\${id:2}.debug ]"
 
