@@ -9,16 +9,16 @@
 #   librte-power-rs0      librte_power_rs.so.0 in the multiarch directory,
 #                         and LIBDIR/rte-power/: the DPDK binary ABIs
 #                         librte_power.so.23-.26, librte_power_kvm_vm.so.25-.26.
-#                         postinst writes /etc/ld.so.conf.d/00-rte-power-deb.conf
+#                         postinst writes /etc/ld.so.conf.d/00-rte-power-deb-<triplet>.conf
 #                         (that directory first for every program, as
-#                         `make dpdk-override`) and runs ldconfig; postrm
-#                         removes it: DPDK programs load Debian's again
-#   librte-power-rs-dev   /usr/include/rte-power/*.h, rte_power.pc, and in
-#                         LIBDIR/rte-power/dev/ librte_power.so (-> the .so.0)
-#                         and librte_power.a, LIBDIR/librte_power_rs.so:
-#                         nothing in a path of Debian's
-#                         libdpdk-dev (its own librte_power.so/.a and
-#                         /usr/include/dpdk/rte_power*.h)
+#                         `make dpdk-override`), postrm removes it, and
+#                         libc's ldconfig trigger rebuilds the cache after
+#                         each: DPDK programs load ours, then Debian's again
+#   librte-power-rs-dev   /usr/include/rte-power/*.h, rte_power.pc,
+#                         LIBDIR/librte_power_rs.so, and in LIBDIR/rte-power/dev/
+#                         librte_power.so (-> the .so.0) and librte_power.a:
+#                         nothing in a path of Debian's libdpdk-dev (its own
+#                         librte_power.so/.a and /usr/include/dpdk/rte_power*.h)
 #   rte-power-tools       rte-pm, guest_vm_power_mgr
 #   vm-power-mgr          the monitor and monitor/dist/vm_power_mgr.service
 #                         with /usr/bin paths (generated from it)
@@ -61,7 +61,8 @@ MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 LIBDIR=/usr/lib/$MA
 PRIV=$LIBDIR/rte-power
 DEVDIR=$PRIV/dev
-CONF=00-rte-power-deb.conf
+# one per architecture: the package is Multi-Arch: same
+CONF=00-rte-power-deb-$MA.conf
 MAINTAINER="rte-power developers <rte-power@example.org>"
 DEB=$ROOT/deploy/deb
 # reproducible: file times and the changelog date from the last commit

@@ -20,7 +20,7 @@ die() { echo "55-deb: $*" >&2; exit 1; }
 PKGS=(librte-power-rs0 librte-power-rs-dev rte-power-tools vm-power-mgr
       librte-power-rs0-dbgsym rte-power-tools-dbgsym vm-power-mgr-dbgsym)
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-CONF=/etc/ld.so.conf.d/00-rte-power-deb.conf
+CONF=/etc/ld.so.conf.d/00-rte-power-deb-$MA.conf
 OURS=/usr/lib/$MA/rte-power/librte_power.so.23
 DPDKS=/usr/lib/$MA/librte_power.so.23
 OURS_FILE=$OURS.0 DPDKS_FILE=$DPDKS.0
