@@ -13,6 +13,9 @@
 #                                         the host loads our librte_power.so.N
 #                                         (an ld.so.conf.d entry, ldconfig)
 #   make dpdk-restore                     the way back
+#   make deb                              Debian packages in target/deb/
+#                                         (scripts/build-deb.sh; README,
+#                                         "Packages and fleet")
 #   make examples                         the C examples, against the
 #                                         installed tree (PKG_CONFIG_PATH)
 #   make test                             the whole test suite
@@ -42,7 +45,7 @@ INSTALL_ARGS = --prefix="$(PREFIX)" --libdir="$(LIBDIR)" \
 
 export CARGO CARGOFLAGS
 
-.PHONY: all build install uninstall dpdk-override dpdk-restore examples test clean
+.PHONY: all build install uninstall dpdk-override dpdk-restore deb examples test clean
 
 # written last by `build`: present means the libraries are there too
 BUILT = $(BUILD_DIR)/dpdk-abi/.built
@@ -68,6 +71,9 @@ dpdk-override:
 
 dpdk-restore:
 	bash scripts/install.sh dpdk-restore $(INSTALL_ARGS)
+
+deb: | $(BUILT)
+	bash scripts/build-deb.sh --build-dir="$(BUILD_DIR)"
 
 examples:
 	$(MAKE) -C examples-c

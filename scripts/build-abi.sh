@@ -111,7 +111,7 @@ build_abi() {
   local so=librte_power.so.$abi
   # shellcheck disable=SC2086  # NATIVE is a list of -l flags
   "${CC:-cc}" -shared -o "$OUT/$so.0.tmp" -Wl,-soname,"$so" \
-    -Wl,--version-script="$w/version.map" -Wl,-z,defs -Wl,--gc-sections -Wl,-z,relro \
+    -Wl,--version-script="$w/version.map" -Wl,-z,defs -Wl,--gc-sections -Wl,-z,relro -Wl,-z,now \
     "$w/compat.o" "${undef[@]}" "$w/librte_power.a" $NATIVE
   mv -f "$OUT/$so.0.tmp" "$OUT/$so.0"
   ln -sfn "$so.0" "$OUT/$so"
@@ -120,7 +120,7 @@ build_abi() {
     local kso=librte_power_kvm_vm.so.$abi
     version_script "$ROOT/abi/kvm_vm$abi.syms" > "$w/kvm_vm.map"
     "${CC:-cc}" -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -ffile-prefix-map="$ROOT"=. -shared \
-      -o "$OUT/$kso.0.tmp" -Wl,-soname,"$kso" -Wl,--version-script="$w/kvm_vm.map" -Wl,-z,defs \
+      -o "$OUT/$kso.0.tmp" -Wl,-soname,"$kso" -Wl,--version-script="$w/kvm_vm.map" -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
       "$ROOT/abi/kvm_vm.c" "$OUT/$so.0"
     mv -f "$OUT/$kso.0.tmp" "$OUT/$kso.0"
     ln -sfn "$kso.0" "$OUT/$kso"

@@ -15,7 +15,9 @@
 #           prints PASS/FAIL
 #   all     build, then run (default)
 #   run-scenarios   one way, as scripts/dpdk-programs.sh calls it
-#           (L3FWD_WAY, L3FWD_BIN, L3FWD_LIB_PATH, L3FWD_STAGE)
+#           (L3FWD_WAY, L3FWD_BIN, L3FWD_LIB_PATH, L3FWD_STAGE);
+#           L3FWD_LOADER=system: no LD_LIBRARY_PATH, the host's loader
+#           cache finds the library (the Debian package's test, step 55)
 #
 # Before the scenarios: api-2411 (a DPDK 24.11-style source on a generated
 # tree) and pmd-ethdev (enable/disable return values through DPDK's ethdev).
@@ -172,6 +174,7 @@ start() {
   local tree=$1 log=$2; shift 2
   local env=(LD_LIBRARY_PATH="$LIB_PATH")
   [ -n "${LD_CACHE:-}" ] && env=()
+  [ "${L3FWD_LOADER:-}" = system ] && env=()
   # shellcheck disable=SC2016
   env ${env[@]+"${env[@]}"} unshare -m -- bash -c 'mount --make-rprivate / &&
     mount --bind "$0" /sys/devices/system/cpu &&

@@ -7,9 +7,12 @@
 # a private /run and the libvirt test driver. A guest request must scale a
 # CPU, `ctl quit` must restore it, and the sandbox must refuse what the unit
 # forbids. Nothing on the real host is touched.
+# UNIT_SANDBOX_UNIT=PATH checks another copy of the unit whose programs are
+# installed where it names them (step 55: the vm-power-mgr package's, with
+# /usr/bin paths); by default the release binaries stand in /usr/local/bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-unit=monitor/dist/vm_power_mgr.service
+unit=${UNIT_SANDBOX_UNIT:-monitor/dist/vm_power_mgr.service}
 fail() { echo "FAIL: $*"; exit 1; }
 
 score=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
@@ -30,8 +33,10 @@ mkdir -p "$t/bin" "$t/run"
 cp "$rel/vm_power_mgr" "$rel/rte-pm" "$t/bin/"       # as `make install` puts them
 cp testkit/data/node.xml "$t/run/test-node.xml"        # /run/test-node.xml inside
 "$rel/examples/make_tree" acpi "$t/cpu" 8 >/dev/null
+bin_bind=(--bind "$t/bin:/usr/local/bin")
+[ -z "${UNIT_SANDBOX_UNIT:-}" ] || bin_bind=()
 sandbox=(bash scripts/unit-sandbox.sh --bind "$t/cpu:/sys/devices/system/cpu"
-  --bind "$t/run:/run" --bind "$t/bin:/usr/local/bin" "$unit" --)
+  --bind "$t/run:/run" ${bin_bind[@]+"${bin_bind[@]}"} "$unit" --)
 
 snapshot() { # what the host's state is: setspeed only counts under userspace
   local d f
