@@ -17,6 +17,7 @@ use rte_power::log::Level;
 use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::ctl::{self, CtlAccess, CtlServer, DEFAULT_CTL_SOCKET};
+use vm_power_monitor::ctl_json;
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
 use vm_power_monitor::libvirt_events;
 use vm_power_monitor::trust::{default_qemu_user, lookup_group, lookup_user, Trusted};
@@ -253,6 +254,23 @@ fn ctl_main(args: &[String]) -> ExitCode {
         line.push_str(" --json");
     }
     match ctl::call(&path, &line) {
+        // JSON answers, failures included, go to stdout: one document
+        Ok(out) if json => {
+            outln!("{}", out.text);
+            if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) if json => {
+            let cmd = words.first().map_or("", String::as_str);
+            outln!(
+                "{}",
+                ctl_json::error_doc(cmd, &format!("vm_power_mgr ctl: {e}"))
+            );
+            ExitCode::from(2)
+        }
         Ok(out) if out.ok => {
             if !out.text.is_empty() {
                 outln!("{}", out.text);
