@@ -42,7 +42,7 @@ mod event_loop;
 mod exclusivity;
 mod fair;
 mod gov_glue;
-mod json;
+pub mod json;
 mod policy_glue;
 pub(crate) mod registry;
 mod reports;
