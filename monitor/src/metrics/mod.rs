@@ -23,7 +23,7 @@ use crate::monitor::json::Snapshot;
 use crate::monitor::{JsonQuery, MonCmd};
 
 /// How long a client may take to send its request or read the answer.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
