@@ -147,9 +147,41 @@ pub fn exposition(reg: &Registry) -> String {
     out
 }
 
-/// `rte-pm metrics`: the per-CPU families of `cpus`.
+/// OpenMetrics text as the classic text format 0.0.4 (node_exporter's
+/// textfile collector): a counter's `# HELP`/`# TYPE` name its `_total`
+/// series, and there is no `# EOF`.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let mut counters = Vec::new();
+    for l in openmetrics.lines() {
+        if let Some(name) = l
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            counters.push(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for l in openmetrics.lines() {
+        if l == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = l.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .iter()
+                .any(|c| c == name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(l));
+        out.push('\n');
+    }
+    out
+}
+
+/// `rte-pm metrics`: the per-CPU families of `cpus`, classic text format.
 pub fn render(sysfs: &SysfsRoot, cpus: impl IntoIterator<Item = u32>) -> String {
     let mut reg = Registry::default();
     register_cpu_families(&mut reg, &sample_all(sysfs, cpus));
-    exposition(&reg)
+    to_text_format(&exposition(&reg))
 }

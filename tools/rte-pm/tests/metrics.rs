@@ -35,7 +35,16 @@ fn per_cpu_families_match_sysfs() {
     let code = run(&ctx, &["metrics".to_string()], &mut out, &mut err);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     let text = String::from_utf8(out).expect("utf8");
-    assert!(text.ends_with("# EOF\n"), "{text}");
+    // the classic text format: no # EOF, counters typed under their _total name
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE rte_power_cpu_pstate_transitions_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE rte_power_cpu_frequency_hertz gauge\n"),
+        "{text}"
+    );
     let s = samples(&text);
     for cpu in 0..4 {
         let khz: f64 =
