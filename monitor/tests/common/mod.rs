@@ -205,7 +205,8 @@ impl Daemon {
             .spawn()
             .expect("daemon");
         let deadline = std::time::Instant::now() + T;
-        while !sock.exists() {
+        // the file exists from bind(2) on; connect succeeds once it listens
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "control socket never appeared"
