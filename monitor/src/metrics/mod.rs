@@ -4,7 +4,7 @@
 //! write timeouts: a client that stalls delays the next scrape by at most
 //! [`CLIENT_TIMEOUT`] and never the loop. Only `GET /metrics` (and `HEAD`)
 //! is answered; anything else gets 404/405/400. Each scrape asks the loop
-//! for one [`Snapshot`](crate::monitor::json::Snapshot) (a command like
+//! for one [`Snapshot`] (a command like
 //! any other: the loop answers it between two events) and reads the
 //! per-CPU cpufreq files itself.
 
