@@ -254,7 +254,7 @@ fn ctl_main(args: &[String]) -> ExitCode {
         rest => (false, rest),
     };
     if words.is_empty() {
-        errln!("usage: vm_power_mgr ctl [--socket PATH] <command...>");
+        errln!("usage: vm_power_mgr ctl [--socket PATH] [--json] <command...>");
         return ExitCode::from(2);
     }
     let mut line = words.join(" ");
