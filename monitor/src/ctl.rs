@@ -198,7 +198,7 @@ fn serve(conn: UnixStream, ctl: &Controller, access: &CtlAccess) -> io::Result<b
         return Ok(false);
     }
     let out = match request_line(&line) {
-        Some(cmd) => ctl.execute(cmd),
+        Some(cmd) => crate::ctl_json::execute(ctl, cmd),
         None => Outcome::err("empty command"),
     };
     (&conn).write_all(&answer(&out))?;

@@ -26,12 +26,14 @@ pub mod cli;
 pub mod controller;
 
 pub mod ctl;
+pub mod ctl_json;
 pub mod governor;
 pub mod host;
 pub mod hv;
 pub mod libvirt;
 pub mod libvirt_events;
 pub mod log;
+pub mod metrics;
 pub mod monitor;
 pub mod ondemand;
 pub mod policy;

@@ -17,6 +17,7 @@ use rte_power::log::Level;
 use rte_power::sysfs::SysfsRoot;
 use testkit::sim_host::{guest_session, GuestOp, SimHost};
 use vm_power_monitor::ctl::{self, CtlAccess, CtlServer, DEFAULT_CTL_SOCKET};
+use vm_power_monitor::ctl_json;
 use vm_power_monitor::libvirt::{Libvirt, DEFAULT_URI};
 use vm_power_monitor::libvirt_events;
 use vm_power_monitor::trust::{default_qemu_user, lookup_group, lookup_user, Trusted};
@@ -52,6 +53,8 @@ options:
                        BRANCH_RATIO threshold of these CPUs, percent of
                        branches mispredicted, 0 < RATIO <= 100 (default 0.1;
                        repeatable)
+  --metrics ADDR       serve Prometheus metrics on HOST:PORT (PORT alone:
+                       loopback) or unix:PATH, GET /metrics only
   --daemon             run without the CLI until SIGTERM/SIGINT or `ctl quit`
   --simulate           generated 8-CPU acpi-cpufreq tree, libvirt test driver
                        with demo VMs, private socket dir (runs anywhere)
@@ -100,6 +103,8 @@ enum MainError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Metrics(#[from] vm_power_monitor::metrics::MetricsError),
     #[error("--core-branch-ratio: {0}")]
     BranchRatio(#[from] vm_power_monitor::policy::thresholds::ThresholdError),
     #[error("{option}: {source}")]
@@ -144,6 +149,7 @@ struct Opts {
     demo: bool,
     sim_dir: Option<PathBuf>,
     level: Option<Level>,
+    metrics: Option<vm_power_monitor::metrics::MetricsAddr>,
     policy: vm_power_monitor::monitor::PolicyConfig,
 }
 
@@ -194,6 +200,9 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
             // file, VF packet counts from a generated tree
             "--policy-clock" => o.policy.clock_file = Some(val(a)?.into()),
             "--policy-vf-stats" => o.policy.vf_stats_dir = Some(val(a)?.into()),
+            "--metrics" => {
+                o.metrics = Some(vm_power_monitor::metrics::MetricsAddr::parse(&val(a)?)?);
+            }
             "--daemon" => o.daemon = true,
             "--simulate" => o.simulate = true,
             "--demo" => o.demo = true,
@@ -245,7 +254,7 @@ fn ctl_main(args: &[String]) -> ExitCode {
         rest => (false, rest),
     };
     if words.is_empty() {
-        errln!("usage: vm_power_mgr ctl [--socket PATH] <command...>");
+        errln!("usage: vm_power_mgr ctl [--socket PATH] [--json] <command...>");
         return ExitCode::from(2);
     }
     let mut line = words.join(" ");
@@ -253,6 +262,23 @@ fn ctl_main(args: &[String]) -> ExitCode {
         line.push_str(" --json");
     }
     match ctl::call(&path, &line) {
+        // JSON answers, failures included, go to stdout: one document
+        Ok(out) if json => {
+            outln!("{}", out.text);
+            if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) if json => {
+            let cmd = words.first().map_or("", String::as_str);
+            outln!(
+                "{}",
+                ctl_json::error_doc(cmd, &format!("vm_power_mgr ctl: {e}"))
+            );
+            ExitCode::from(2)
+        }
         Ok(out) if out.ok => {
             if !out.text.is_empty() {
                 outln!("{}", out.text);
@@ -310,6 +336,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         .clone()
         .map_or_else(SysfsRoot::from_env, SysfsRoot::new);
     restore_stale(&sysfs);
+    let metrics_sysfs = sysfs.clone();
     let mut cfg = MonitorConfig::new(&socket_dir, sysfs);
     cfg.host_cpus = host_cpus;
     cfg.trusted = trusted(o.qemu_user.as_deref())?;
@@ -388,6 +415,28 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
                     .spawn(ctl.clone())
                     .map_err(|source| MainError::Thread {
                         what: "control socket",
+                        source,
+                    })
+            });
+        if let Err(e) = served {
+            stop(&ctl, loop_thread);
+            return Err(e);
+        }
+    }
+    if let Some(addr) = &o.metrics {
+        let served = vm_power_monitor::metrics::MetricsServer::bind(addr)
+            .map_err(MainError::from)
+            .and_then(|server| {
+                if let Some(a) = server.local_addr() {
+                    vm_power_monitor::log::stderr_sink()(
+                        Level::Info,
+                        &format!("metrics on http://{a}/metrics"),
+                    );
+                }
+                server
+                    .spawn(ctl.clone(), metrics_sysfs)
+                    .map_err(|source| MainError::Thread {
+                        what: "metrics",
                         source,
                     })
             });

@@ -24,3 +24,6 @@ grep -q "after quit: cpu0 governor schedutil" "$sim/demo.txt"
 cargo bench --locked -p vm-power-mgr --bench channels -- --seconds 0.5 --cells 1x1,8x8 --windows 0,32
 # the policy engine's tick cost (figures only)
 cargo bench --locked -p vm-power-mgr --bench policy -- --ticks 20
+# the /metrics scrape cost (figures only; the 4,096-channel run is
+# `cargo bench -p vm-power-mgr --bench metrics -- --bench`)
+cargo bench --locked -p vm-power-mgr --bench metrics -- --cells 8x8 --scrapes 5

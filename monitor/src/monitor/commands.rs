@@ -65,6 +65,8 @@ pub enum MonCmd {
         /// JSON instead of text.
         json: bool,
     },
+    /// A report as JSON (`ctl --json`, the metrics endpoint).
+    Json(super::JsonQuery),
     /// One line per VM.
     ListVms,
     /// One line per channel.
@@ -236,6 +238,7 @@ impl Monitor {
             } else {
                 crate::policy::report::all_text(&self.policy.engine)
             }),
+            MonCmd::Json(q) => self.json(&q),
             MonCmd::ListVms => Outcome::ok(self.list_vms()),
             MonCmd::ShowChannels => Outcome::ok(self.show_channels()),
             MonCmd::ShowCpuFreq { cpus, mask } => self.show_cpu_freq(&cpus, mask),

@@ -106,6 +106,7 @@ impl Monitor {
         while !self.stop {
             let wait = self.fair.has_work().then_some(Duration::ZERO);
             let n = self.epoll.wait(&mut events, wait)?;
+            self.wakeups += 1;
             for ev in &events[..n] {
                 let (bits, token) = (ev.events, ev.u64);
                 self.dispatch(Source::from(token), bits);

@@ -42,6 +42,7 @@ mod event_loop;
 mod exclusivity;
 mod fair;
 mod gov_glue;
+pub mod json;
 mod policy_glue;
 pub(crate) mod registry;
 mod reports;
@@ -50,6 +51,7 @@ mod serve;
 pub(crate) mod sockdir;
 
 pub use commands::{ChanList, MonCmd};
+pub use json::JsonQuery;
 pub use policy_glue::PolicyConfig;
 
 use channel::Channels;
@@ -257,6 +259,8 @@ pub struct Monitor {
     shared: exclusivity::Shared,
     /// Read buffer shared by every channel.
     scratch: Box<[u8]>,
+    /// Returns from `epoll_wait` (`stats --json`, metrics).
+    wakeups: u64,
     stop: bool,
 }
 
@@ -339,6 +343,7 @@ impl Monitor {
             fair,
             shared: exclusivity::Shared::default(),
             scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
+            wakeups: 0,
             stop: false,
         };
         Ok((handle, mon))

@@ -181,6 +181,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon running `exec` at start, and waits for its socket.
     pub fn start(exec: &str) -> Self {
+        Self::start_with(exec, &[])
+    }
+
+    /// [`Daemon::start`] with more options (`{tmp}` in one stands for the
+    /// daemon's temporary directory).
+    pub fn start_with(exec: &str, extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
         let sim_dir = tmp.path().join("sim");
         let sock = tmp.path().join("ctl.sock");
@@ -190,11 +196,17 @@ impl Daemon {
             .arg("--ctl-socket")
             .arg(&sock)
             .args(["-e", exec])
+            .args(
+                extra
+                    .iter()
+                    .map(|a| a.replace("{tmp}", &tmp.path().to_string_lossy())),
+            )
             .env_remove("RTE_POWER_PROC_STAT")
             .spawn()
             .expect("daemon");
         let deadline = std::time::Instant::now() + T;
-        while !sock.exists() {
+        // the file exists from bind(2) on; connect succeeds once it listens
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "control socket never appeared"

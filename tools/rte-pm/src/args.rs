@@ -73,6 +73,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "window statistics until the time passes or Ctrl-C",
     ),
     (
+        "metrics",
+        "[cpu]",
+        "per-CPU Prometheus text (node_exporter textfile collector)",
+    ),
+    (
         "restore",
         "[--dry-run]",
         "put back CPUs left changed by dead rte_power users (restore journal)",

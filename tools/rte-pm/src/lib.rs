@@ -31,6 +31,7 @@ pub mod args;
 mod cpufreq;
 mod cpuidle;
 pub mod idle;
+pub mod metrics;
 mod restore;
 mod sample;
 pub mod stats;
@@ -417,6 +418,11 @@ fn dispatch(ctx: &Ctx, a: &Args, err: &mut dyn Write) -> Result<Output, ArgError
         "enable-turbo-mode" => Ok(cpufreq::set_turbo(ctx, &cpus, true)),
         "disable-turbo-mode" => Ok(cpufreq::set_turbo(ctx, &cpus, false)),
         "get-cpuidle-states" => Ok(cpuidle::get_states(ctx, &cpus)),
+        "metrics" => Ok(Output {
+            json: json!({"command": a.command, "exposition": metrics::render(&ctx.root, cpus.iter().copied())}),
+            text: metrics::render(&ctx.root, cpus.iter().copied()),
+            ..Output::default()
+        }),
         "set-max-cstate" => {
             let limit = match (a.rest.first().map(String::as_str), a.latency_us) {
                 (_, Some(l)) => crate::idle::CstateLimit::MaxLatencyUs(l),
