@@ -69,18 +69,19 @@ check "Containerfile: Debian 12 base, installs the vm-power-mgr package, runs th
   bash -c "grep -q '^FROM debian:bookworm' $CF && grep -q 'apt-get install .*/tmp/deb/\*.deb' $CF &&
     grep -q 'vm-power-mgr_\*.deb' $CF && grep -q '^ENTRYPOINT \[\"/usr/bin/vm_power_mgr\", \"--daemon\"' $CF"
 # the programs accept what the image and the DaemonSet run: every option of
-# the ENTRYPOINT is in vm_power_mgr's usage, `restore` in rte-pm's
+# the ENTRYPOINT and of the DaemonSet's args is in vm_power_mgr's usage, `restore` in rte-pm's
 cargo build --release --locked -q -p vm-power-mgr -p rte-pm --bin vm_power_mgr --bin rte-pm
 options_known() {
   local usage opt missing=""
   usage=$(target/release/vm_power_mgr --help 2>&1)
-  for opt in $(sed -n '/^ENTRYPOINT/,/\]$/p' "$CF" | grep -o '"--[a-z-]*"' | tr -d '"'); do
+  for opt in $( { sed -n '/^ENTRYPOINT/,/\]$/p' "$CF"; grep '^ *args:' deploy/k8s/daemonset.yaml; } |
+      grep -o '"--[a-z-]*"' | tr -d '"'); do
     grep -q -- "$opt " <<<"$usage" || missing+=" $opt"
   done
   grep -q '^  restore ' <(target/release/rte-pm --help 2>&1) || missing+=" rte-pm:restore"
   [ -z "$missing" ] || echo "  unknown:$missing"
   [ -z "$missing" ]
 }
-check "the ENTRYPOINT's options and the init container's 'rte-pm restore' exist in the programs' usage" options_known
+check "the ENTRYPOINT's and DaemonSet's options and the init container's 'rte-pm restore' exist in the programs' usage" options_known
 echo "fleet: $pass passed, $fail failed"
 [ $fail = 0 ]
