@@ -106,25 +106,27 @@ pub fn default_qemu_user() -> Option<QemuUser> {
         .find_map(|n| lookup_user(n).ok())
 }
 
-/// Resolves a user name.
-pub fn lookup_user(name: &str) -> Result<QemuUser, TrustError> {
+/// One `get*nam_r` lookup of `name`: `call(name, entry, buf, len, result)`
+/// fills `entry`, growing the string buffer on ERANGE (up to 1 MiB).
+/// `Ok(None)` when there is no such entry.
+fn lookup_entry<T>(
+    name: &str,
+    call: impl Fn(*const libc::c_char, *mut T, *mut libc::c_char, usize, *mut *mut T) -> libc::c_int,
+) -> Result<Option<T>, TrustError> {
     let c = CString::new(name).map_err(|_| TrustError::BadName(name.to_string()))?;
     let mut buf = vec![0u8; 4096];
     loop {
-        // SAFETY: passwd is plain data; all-zero is a valid value to fill.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` has `buf.len()`
-        // bytes for the strings `pw` will point into.
-        let r = unsafe {
-            libc::getpwnam_r(
-                c.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut res,
-            )
-        };
+        // SAFETY: passwd and group are plain data; all-zero is a valid
+        // value to fill.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut res: *mut T = std::ptr::null_mut();
+        let r = call(
+            c.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut res,
+        );
         if r == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 4, 0);
             continue;
@@ -135,50 +137,34 @@ pub fn lookup_user(name: &str) -> Result<QemuUser, TrustError> {
                 err: io::Error::from_raw_os_error(r),
             });
         }
-        if res.is_null() {
-            return Err(TrustError::NoUser(name.to_string()));
-        }
-        return Ok(QemuUser {
-            name: name.to_string(),
-            uid: pw.pw_uid,
-            gid: pw.pw_gid,
-        });
+        // the entry's strings point into `buf`: only its numbers are used
+        return Ok((!res.is_null()).then_some(entry));
     }
+}
+
+/// Resolves a user name.
+pub fn lookup_user(name: &str) -> Result<QemuUser, TrustError> {
+    // SAFETY: every pointer is valid for the call; `buf` has `len` bytes
+    // for the strings the entry will point into.
+    let pw = lookup_entry(name, |n, e, b, l, r| unsafe {
+        libc::getpwnam_r(n, e, b, l, r)
+    })?
+    .ok_or_else(|| TrustError::NoUser(name.to_string()))?;
+    Ok(QemuUser {
+        name: name.to_string(),
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+    })
 }
 
 /// Resolves a group name to its gid.
 pub fn lookup_group(name: &str) -> Result<u32, TrustError> {
-    let c = CString::new(name).map_err(|_| TrustError::BadName(name.to_string()))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: group is plain data; all-zero is a valid value to fill.
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `lookup_user`.
-        let r = unsafe {
-            libc::getgrnam_r(
-                c.as_ptr(),
-                &mut gr,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut res,
-            )
-        };
-        if r == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if r != 0 {
-            return Err(TrustError::Lookup {
-                name: name.to_string(),
-                err: io::Error::from_raw_os_error(r),
-            });
-        }
-        if res.is_null() {
-            return Err(TrustError::NoGroup(name.to_string()));
-        }
-        return Ok(gr.gr_gid);
-    }
+    // SAFETY: as in `lookup_user`.
+    let gr = lookup_entry(name, |n, e, b, l, r| unsafe {
+        libc::getgrnam_r(n, e, b, l, r)
+    })?
+    .ok_or_else(|| TrustError::NoGroup(name.to_string()))?;
+    Ok(gr.gr_gid)
 }
 
 /// "nobody" for 65534, the number itself for an unknown uid.
