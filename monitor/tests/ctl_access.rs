@@ -49,27 +49,14 @@ fn ctl_as(id: u32, gid: u32, sock: &Path, line: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Stops the daemon when the test ends.
-struct Running(Daemon);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.child.wait();
-    }
-}
-
 #[test]
 fn a_peer_of_another_uid_is_refused_even_when_it_can_connect() {
     if !is_root() {
         eprintln!("skipped: needs root to run a client as nobody");
         return;
     }
-    let d = Running(Daemon::start("set_query vm-a enable"));
-    let sock = d.0.sock.clone();
+    let d = Daemon::start("set_query vm-a enable");
+    let sock = d.sock.clone();
     let mode = std::fs::metadata(&sock).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "bound under umask 0177");
     // widen what the file system allows: the credential check still holds
@@ -84,7 +71,7 @@ fn a_peer_of_another_uid_is_refused_even_when_it_can_connect() {
         "{answer}"
     );
     // still running, and root still gets in
-    let out = d.0.ctl(&["list_vms"]);
+    let out = d.ctl(&["list_vms"]);
     assert!(out.status.success(), "{out:?}");
 }
 
@@ -140,13 +127,13 @@ impl Drop for Child {
 
 #[test]
 fn a_stalled_client_does_not_block_another() {
-    let d = Running(Daemon::start("set_query vm-a enable"));
+    let d = Daemon::start("set_query vm-a enable");
     // one says nothing, one sends half a line: both hold a connection
-    let _silent = UnixStream::connect(&d.0.sock).expect("connect");
-    let mut half = UnixStream::connect(&d.0.sock).expect("connect");
+    let _silent = UnixStream::connect(&d.sock).expect("connect");
+    let mut half = UnixStream::connect(&d.sock).expect("connect");
     half.write_all(b"show_v").expect("half a line");
     let t0 = Instant::now();
-    let out = d.0.ctl(&["show_vm", "vm-a"]);
+    let out = d.ctl(&["show_vm", "vm-a"]);
     let took = t0.elapsed();
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -155,6 +142,6 @@ fn a_stalled_client_does_not_block_another() {
     );
     eprintln!("ctl show_vm answered in {took:?} beside two stalled clients");
     // and quit is not held up either
-    let out = d.0.ctl(&["quit"]);
+    let out = d.ctl(&["quit"]);
     assert!(out.status.success(), "{out:?}");
 }

@@ -10,19 +10,6 @@ use serde_json::Value;
 use testkit::qemu::Qemu;
 use vm_power_monitor::controller::COMMANDS;
 
-/// Stops the daemon when the test ends, failed or not.
-struct Running(Daemon);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.child.wait();
-    }
-}
-
 fn schema_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/schemas/ctl")
 }
@@ -65,8 +52,7 @@ fn every_command_has_a_schema_and_real_outputs_validate() {
             c.name
         );
     }
-    let running = Running(Daemon::start("set_query vm-a enable"));
-    let d = &running.0;
+    let d = &Daemon::start("set_query vm-a enable");
     // a guest on vm-a.0 makes counters and a managed CPU
     let mut q = Qemu::bind(&d.sim_dir.join("powermonitor"), "vm-a", 0).expect("bind");
     let mut g = q.accept(T).expect("monitor connects");

@@ -8,19 +8,6 @@ use common::{Daemon, Env, T};
 use rte_power::wire::{ChannelPacket, Response, Step};
 use testkit::qemu::{Guest, Qemu};
 
-/// Stops the daemon when the test ends.
-struct Running(Daemon);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.child.wait();
-    }
-}
-
 #[track_caller]
 fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.ctl(args);
@@ -58,8 +45,7 @@ fn shared_line(d: &Daemon, vm: &str) -> String {
 #[test]
 fn two_vms_on_one_pcpu_are_nacked_until_allowed() {
     // node.xml: vm-a vCPUs on 0, 1, 2-3; vm-b on 4, 5, 6
-    let d = Running(Daemon::start("set_query vm-a enable"));
-    let d = &d.0;
+    let d = &Daemon::start("set_query vm-a enable");
     assert_eq!(
         shared_line(d, "vm-b"),
         "Shared pCPUs: none; 0 request(s) refused for shared pCPUs"
@@ -108,14 +94,14 @@ fn two_vms_on_one_pcpu_are_nacked_until_allowed() {
 
 #[test]
 fn set_shared_arguments_are_checked() {
-    let d = Running(Daemon::start("set_query vm-a enable"));
-    let out = d.0.ctl(&["set_shared", "2", "maybe"]);
+    let d = Daemon::start("set_query vm-a enable");
+    let out = d.ctl(&["set_shared", "2", "maybe"]);
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "bad value 'maybe': expected allow or deny"
     );
-    let out = d.0.ctl(&["set_shared", "2-", "allow"]);
+    let out = d.ctl(&["set_shared", "2-", "allow"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("bad CPU list '2-': "));
 }

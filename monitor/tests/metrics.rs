@@ -27,19 +27,6 @@ impl Drop for Stop {
     }
 }
 
-/// A daemon that is stopped on drop.
-struct Running(Daemon);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.child.wait();
-    }
-}
-
 /// One HTTP/1.1 exchange on `s`: (status line, body).
 fn http<S: Read + Write>(mut s: S, method: &str, target: &str) -> (String, String) {
     write!(
@@ -146,11 +133,10 @@ fn cur_hz(d: &Daemon, cpu: u64) -> f64 {
 
 #[test]
 fn the_exposition_parses_and_matches_sysfs_and_requests() {
-    let d = Running(Daemon::start_with(
+    let d = &Daemon::start_with(
         "set_query vm-a enable",
         &["--metrics", "unix:{tmp}/metrics.sock"],
-    ));
-    let d = &d.0;
+    );
     let sock = d.sim_dir.with_file_name("metrics.sock");
     let (_q, mut g) = guest(d, 0);
     requests(&mut g, 1, 5, true);
@@ -279,11 +265,10 @@ fn debians_prometheus_scrapes_request_counts_and_frequencies() {
         return;
     };
     let mport = free_port();
-    let d = Running(Daemon::start_with(
+    let d = &Daemon::start_with(
         "set_query vm-a enable",
         &["--metrics", &format!("127.0.0.1:{mport}")],
-    ));
-    let d = &d.0;
+    );
     let (_q, mut g) = guest(d, 0);
     requests(&mut g, 1, 4, true);
     requests(&mut g, 9, 1, false);

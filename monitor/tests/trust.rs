@@ -68,28 +68,8 @@ fn listen_as_nobody(path: &Path) -> Child {
     child
 }
 
-/// A daemon stopped (SIGTERM) when the test ends, passed or not.
-struct Running(Daemon);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.child.wait();
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = Daemon;
-    fn deref(&self) -> &Daemon {
-        &self.0
-    }
-}
-
-fn start(exec: &str) -> Running {
-    Running(Daemon::start(exec))
+fn start(exec: &str) -> Daemon {
+    Daemon::start(exec)
 }
 
 fn show_vm(d: &Daemon, vm: &str) -> String {

@@ -250,3 +250,16 @@ impl Daemon {
         self.child.wait().expect("wait")
     }
 }
+
+/// A daemon still running when its test ends (passed or not) is stopped
+/// with SIGTERM and reaped, so no test leaves a monitor behind.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let (Ok(None), Ok(pid)) = (self.child.try_wait(), i32::try_from(self.child.id())) {
+            // SAFETY: kill(2) on our own child, not yet reaped (try_wait
+            // says it is still running); no memory involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
