@@ -28,7 +28,7 @@ usage: vm_power_mgr [options]            interactive CLI (vmpower> prompt)
        vm_power_mgr --daemon [options]   no CLI; serve the control socket
        vm_power_mgr --simulate [--demo] [--sim-dir DIR] [options]
        vm_power_mgr ctl [--socket PATH] [--json] <command...>
-                       (--json: show_vm and show_policies answer in JSON)
+                       (--json: every command answers in JSON, docs/schemas/ctl)
 
 options:
   --uri URI            libvirt URI (default qemu:///system)

@@ -83,5 +83,53 @@ options_known() {
   [ -z "$missing" ]
 }
 check "the ENTRYPOINT's and DaemonSet's options and the init container's 'rte-pm restore' exist in the programs' usage" options_known
+# the Prometheus examples (deploy/prometheus, deploy/grafana): the alert
+# rules load and pass their unit tests (promtool from Debian's prometheus
+# package), every PromQL expression of the dashboard parses, and every
+# metric the rules and the dashboard name is in a real monitor's
+# exposition (--simulate --daemon, scraped on a UNIX socket).
+RULES=deploy/prometheus/rte-power.rules.yml DASH=deploy/grafana/rte-power-dashboard.json
+check "promtool check rules: $RULES" promtool check rules "$RULES"
+check "promtool test rules: each alert fires on its series and not on the others" \
+  promtool test rules deploy/prometheus/rte-power.rules.test.yml
+dashboard_parses() {
+  local rules
+  rules=$(mktemp --suffix=.yml)
+  "$BIN/python" - "$DASH" >"$rules" <<'PY' || { rm -f "$rules"; return 1; }
+import json, sys, yaml
+d = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in d["panels"] for t in p["targets"]]
+assert exprs and all(p.get("datasource") for p in d["panels"]), "panels without queries or datasource"
+rules = [{"record": f"dashboard:panel{i}", "expr": e.replace("$__rate_interval", "5m").replace("$instance", ".*")}
+         for i, e in enumerate(exprs)]
+print(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+PY
+  promtool check rules "$rules" >/dev/null
+  local rc=$?
+  rm -f "$rules"
+  return $rc
+}
+check "every PromQL expression of $DASH parses (promtool)" dashboard_parses
+names_exposed() {
+  local d rc=0 exposed used missing=""
+  d=$(mktemp -d)
+  target/release/vm_power_mgr --simulate --daemon -q --sim-dir "$d/sim" --ctl-socket "$d/ctl.sock" \
+    --metrics "unix:$d/metrics.sock" &
+  local pid=$!
+  for _ in $(seq 100); do [ -S "$d/metrics.sock" ] && break; sleep 0.1; done
+  exposed=$(curl -sf --unix-socket "$d/metrics.sock" http://localhost/metrics |
+    awk '$1 == "#" && $2 == "TYPE" { n = $3; t = $4
+      if (t == "counter") print n "_total"; else if (t == "histogram") { print n "_bucket"; print n "_sum"; print n "_count" }
+      else print n }') || rc=1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$d"
+  [ $rc = 0 ] && [ -n "$exposed" ] || { echo "  no exposition from the monitor"; return 1; }
+  used=$(grep -ohE '\b(vm_power_mgr|rte_power|process)_[a-z0-9_]*[a-z0-9]' "$RULES" "$DASH" | sort -u)
+  for n in $used; do grep -qx "$n" <<<"$exposed" || missing+=" $n"; done
+  echo "  $(wc -w <<<"$used") metric names used, $(wc -l <<<"$exposed") exposed"
+  [ -z "$missing" ] || echo "  not in the exposition:$missing"
+  [ -z "$missing" ]
+}
+check "every metric the rules and the dashboard use is in the monitor's exposition" names_exposed
 echo "fleet: $pass passed, $fail failed"
 [ $fail = 0 ]
