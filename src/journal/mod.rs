@@ -535,8 +535,10 @@ pub fn restore_record(file: &Path, record: &Record, root: &Path) -> Result<Resto
     restore_locked(file, record, root)
 }
 
-/// [`restore_record`] with the journal directory locked by the caller.
-fn restore_locked(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+/// What restoring a stale record would do, checked the way
+/// [`restore_record`] checks it (`rte-pm restore --dry-run`): a record
+/// naming a directory outside `root` is refused here too.
+pub fn restore_plan(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
     let outside = || JournalError::Outside {
         file: file.to_owned(),
@@ -552,12 +554,19 @@ fn restore_locked(file: &Path, record: &Record, root: &Path) -> Result<Restored>
         Err(_) => return Err(outside()),
     };
     let same = record.id.is_none() || dir_id(&record.path) == record.id;
-    let outcome = if exists && same {
-        record.saved.apply(&record.path)?;
+    Ok(if exists && same {
         Restored::Applied
     } else {
         Restored::Gone
-    };
+    })
+}
+
+/// [`restore_record`] with the journal directory locked by the caller.
+fn restore_locked(file: &Path, record: &Record, root: &Path) -> Result<Restored> {
+    let outcome = restore_plan(file, record, root)?;
+    if outcome == Restored::Applied {
+        record.saved.apply(&record.path)?;
+    }
     match fs::remove_file(file) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -49,14 +49,26 @@ pub fn restore(journal: &Journal, root: &std::path::Path, dry_run: bool) -> Outp
                 ));
                 ("held", None)
             }
-            Owner::Dead if dry_run => {
-                o.text.push_str(&format!(
-                    "{what}: would restore {} (left by process {})\n",
-                    describe(&rec.saved),
-                    rec.pid
-                ));
-                ("would-restore", None)
-            }
+            Owner::Dead if dry_run => match journal::restore_plan(&file, &rec, root) {
+                Ok(Restored::Applied) => {
+                    o.text.push_str(&format!(
+                        "{what}: would restore {} (left by process {})\n",
+                        describe(&rec.saved),
+                        rec.pid
+                    ));
+                    ("would-restore", None)
+                }
+                Ok(_) => {
+                    o.text.push_str(&format!(
+                        "{what}: the directory is gone: would drop the record\n"
+                    ));
+                    ("would-drop", None)
+                }
+                Err(e) => {
+                    o.fail(format!("rte-pm: {what}: {e}"));
+                    ("refused", Some(e.to_string()))
+                }
+            },
             Owner::Dead => match journal::restore_record(&file, &rec, root) {
                 Ok(Restored::Applied) => {
                     o.text.push_str(&format!(

@@ -161,6 +161,18 @@ fn a_planted_record_cannot_make_restore_write_outside_the_cpu_tree() {
         ),
     )
     .expect("plant");
+    // the dry run checks the record as the restore does: refused, not
+    // "would restore"
+    let dry = rte_pm_on(&jdir, Some(&tree), &["restore", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(1), "{dry:?}");
+    assert!(
+        !String::from_utf8_lossy(&dry.stdout).contains("would restore"),
+        "{dry:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&dry.stderr).contains("not a directory below"),
+        "{dry:?}"
+    );
     let out = rte_pm_on(&jdir, Some(&tree), &["restore"]);
     assert_eq!(
         std::fs::read_to_string(&victim).expect("read"),
