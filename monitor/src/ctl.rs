@@ -10,7 +10,8 @@
 //! with wider permissions, no chmod race), then opened to its group
 //! (mode 0660) only when a control group is configured; and each peer's
 //! credentials (`SO_PEERCRED`) are checked: root, this process's own uid,
-//! or a member of the control group. Each connection is served on its own
+//! or a member of the control group (its groups as the kernel recorded
+//! them at `connect`, `SO_PEERGROUPS`). Each connection is served on its own
 //! thread with read/write timeouts, so a client that stalls costs one
 //! thread for a few seconds and blocks nobody.
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use crate::controller::Controller;
 use crate::monitor::Outcome;
-use crate::trust::{effective_uid, groups_of, peer_cred, user_label};
+use crate::trust::{effective_uid, peer_cred, peer_groups, user_label};
 
 /// Default control socket of the daemon.
 pub const DEFAULT_CTL_SOCKET: &str = "/run/vm_power_mgr.sock";
@@ -46,15 +47,16 @@ pub struct CtlAccess {
 }
 
 impl CtlAccess {
-    /// Does a peer with these credentials get in?
-    fn allows(&self, cred: &libc::ucred) -> bool {
+    /// Does the peer of `conn` with credentials `cred` get in? Its
+    /// groups are those it had at `connect` (`SO_PEERGROUPS`).
+    fn allows(&self, conn: &UnixStream, cred: &libc::ucred) -> io::Result<bool> {
         if cred.uid == 0 || cred.uid == effective_uid() {
-            return true;
+            return Ok(true);
         }
         let Some(g) = self.group else {
-            return false;
+            return Ok(false);
         };
-        cred.gid == g || groups_of(cred.pid).contains(&g)
+        Ok(cred.gid == g || peer_groups(conn)?.contains(&g))
     }
 }
 
@@ -182,7 +184,7 @@ fn serve(conn: UnixStream, ctl: &Controller, access: &CtlAccess) -> io::Result<b
     let cred = peer_cred(&conn)?;
     let mut line = String::new();
     BufReader::new((&conn).take(MAX_LINE)).read_line(&mut line)?;
-    if !access.allows(&cred) {
+    if !access.allows(&conn, &cred)? {
         // the line was read (and is ignored): closing with unread bytes
         // would reset the connection before the peer reads why
         let out = Outcome::err(format!(

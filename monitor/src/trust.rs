@@ -211,19 +211,41 @@ pub fn peer_cred(sock: &impl AsRawFd) -> io::Result<libc::ucred> {
     Ok(cred)
 }
 
-/// Supplementary groups of process `pid` (from `/proc/<pid>/status`).
-pub fn groups_of(pid: i32) -> Vec<u32> {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
-    };
-    s.lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Most supplementary groups a peer is asked for (the kernel's
+/// `NGROUPS_MAX`).
+const MAX_PEER_GROUPS: usize = 65_536;
+
+/// The supplementary groups of the peer of a connected UNIX socket, as the
+/// kernel recorded them when the connection was made (`SO_PEERGROUPS`,
+/// Linux 4.13): the peer's groups at `connect`, not those of whatever
+/// process holds its pid later.
+pub fn peer_groups(sock: &impl AsRawFd) -> io::Result<Vec<libc::gid_t>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = libc::socklen_t::try_from(groups.len() * std::mem::size_of::<libc::gid_t>())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `groups` holds `len` writable bytes; the kernel writes at
+        // most `len` bytes and sets `len` to what it wrote (or needs).
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) || n <= groups.len() || n > MAX_PEER_GROUPS {
+            return Err(e);
+        }
+        groups.resize(n, 0);
+    }
 }
 
 #[cfg(test)]
@@ -272,5 +294,20 @@ mod tests {
         let c = peer_cred(&a).expect("cred");
         assert_eq!(c.uid, effective_uid());
         assert_eq!(c.pid, std::process::id() as i32);
+    }
+
+    #[test]
+    fn a_socket_pair_names_this_process_groups_as_its_peer_groups() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut got = peer_groups(&a).expect("groups");
+        // SAFETY: getgroups(0, NULL) returns the count only.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        let mut mine: Vec<libc::gid_t> = vec![0; usize::try_from(n).expect("count")];
+        // SAFETY: `mine` holds `n` gids.
+        let n = unsafe { libc::getgroups(n, mine.as_mut_ptr()) };
+        mine.truncate(usize::try_from(n).expect("count"));
+        got.sort_unstable();
+        mine.sort_unstable();
+        assert_eq!(got, mine);
     }
 }

@@ -49,6 +49,32 @@ fn ctl_as(id: u32, gid: u32, sock: &Path, line: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Sends `line` as uid `id` with primary group `gid` and supplementary
+/// `groups` (the client drops root's privileges itself); the raw answer.
+fn ctl_with_groups(id: u32, gid: u32, groups: &[u32], sock: &Path, line: &str) -> String {
+    let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import os,socket,sys\n\
+             os.setgroups([int(g) for g in sys.argv[5].split(',') if g])\n\
+             os.setgid(int(sys.argv[4])); os.setuid(int(sys.argv[3]))\n\
+             s=socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode()+b'\\n')\n\
+             s.shutdown(socket.SHUT_WR)\n\
+             sys.stdout.write(s.makefile().read())",
+        ])
+        .arg(sock)
+        .arg(line)
+        .arg(id.to_string())
+        .arg(gid.to_string())
+        .arg(groups.join(","))
+        .output()
+        .expect("python3 client");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_peer_of_another_uid_is_refused_even_when_it_can_connect() {
     if !is_root() {
@@ -108,6 +134,16 @@ fn members_of_the_control_group_get_in() {
     assert_eq!(m.permissions().mode() & 0o777, 0o660);
     let answer = ctl_as(NOBODY, 65534, &sock, "list_vms");
     assert!(answer.starts_with("ok\nvm-a: "), "{answer}");
+    // a supplementary member (primary group daemon, 1) gets in; the same
+    // user without it does not, even when the file system lets it connect
+    let answer = ctl_with_groups(NOBODY, 1, &[65534], &sock, "list_vms");
+    assert!(answer.starts_with("ok\nvm-a: "), "{answer}");
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let answer = ctl_with_groups(NOBODY, 1, &[], &sock, "list_vms");
+    assert!(
+        answer.starts_with("error\npermission denied: uid 65534 (nobody)"),
+        "{answer}"
+    );
     drop(d);
     drop(tmp);
 }
