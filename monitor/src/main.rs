@@ -53,6 +53,10 @@ options:
                        BRANCH_RATIO threshold of these CPUs, percent of
                        branches mispredicted, 0 < RATIO <= 100 (default 0.1;
                        repeatable)
+  --energy-interval-ms N
+                       sample RAPL package energy and /proc/stat every N ms
+                       for per-VM energy (default 1000, 0 = off)
+  --powercap DIR       powercap root (default /sys/class/powercap)
   --metrics ADDR       serve Prometheus metrics on HOST:PORT (PORT alone:
                        loopback) or unix:PATH, GET /metrics only
   --daemon             run without the CLI until SIGTERM/SIGINT or `ctl quit`
@@ -150,6 +154,8 @@ struct Opts {
     sim_dir: Option<PathBuf>,
     level: Option<Level>,
     metrics: Option<vm_power_monitor::metrics::MetricsAddr>,
+    energy_ms: Option<u64>,
+    powercap: Option<PathBuf>,
     policy: vm_power_monitor::monitor::PolicyConfig,
 }
 
@@ -200,6 +206,14 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
             // file, VF packet counts from a generated tree
             "--policy-clock" => o.policy.clock_file = Some(val(a)?.into()),
             "--policy-vf-stats" => o.policy.vf_stats_dir = Some(val(a)?.into()),
+            "--energy-interval-ms" => {
+                let v = val(a)?;
+                o.energy_ms = Some(v.parse().map_err(|_| MainError::BadValue {
+                    option: a.clone(),
+                    value: v.clone(),
+                })?);
+            }
+            "--powercap" => o.powercap = Some(val(a)?.into()),
             "--metrics" => {
                 o.metrics = Some(vm_power_monitor::metrics::MetricsAddr::parse(&val(a)?)?);
             }
@@ -341,6 +355,16 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     cfg.host_cpus = host_cpus;
     cfg.trusted = trusted(o.qemu_user.as_deref())?;
     cfg.policy = o.policy.clone();
+    if let Some(ms) = o.energy_ms {
+        cfg.energy.interval = Duration::from_millis(ms);
+    }
+    if let Some(p) = o
+        .powercap
+        .clone()
+        .or_else(|| sim.as_ref().map(|s| s.powercap.clone()))
+    {
+        cfg.energy.powercap = p;
+    }
     if let Some(sim) = &sim {
         if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();
@@ -461,7 +485,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         );
         if !o.demo && !o.daemon {
             outln!(
-                "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  libvirt {}\n  sockets {}\n\
+                "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  powercap {}\n  libvirt {}\n  sockets {}\n\
                  demo VMs vm-a (vCPUs 0,1,2 on pCPUs 0,1,2-3), vm-b (4,5,6), vm-d (7), vm-c (off), vm-free (unpinned)\n\
                  guest side, from another terminal:\n  \
                  cargo run -p vm-power-mgr --example sim_guest -- {} vm-a 0 down down query_freq\n\
@@ -469,6 +493,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
                 sim.base.display(),
                 sim.sysfs.display(),
                 sim.proc_stat.display(),
+                sim.powercap.display(),
                 sim.uri(),
                 sim.sockets.display(),
                 sim.sockets.display()

@@ -38,6 +38,7 @@ pub mod channel;
 mod commands;
 mod connect;
 mod dirwatch;
+mod energy_glue;
 mod event_loop;
 mod exclusivity;
 mod fair;
@@ -122,6 +123,8 @@ pub struct MonitorConfig {
     pub gov_trace: Option<GovTraceFn>,
     /// The policy engine's tick, clock and sources.
     pub policy: PolicyConfig,
+    /// Per-VM energy: sampling interval (zero: off) and powercap root.
+    pub energy: crate::energy::EnergyConfig,
 }
 
 impl MonitorConfig {
@@ -147,6 +150,7 @@ impl MonitorConfig {
             proc_stat: rte_pm::stats::procstat::path_from_env(),
             gov_trace: None,
             policy: PolicyConfig::default(),
+            energy: crate::energy::EnergyConfig::default(),
         }
     }
 }
@@ -252,6 +256,8 @@ pub struct Monitor {
     gov: GovLoop,
     policy: PolicyLoop,
     reg: Registry,
+    /// Per-VM energy: the sampler thread's messages, package totals.
+    energy: crate::energy::EnergyLoop,
     chans: Channels,
     /// This wake-up's turns.
     fair: Fair,
@@ -314,6 +320,7 @@ impl Monitor {
             count_cpus(cfg.sysfs.dir())
         };
         let fair = Fair::new(cfg.vm_budget, cfg.vm_quantum);
+        let energy = crate::energy::EnergyLoop::new(cfg.energy.clone());
         let (tx, rx) = mpsc::channel();
         let stopped = Arc::new(AtomicBool::new(false));
         let handle = MonitorHandle {
@@ -339,6 +346,7 @@ impl Monitor {
             gov,
             policy,
             reg: Registry::new(),
+            energy,
             chans: Channels::new(),
             fair,
             shared: exclusivity::Shared::default(),
@@ -361,6 +369,7 @@ impl Monitor {
     /// Runs until `Quit` or a signal; restores the host CPUs on every way
     /// out.
     pub fn run(&mut self) -> io::Result<()> {
+        self.start_energy();
         let r = self.run_loop();
         self.shutdown();
         r
@@ -375,6 +384,7 @@ impl Monitor {
         // rte_power's exit below gives the kernel its own governor back
         self.gov.stop();
         self.policy.stop();
+        self.energy.stop();
         for e in self.host.restore_all() {
             self.log(Level::Error, &e.to_string());
         }
