@@ -57,6 +57,8 @@ pub struct VmEnergy {
     pub last_joules: f64,
     /// Length of the last interval (0: none yet).
     pub last_secs: f64,
+    /// Intervals sampled since added.
+    pub intervals: u64,
 }
 
 impl VmEnergy {
@@ -65,6 +67,7 @@ impl VmEnergy {
         self.joules += joules;
         self.last_joules = joules;
         self.last_secs = secs;
+        self.intervals += 1;
     }
 
     /// Watts over the last interval.

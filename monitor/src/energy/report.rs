@@ -25,6 +25,8 @@ pub struct VmEnergyJson {
     pub watts: Option<f64>,
     /// Length of the last interval, seconds.
     pub interval_s: Option<f64>,
+    /// Intervals sampled since the VM was added.
+    pub intervals: u64,
     /// Packages holding its pCPUs.
     pub packages: Vec<u32>,
     /// The model (`busy x frequency from ...`).
@@ -110,6 +112,7 @@ pub fn vm_json(e: &EnergyLoop, v: &VmEnergy, cpus: &[u32]) -> VmEnergyJson {
         joules: on.then_some(v.joules),
         watts: v.watts().filter(|_| on),
         interval_s: (on && v.last_secs > 0.0).then_some(v.last_secs),
+        intervals: v.intervals,
         packages: e.packages_of(cpus),
         model: model(e),
         why,

@@ -462,6 +462,7 @@ mod tests {
     fn frequency_weighs_in_and_a_reset_is_unknown() {
         let h = host(Flavour::Cppc, testkit::powercap::INTEL_RANGE_UJ);
         let s = Sampler::new(&h.pc, &h.cpus, &h.stat, 4).expect("sampler");
+        set_energy(&h.pc, "intel-rapl:1", 50_000_000).expect("set");
         let mut a = s.read().expect("read");
         // CPU 1 runs at twice CPU 0's frequency, equal busy time
         let f = |c: u32, k: u32| {
