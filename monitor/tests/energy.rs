@@ -24,6 +24,17 @@ fn ctl_json(d: &Daemon, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// Checks `v` against `docs/schemas/ctl/<name>.schema.json`.
+fn assert_schema(name: &str, v: &Value) {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../docs/schemas/ctl/{name}.schema.json"));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("schema")).expect("JSON");
+    let val = jsonschema::draft202012::new(&schema).expect("valid schema");
+    let errors: Vec<String> = val.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{v:#}");
+}
+
 fn ctl_text(d: &Daemon, args: &[&str]) -> String {
     let out = d.ctl(args);
     assert!(out.status.success(), "{args:?}: {out:?}");
@@ -162,6 +173,7 @@ fn vms_get_their_share_of_package_energy_across_a_wrap() {
     let want = [("vm-a", 7.8 + 1.3 + 5.2), ("vm-b", 2.6), ("vm-d", 2.6)];
     for (vm, j) in want {
         let v = ctl_json(&d, &["show_vm", vm]);
+        assert_schema("show_vm", &v);
         let e = &v["energy"];
         assert!(close(e["joules"].as_f64().expect("joules"), j), "{vm}: {v}");
         assert_eq!(e["packages"], serde_json::json!([0]), "{vm}");
@@ -181,6 +193,7 @@ fn vms_get_their_share_of_package_energy_across_a_wrap() {
         );
     }
     let list = ctl_json(&d, &["list_vms"]);
+    assert_schema("list_vms", &list);
     let a = list
         .as_array()
         .expect("array")
@@ -248,7 +261,9 @@ fn without_rapl_or_with_sampling_off_energy_says_why() {
     let v = ctl_json(&d, &["show_vm", "vm-a"]);
     assert_eq!(v["energy"]["available"], false);
     assert!(v["energy"]["joules"].is_null());
+    assert_schema("show_vm", &v);
     let list = ctl_json(&d, &["list_vms"]);
+    assert_schema("list_vms", &list);
     assert!(list[0]["energy_joules"].is_null(), "{list}");
 
     let off = Daemon::start_with("set_query vm-a enable", &["--energy-interval-ms", "0"]);
