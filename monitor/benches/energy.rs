@@ -35,7 +35,11 @@ fn main() {
     let samples = arg("--samples", 20);
     let ncpus = arg("--cpus", 4096);
     let d = tempfile::tempdir().expect("tmp");
-    let (cpus, pc, stat) = (d.path().join("cpu"), d.path().join("pc"), d.path().join("stat"));
+    let (cpus, pc, stat) = (
+        d.path().join("cpu"),
+        d.path().join("pc"),
+        d.path().join("stat"),
+    );
     let t = Instant::now();
     let mut f = FakeSysfs::new(Flavour::Acpi, ncpus);
     f.cpufreq_stats = true;
@@ -58,26 +62,38 @@ fn main() {
         std::fs::metadata(&stat).map(|m| m.len()).unwrap_or(0)
     );
     let s = Sampler::new(&pc, &cpus, &stat, ncpus).expect("sampler");
-    let mut prev = s.read().expect("read");
-    let (mut wall, mut times) = (Vec::new(), Vec::new());
-    let cpu0 = cpu_seconds();
-    for _ in 0..samples {
-        let t = Instant::now();
-        let r = s.read().expect("read");
-        let iv = s.interval(&prev, &r);
-        std::hint::black_box(&iv);
-        prev = r;
-        wall.push(t.elapsed().as_secs_f64() * 1e3);
+    // every CPU busy in every interval (the worst case: every frequency
+    // file read), then one CPU in eight
+    for every in [1u32, 8] {
+        let mut rows = rows.clone();
+        let mut prev = s.read(None).expect("read");
+        let (mut wall, mut cpu) = (Vec::new(), 0.0);
+        for i in 0..samples {
+            for (c, r) in rows.iter_mut().enumerate() {
+                if c as u32 % every == 0 {
+                    r.user += 50 + u64::from(i);
+                }
+            }
+            write_proc_stat(&stat, &rows).expect("stat");
+            let (t, c0) = (Instant::now(), cpu_seconds());
+            let r = s.read(Some(&mut prev)).expect("read");
+            let iv = s.interval(&prev, &r);
+            std::hint::black_box(&iv);
+            cpu += cpu_seconds() - c0;
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+            prev = r;
+        }
+        let cpu_ms = cpu * 1e3 / f64::from(samples);
+        wall.sort_by(f64::total_cmp);
+        println!(
+            "sampler thread, one sample, 1 CPU in {every} busy: p50 {:.2} ms, max {:.2} ms wall, {:.2} ms CPU ({:.2} % of a core at the default 1 s interval)",
+            wall[wall.len() / 2],
+            wall[wall.len() - 1],
+            cpu_ms,
+            cpu_ms / 10.0
+        );
     }
-    let cpu_ms = (cpu_seconds() - cpu0) * 1e3 / f64::from(samples);
-    wall.sort_by(f64::total_cmp);
-    println!(
-        "sampler thread, one sample: p50 {:.2} ms, max {:.2} ms wall, {:.2} ms CPU ({:.2} % of a core at the default 1 s interval)",
-        wall[wall.len() / 2],
-        wall[wall.len() - 1],
-        cpu_ms,
-        cpu_ms / 10.0
-    );
+    let mut times = Vec::new();
     // the loop's side: 64 VMs x 64 pCPUs, every CPU with energy
     let cpu_j: BTreeMap<u32, f64> = (0..ncpus).map(|c| (c, 0.01)).collect();
     let owned: Vec<Vec<u32>> = (0..64u32)

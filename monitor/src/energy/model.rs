@@ -109,18 +109,24 @@ pub fn split_package(joules: f64, weights: &[(u32, f64)]) -> (Vec<(u32, f64)>, f
 /// energy / k, k the number of the given VMs that own the CPU. `vms` are
 /// the owned CPU lists of the VMs that count (active ones), in order.
 pub fn vm_shares(cpu_joules: &BTreeMap<u32, f64>, vms: &[&[u32]]) -> Vec<f64> {
-    let mut users: BTreeMap<u32, u32> = BTreeMap::new();
+    // users per CPU, dense (CPU ids are small): no map lookups per pCPU
+    let top = vms
+        .iter()
+        .flat_map(|c| c.iter())
+        .max()
+        .map_or(0, |m| *m as usize + 1);
+    let mut users = vec![0u32; top];
     for cpus in vms {
         for c in *cpus {
-            *users.entry(*c).or_default() += 1;
+            users[*c as usize] += 1;
         }
     }
     vms.iter()
         .map(|cpus| {
             cpus.iter()
-                .map(|c| {
-                    let k = users.get(c).copied().unwrap_or(1).max(1);
-                    cpu_joules.get(c).copied().unwrap_or(0.0) / f64::from(k)
+                .filter_map(|c| {
+                    let j = cpu_joules.get(c)?;
+                    Some(j / f64::from(users[*c as usize].max(1)))
                 })
                 .sum()
         })

@@ -202,8 +202,11 @@ impl Sampler {
         }
     }
 
-    /// Reads every counter, `/proc/stat` and the frequencies.
-    pub fn read(&self) -> Result<Reading, SampleError> {
+    /// Reads every counter, `/proc/stat` and the frequencies of the CPUs
+    /// busy since `prev` (an idle CPU weighs 0 whatever its frequency: its
+    /// last table moves over from `prev`, so that the average of a CPU
+    /// idle for a while covers the time since its last read).
+    pub fn read(&self, prev: Option<&mut Reading>) -> Result<Reading, SampleError> {
         let at = Instant::now();
         let mut counters = Vec::with_capacity(self.rapl.packages.len());
         for p in &self.rapl.packages {
@@ -215,7 +218,20 @@ impl Sampler {
         }
         let busy = procstat::read_at(&self.proc_stat).map_err(SampleError::ProcStat)?;
         let mut freq = BTreeMap::new();
+        let mut prev = prev;
         for (&cpu, f) in &self.freq_files {
+            if let Some(p) = prev.as_deref_mut() {
+                let idle = matches!(
+                    (p.busy.get(&cpu), busy.get(&cpu)),
+                    (Some(a), Some(b)) if a.delta(b).busy == 0
+                );
+                if idle {
+                    if let Some(old) = p.freq.remove(&cpu) {
+                        freq.insert(cpu, old);
+                    }
+                    continue;
+                }
+            }
             // a CPU without the file (offline) weighs by busy time alone
             let Ok(t) = std::fs::read_to_string(f) else {
                 continue;
@@ -351,7 +367,7 @@ fn run(s: &Spawn, tx: &mpsc::Sender<Msg>, wake: &EventFd, stop: &mpsc::Receiver<
     let mut prev: Option<Reading> = None;
     let mut next = Instant::now();
     loop {
-        match sampler.read() {
+        match sampler.read(prev.as_mut()) {
             Ok(r) => {
                 if let Some(p) = &prev {
                     if !send(tx, wake, Msg::Interval(sampler.interval(p, &r))) {
@@ -436,13 +452,13 @@ mod tests {
         assert_eq!(ready.packages, [(0, vec![0, 1]), (1, vec![2, 3])]);
         assert_eq!(ready.source, FreqSource::CurFreq);
         assert!((ready.wrap_s - 4294.967296 / 2000.0).abs() < 1e-9);
-        let mut a = s.read().expect("read");
+        let mut a = s.read(None).expect("read");
         // package 0 wraps: 1 J before the range + 3 J after; package 1
         // wraps too: 1 J + 1 J
         set_energy(&h.pc, "intel-rapl:0", 3_000_000).expect("set");
         set_energy(&h.pc, "intel-rapl:1", 1_000_000).expect("set");
         write_proc_stat(&h.stat, &busy(&[30, 10, 0, 0])).expect("stat");
-        let b = s.read().expect("read");
+        let b = s.read(Some(&mut a)).expect("read");
         a.at = b.at - Duration::from_secs(1);
         let iv = s.interval(&a, &b);
         assert!((iv.secs - 1.0).abs() < 1e-9);
@@ -463,7 +479,7 @@ mod tests {
         let h = host(Flavour::Cppc, testkit::powercap::INTEL_RANGE_UJ);
         let s = Sampler::new(&h.pc, &h.cpus, &h.stat, 4).expect("sampler");
         set_energy(&h.pc, "intel-rapl:1", 50_000_000).expect("set");
-        let mut a = s.read().expect("read");
+        let mut a = s.read(None).expect("read");
         // CPU 1 runs at twice CPU 0's frequency, equal busy time
         let f = |c: u32, k: u32| {
             std::fs::write(
@@ -479,7 +495,7 @@ mod tests {
         // package 1's counter goes back (driver reloaded)
         set_energy(&h.pc, "intel-rapl:1", 5).expect("set");
         write_proc_stat(&h.stat, &busy(&[10, 10, 10, 0])).expect("stat");
-        let b = s.read().expect("read");
+        let b = s.read(Some(&mut a)).expect("read");
         a.at = b.at - Duration::from_secs(2);
         let iv = s.interval(&a, &b);
         assert!((iv.cpu_joules[&0] - 2.0).abs() < 1e-9, "{iv:?}");
@@ -501,13 +517,13 @@ mod tests {
         write_proc_stat(&stat, &[ProcStatCpu::default(); 2]).expect("stat");
         let s = Sampler::new(&pc, &cpus, &stat, 2).expect("sampler");
         assert_eq!(s.ready().source, FreqSource::TimeInState);
-        let r = s.read().expect("read");
+        let r = s.read(None).expect("read");
         assert!(matches!(r.freq.get(&0), Some(Freq::Table(t)) if !t.is_empty()));
         std::fs::remove_file(&stat).expect("rm");
-        let e = s.read().expect_err("no /proc/stat");
+        let e = s.read(None).expect_err("no /proc/stat");
         assert!(e.to_string().contains("stat"), "{e}");
         std::fs::remove_dir_all(pc.join("intel-rapl:0")).expect("rm zone");
-        let e = s.read().expect_err("zone gone");
+        let e = s.read(None).expect_err("zone gone");
         assert!(e.to_string().contains("intel-rapl:0/energy_uj"), "{e}");
         assert!(Sampler::new(&pc, &cpus, &stat, 2).is_err(), "missing zone");
     }

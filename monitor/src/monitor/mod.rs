@@ -15,7 +15,9 @@
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
 //! pCPUs shared between VMs are `exclusivity`; text reports are in
-//! `reports`.
+//! `reports`. The energy sampler ([`crate::energy`]) runs on a thread of
+//! its own and hands each interval over through the command eventfd
+//! (`energy_glue`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
