@@ -505,6 +505,62 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_cpu_keeps_its_table_until_it_is_busy_again() {
+        let d = tempfile::tempdir().expect("tmp");
+        let cpus = d.path().join("cpu");
+        let mut f = FakeSysfs::new(Flavour::Acpi, 2);
+        f.cpufreq_stats = true;
+        f.create(&cpus).expect("cpus");
+        let pc = d.path().join("pc");
+        FakePowercap::new(1).create(&pc).expect("pc");
+        let stat = d.path().join("stat");
+        write_proc_stat(&stat, &busy(&[0, 0])).expect("stat");
+        let s = Sampler::new(&pc, &cpus, &stat, 2).expect("sampler");
+        let tis = cpus.join("cpu1/cpufreq/stats/time_in_state");
+        let table = |t: &str| {
+            let rows: Vec<(u32, u64)> = t
+                .lines()
+                .map(|l| {
+                    let (a, b) = l.split_once(' ').expect("row");
+                    (a.parse().expect("khz"), b.trim().parse().expect("ticks"))
+                })
+                .collect();
+            rows
+        };
+        let rewrite = |khz: u32, add: u64| {
+            let rows = table(&std::fs::read_to_string(&tis).expect("read"));
+            let out: String = rows
+                .iter()
+                .map(|(f, t)| format!("{f} {}\n", if *f == khz { t + add } else { *t }))
+                .collect();
+            std::fs::write(&tis, out).expect("write");
+        };
+        let first = s.read(None).expect("read");
+        let mut a = first.clone();
+        // CPU 1 idle, 100 ticks at 2.6 GHz: its file is not read, its table
+        // moves over
+        rewrite(2_600_000, 100);
+        let mut b = s.read(Some(&mut a)).expect("read");
+        assert_eq!(b.freq.get(&1), first.freq.get(&1), "carried, not re-read");
+        // then busy, 100 ticks at 1.2 GHz: the average covers both
+        rewrite(1_200_000, 100);
+        write_proc_stat(&stat, &busy(&[0, 10])).expect("stat");
+        energy_step(&pc, 1_000_000);
+        let c = s.read(Some(&mut b)).expect("read");
+        let (Some(Freq::Table(p)), Some(Freq::Table(n))) = (b.freq.get(&1), c.freq.get(&1)) else {
+            panic!("tables: {b:?} {c:?}");
+        };
+        assert_eq!(model::avg_khz(p, n), Some(1_900_000.0));
+        let iv = s.interval(&b, &c);
+        assert!((iv.cpu_joules[&1] - 1.0).abs() < 1e-9, "{iv:?}");
+    }
+
+    fn energy_step(pc: &Path, uj: u64) {
+        let now = testkit::powercap::energy(pc, "intel-rapl:0").expect("read");
+        set_energy(pc, "intel-rapl:0", now + uj).expect("set");
+    }
+
+    #[test]
     fn time_in_state_is_preferred_and_missing_files_are_errors() {
         let d = tempfile::tempdir().expect("tmp");
         let cpus = d.path().join("cpu");
