@@ -719,5 +719,53 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), MainError> {
     }
     say("show_vm vm-b");
     say("show_channels");
+    demo_energy(ctl, sim)
+}
+
+/// The demo's energy step: the simulated package draws 12 J while pCPUs
+/// 0-2 (vm-a) and 4 (vm-b) are busy; then each VM's share.
+fn demo_energy(ctl: &Controller, sim: &SimHost) -> Result<(), MainError> {
+    use testkit::powercap::{energy, set_energy};
+    use testkit::sysfs::{write_proc_stat, ProcStatCpu};
+    let io = |source| MainError::SimHost {
+        dir: sim.base.clone(),
+        source,
+    };
+    let line = |vm: &str| {
+        let text = ctl.execute(&format!("show_vm {vm}")).text;
+        text.lines()
+            .find(|l| l.starts_with("Energy:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    // after the sampler's first interval, so that the step lands in one
+    let start = std::time::Instant::now();
+    let waiting = |l: &str| l.contains("not started") || l.contains("no interval yet");
+    while waiting(&line("vm-a")) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if line("vm-a").contains("not available") {
+        outln!("{}", line("vm-a"));
+        return Ok(());
+    }
+    outln!("(the simulated package draws 12 J while pCPUs 0-2 (vm-a) and 4 (vm-b) are busy, 100 ticks in all)");
+    let busy = |user| ProcStatCpu {
+        user,
+        idle: 1000,
+        ..Default::default()
+    };
+    let mut cpus = [busy(0); testkit::sim_host::HOST_CPUS as usize];
+    for (c, t) in [(0, 50), (1, 20), (2, 10), (4, 20)] {
+        cpus[c] = busy(t);
+    }
+    write_proc_stat(&sim.proc_stat, &cpus).map_err(io)?;
+    let now = energy(&sim.powercap, "intel-rapl:0").map_err(io)?;
+    set_energy(&sim.powercap, "intel-rapl:0", now + 12_000_000).map_err(io)?;
+    while line("vm-a").starts_with("Energy: 0.000 J") && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for vm in ["vm-a", "vm-b", "vm-d"] {
+        outln!("{vm}: {}", line(vm));
+    }
     Ok(())
 }

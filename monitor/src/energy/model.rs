@@ -128,7 +128,8 @@ pub fn vm_shares(cpu_joules: &BTreeMap<u32, f64>, vms: &[&[u32]]) -> Vec<f64> {
                     let j = cpu_joules.get(c)?;
                     Some(j / f64::from(users[*c as usize].max(1)))
                 })
-                .sum()
+                // from +0.0: an empty float sum is -0.0 ("-0.00 W")
+                .fold(0.0, |a, b| a + b)
         })
         .collect()
 }
@@ -229,7 +230,9 @@ mod tests {
         // CPU 3 belongs to no VM: nobody gets it
         let sum: f64 = shares.iter().sum();
         assert!(close(sum, 12.0));
-        assert_eq!(vm_shares(&cpu, &[&[9]]), [0.0], "a CPU with no energy");
+        let none = vm_shares(&cpu, &[&[9]]);
+        assert_eq!(none, [0.0], "a CPU with no energy");
+        assert!(none[0].is_sign_positive(), "+0.0, printed 0.00");
         assert!(vm_shares(&cpu, &[]).is_empty());
     }
 }
