@@ -232,6 +232,18 @@ fn vms_get_their_share_of_package_energy_across_a_wrap() {
         0.0
     ));
     assert_eq!(sample(&m, "vm_power_mgr_energy_available"), 1.0);
+    // the wrap, and the first step (0 -> 2 J before the range) as a reset
+    assert_eq!(
+        sample(&m, "vm_power_mgr_energy_counter_wraps_total{package=\"0\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "vm_power_mgr_energy_counter_resets_total{package=\"0\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]

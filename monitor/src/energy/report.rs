@@ -178,11 +178,25 @@ pub fn register(reg: &mut Registry, vms: &[(&str, Option<f64>, Option<f64>)], e:
     );
     let pkg = Family::<Labels, FCounter>::default();
     let unattributed = Family::<Labels, FCounter>::default();
+    let wraps = Family::<Labels, Counter>::default();
+    let resets = Family::<Labels, Counter>::default();
     for p in &e.packages {
         let l = labels("package", &p.package.to_string());
         pkg.get_or_create(&l).inc_by(p.joules);
         unattributed.get_or_create(&l).inc_by(p.unattributed_joules);
+        wraps.get_or_create(&l).inc_by(p.wraps);
+        resets.get_or_create(&l).inc_by(p.resets);
     }
+    reg.register(
+        "vm_power_mgr_energy_counter_wraps",
+        "Wraps of a package's RAPL counters seen by the sampler",
+        wraps,
+    );
+    reg.register(
+        "vm_power_mgr_energy_counter_resets",
+        "Intervals whose package energy was lost to a counter going back or jumping",
+        resets,
+    );
     reg.register(
         "rte_power_package_energy_joules",
         "RAPL package energy since the monitor started sampling",
