@@ -251,14 +251,48 @@ mod tests {
 
     #[test]
     fn a_root_only_counter_is_named() {
-        // the permission path needs a non-root reader; as root the kernel's
-        // 0400 files read fine, so only the error's wording is checked here
-        let e = RaplError::Denied {
-            path: PathBuf::from("/sys/class/powercap/intel-rapl:0/energy_uj"),
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tmp");
+        FakePowercap::new(1).create(d.path()).expect("create");
+        let perm = |p: &Path, m| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
         };
+        perm(d.path(), 0o755);
+        let file = d.path().join("intel-rapl:0/energy_uj");
+        perm(&file, 0o000);
+        // a reader that is not root: on a thread of its own, the
+        // filesystem uid of `nobody` (root loses its file capabilities on
+        // that thread only); not root already, the mode alone refuses
+        let f = file.clone();
+        let r = std::thread::spawn(move || {
+            // SAFETY: setfsuid(2) changes only the calling thread's
+            // filesystem uid; no memory is involved, and the thread ends
+            // right after the read.
+            unsafe { libc::syscall(libc::SYS_setfsuid, 65534) };
+            read_u64(&f)
+        })
+        .join()
+        .expect("thread");
+        let e = r.expect_err("denied");
+        assert!(matches!(e, RaplError::Denied { .. }), "{e:?}");
         assert_eq!(
             e.to_string(),
-            "cannot read /sys/class/powercap/intel-rapl:0/energy_uj: permission denied (energy_uj is readable by root only since Linux 5.10)"
+            format!(
+                "cannot read {}: permission denied (energy_uj is readable by root only since Linux 5.10)",
+                file.display()
+            )
         );
+        // discovery fails on it the same way (the monitor then says so)
+        let r = std::thread::spawn({
+            let root = d.path().to_owned();
+            move || {
+                // SAFETY: as above, this thread's filesystem uid only.
+                unsafe { libc::syscall(libc::SYS_setfsuid, 65534) };
+                discover(&root, &root, 1)
+            }
+        })
+        .join()
+        .expect("thread");
+        assert!(matches!(r, Err(RaplError::Denied { .. })), "{r:?}");
     }
 }
