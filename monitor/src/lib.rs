@@ -27,6 +27,7 @@ pub mod controller;
 
 pub mod ctl;
 pub mod ctl_json;
+pub mod energy;
 pub mod governor;
 pub mod host;
 pub mod hv;

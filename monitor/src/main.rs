@@ -53,6 +53,10 @@ options:
                        BRANCH_RATIO threshold of these CPUs, percent of
                        branches mispredicted, 0 < RATIO <= 100 (default 0.1;
                        repeatable)
+  --energy-interval-ms N
+                       sample RAPL package energy and /proc/stat every N ms
+                       for per-VM energy (default 1000, 0 = off)
+  --powercap DIR       powercap root (default /sys/class/powercap)
   --metrics ADDR       serve Prometheus metrics on HOST:PORT (PORT alone:
                        loopback) or unix:PATH, GET /metrics only
   --daemon             run without the CLI until SIGTERM/SIGINT or `ctl quit`
@@ -150,6 +154,8 @@ struct Opts {
     sim_dir: Option<PathBuf>,
     level: Option<Level>,
     metrics: Option<vm_power_monitor::metrics::MetricsAddr>,
+    energy_ms: Option<u64>,
+    powercap: Option<PathBuf>,
     policy: vm_power_monitor::monitor::PolicyConfig,
 }
 
@@ -200,6 +206,14 @@ fn parse(args: &[String]) -> Result<Parsed, MainError> {
             // file, VF packet counts from a generated tree
             "--policy-clock" => o.policy.clock_file = Some(val(a)?.into()),
             "--policy-vf-stats" => o.policy.vf_stats_dir = Some(val(a)?.into()),
+            "--energy-interval-ms" => {
+                let v = val(a)?;
+                o.energy_ms = Some(v.parse().map_err(|_| MainError::BadValue {
+                    option: a.clone(),
+                    value: v.clone(),
+                })?);
+            }
+            "--powercap" => o.powercap = Some(val(a)?.into()),
             "--metrics" => {
                 o.metrics = Some(vm_power_monitor::metrics::MetricsAddr::parse(&val(a)?)?);
             }
@@ -341,6 +355,16 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
     cfg.host_cpus = host_cpus;
     cfg.trusted = trusted(o.qemu_user.as_deref())?;
     cfg.policy = o.policy.clone();
+    if let Some(ms) = o.energy_ms {
+        cfg.energy.interval = Duration::from_millis(ms);
+    }
+    if let Some(p) = o
+        .powercap
+        .clone()
+        .or_else(|| sim.as_ref().map(|s| s.powercap.clone()))
+    {
+        cfg.energy.powercap = p;
+    }
     if let Some(sim) = &sim {
         if std::env::var_os(rte_pm::stats::procstat::PROC_STAT_ENV).is_none() {
             cfg.proc_stat = sim.proc_stat.clone();
@@ -461,7 +485,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
         );
         if !o.demo && !o.daemon {
             outln!(
-                "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  libvirt {}\n  sockets {}\n\
+                "simulated host in {}:\n  sysfs {}\n  /proc/stat {}\n  powercap {}\n  libvirt {}\n  sockets {}\n\
                  demo VMs vm-a (vCPUs 0,1,2 on pCPUs 0,1,2-3), vm-b (4,5,6), vm-d (7), vm-c (off), vm-free (unpinned)\n\
                  guest side, from another terminal:\n  \
                  cargo run -p vm-power-mgr --example sim_guest -- {} vm-a 0 down down query_freq\n\
@@ -469,6 +493,7 @@ fn run(mut o: Opts) -> Result<ExitCode, MainError> {
                 sim.base.display(),
                 sim.sysfs.display(),
                 sim.proc_stat.display(),
+                sim.powercap.display(),
                 sim.uri(),
                 sim.sockets.display(),
                 sim.sockets.display()
@@ -694,5 +719,53 @@ fn demo(ctl: &Controller, sim: &SimHost) -> Result<(), MainError> {
     }
     say("show_vm vm-b");
     say("show_channels");
+    demo_energy(ctl, sim)
+}
+
+/// The demo's energy step: the simulated package draws 12 J while pCPUs
+/// 0-2 (vm-a) and 4 (vm-b) are busy; then each VM's share.
+fn demo_energy(ctl: &Controller, sim: &SimHost) -> Result<(), MainError> {
+    use testkit::powercap::{energy, set_energy};
+    use testkit::sysfs::{write_proc_stat, ProcStatCpu};
+    let io = |source| MainError::SimHost {
+        dir: sim.base.clone(),
+        source,
+    };
+    let line = |vm: &str| {
+        let text = ctl.execute(&format!("show_vm {vm}")).text;
+        text.lines()
+            .find(|l| l.starts_with("Energy:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    // after the sampler's first interval, so that the step lands in one
+    let start = std::time::Instant::now();
+    let waiting = |l: &str| l.contains("not started") || l.contains("no interval yet");
+    while waiting(&line("vm-a")) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if line("vm-a").contains("not available") {
+        outln!("{}", line("vm-a"));
+        return Ok(());
+    }
+    outln!("(the simulated package draws 12 J while pCPUs 0-2 (vm-a) and 4 (vm-b) are busy, 100 ticks in all)");
+    let busy = |user| ProcStatCpu {
+        user,
+        idle: 1000,
+        ..Default::default()
+    };
+    let mut cpus = [busy(0); testkit::sim_host::HOST_CPUS as usize];
+    for (c, t) in [(0, 50), (1, 20), (2, 10), (4, 20)] {
+        cpus[c] = busy(t);
+    }
+    write_proc_stat(&sim.proc_stat, &cpus).map_err(io)?;
+    let now = energy(&sim.powercap, "intel-rapl:0").map_err(io)?;
+    set_energy(&sim.powercap, "intel-rapl:0", now + 12_000_000).map_err(io)?;
+    while line("vm-a").starts_with("Energy: 0.000 J") && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for vm in ["vm-a", "vm-b", "vm-d"] {
+        outln!("{vm}: {}", line(vm));
+    }
     Ok(())
 }

@@ -350,4 +350,17 @@ fn simulate_demo_shows_the_host_cpu_moving() {
         text.contains("after quit: cpu0 governor schedutil"),
         "{text}"
     );
+    // the energy step: 12 J, busy ticks 80 on vm-a's pCPUs, 20 on vm-b's
+    assert!(
+        text.contains("vm-a: Energy: 9.600 J since added, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("vm-b: Energy: 2.400 J since added, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("vm-d: Energy: 0.000 J since added, 0.00 W"),
+        "{text}"
+    );
 }

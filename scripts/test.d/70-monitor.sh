@@ -21,9 +21,13 @@ sim=$(mktemp -d)
 trap 'rm -rf "$sim"' EXIT
 target/release/vm_power_mgr --simulate --demo -q --sim-dir "$sim/demo" | tee "$sim/demo.txt"
 grep -q "after quit: cpu0 governor schedutil" "$sim/demo.txt"
+grep -q "vm-a: Energy: 9.600 J since added" "$sim/demo.txt"
 cargo bench --locked -p vm-power-mgr --bench channels -- --seconds 0.5 --cells 1x1,8x8 --windows 0,32
 # the policy engine's tick cost (figures only)
 cargo bench --locked -p vm-power-mgr --bench policy -- --ticks 20
 # the /metrics scrape cost (figures only; the 4,096-channel run is
 # `cargo bench -p vm-power-mgr --bench metrics -- --bench`)
 cargo bench --locked -p vm-power-mgr --bench metrics -- --cells 8x8 --scrapes 5
+# the per-VM energy sampler's cost (figures only; the 4,096-CPU run is
+# `cargo bench -p vm-power-mgr --bench energy`, docs/monitor.md §2.8)
+cargo bench --locked -p vm-power-mgr --bench energy -- --cpus 256 --samples 5

@@ -8,12 +8,15 @@
 //!   virtio-serial port (the library's KVM env and the guest CLI);
 //! - [`qemu`]: a UNIX socket standing in for QEMU's end of a VM's channel
 //!   (the host monitor), with a guest that speaks on it;
+//! - [`powercap`]: generated `/sys/class/powercap` RAPL trees (energy
+//!   counters the tests advance);
 //! - [`sim_host`]: a whole simulated host for the monitor (tree, libvirt
 //!   test-driver node file, socket directory) and scripted guests.
 
 #![warn(missing_docs)]
 
 pub mod guest_port;
+pub mod powercap;
 pub mod qemu;
 pub mod sim_host;
 pub mod sysfs;

@@ -54,12 +54,16 @@ pub struct SimHost {
     /// at start; write new counters with
     /// [`crate::sysfs::write_proc_stat`] to play load).
     pub proc_stat: PathBuf,
+    /// A generated `/sys/class/powercap` with one RAPL package zone
+    /// (`intel-rapl:0`, every CPU on package 0); its counter is static
+    /// unless something writes it ([`crate::powercap::set_energy`]).
+    pub powercap: PathBuf,
 }
 
 impl SimHost {
     /// Creates (or re-creates) everything under `base`: an acpi-cpufreq
     /// tree with 8 CPUs paired into SMT cores (with `cpufreq/stats` and
-    /// four cpuidle states), a `/proc/stat`, the node file, the socket
+    /// four cpuidle states), a `/proc/stat`, a powercap tree, the node file, the socket
     /// directory.
     pub fn create(base: &Path) -> io::Result<Self> {
         let base = std::fs::canonicalize({
@@ -70,7 +74,10 @@ impl SimHost {
         let sockets = base.join("powermonitor");
         let node_xml = base.join("node.xml");
         let proc_stat = base.join("proc-stat");
+        let powercap = base.join("powercap");
         let _ = std::fs::remove_dir_all(&sysfs);
+        let _ = std::fs::remove_dir_all(&powercap);
+        crate::powercap::FakePowercap::new(1).create(&powercap)?;
         let mut fake = FakeSysfs::new(Flavour::Acpi, HOST_CPUS);
         fake.cpufreq_stats = true;
         fake.idle_states = 4;
@@ -89,6 +96,7 @@ impl SimHost {
             sockets,
             node_xml,
             proc_stat,
+            powercap,
         })
     }
 

@@ -43,6 +43,12 @@ pub fn render(snap: &Snapshot, sysfs: &SysfsRoot) -> String {
     let cpus = sample_all(sysfs, 0..snap.host_cpus);
     register_cpu_families(&mut reg, &cpus);
     register_monitor(&mut reg, snap);
+    let vms: Vec<(&str, Option<f64>, Option<f64>)> = snap
+        .vms
+        .iter()
+        .map(|v| (v.name.as_str(), v.energy_joules, v.power_watts))
+        .collect();
+    crate::energy::report::register(&mut reg, &vms, &snap.energy);
     rte_pm::metrics::exposition(&reg)
 }
 

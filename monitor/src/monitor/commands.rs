@@ -200,6 +200,8 @@ impl Monitor {
     /// The command eventfd: run every queued command, in order.
     pub(super) fn on_wake(&mut self) {
         self.wake.drain();
+        // the energy sampler's intervals (it signals the same eventfd)
+        self.energy_drain();
         while let Ok(req) = self.rx.try_recv() {
             let quit = matches!(req.cmd, MonCmd::Quit);
             let pins_change = matches!(

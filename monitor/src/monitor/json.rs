@@ -26,7 +26,7 @@ pub enum JsonQuery {
 }
 
 /// One VM of `list_vms`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VmLine {
     /// Its libvirt name.
     pub name: String,
@@ -50,6 +50,13 @@ pub struct VmLine {
     pub rate_limited: u64,
     /// Host CPUs its vCPUs may run on.
     pub pcpus: Vec<u32>,
+    /// Its share of package energy since added, joules (`null`: energy
+    /// not available).
+    #[serde(default)]
+    pub energy_joules: Option<f64>,
+    /// Its share of package power over the last interval, watts.
+    #[serde(default)]
+    pub power_watts: Option<f64>,
 }
 
 /// One channel of `show_channels`.
@@ -138,7 +145,7 @@ pub struct CpuOwner {
 }
 
 /// What the metrics thread needs from the loop, taken in one command.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
     /// Host CPUs the hypervisor numbers.
     pub host_cpus: u32,
@@ -150,6 +157,9 @@ pub struct Snapshot {
     pub vms: Vec<VmLine>,
     /// Every host CPU.
     pub cpus: Vec<CpuOwner>,
+    /// Per-VM energy's state and package totals.
+    #[serde(default)]
+    pub energy: crate::energy::report::EnergyJson,
 }
 
 fn json_outcome<T: Serialize>(v: &T) -> Outcome {
@@ -193,6 +203,7 @@ impl Monitor {
                 channels: self.channel_lines(),
                 vms: self.vm_lines(),
                 cpus: self.cpu_owners(),
+                energy: crate::energy::report::snapshot(&self.energy),
             }),
         }
     }
@@ -225,6 +236,8 @@ impl Monitor {
                 refused: v.refused,
                 rate_limited: v.rate_limited,
                 pcpus: v.owned_cpus().iter().collect(),
+                energy_joules: self.energy.sampling().then_some(v.energy.joules),
+                power_watts: v.energy.watts().filter(|_| self.energy.sampling()),
             })
             .collect();
         vms.sort_by(|a, b| a.name.cmp(&b.name));

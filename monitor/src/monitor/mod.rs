@@ -15,7 +15,9 @@
 //! UNIX stream per guest channel ([`channel`], served by `serve`, whose
 //! packets [`requests`] decides on). VMs are plain data in `registry`;
 //! pCPUs shared between VMs are `exclusivity`; text reports are in
-//! `reports`.
+//! `reports`. The energy sampler ([`crate::energy`]) runs on a thread of
+//! its own and hands each interval over through the command eventfd
+//! (`energy_glue`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -38,6 +40,7 @@ pub mod channel;
 mod commands;
 mod connect;
 mod dirwatch;
+mod energy_glue;
 mod event_loop;
 mod exclusivity;
 mod fair;
@@ -122,6 +125,8 @@ pub struct MonitorConfig {
     pub gov_trace: Option<GovTraceFn>,
     /// The policy engine's tick, clock and sources.
     pub policy: PolicyConfig,
+    /// Per-VM energy: sampling interval (zero: off) and powercap root.
+    pub energy: crate::energy::EnergyConfig,
 }
 
 impl MonitorConfig {
@@ -147,6 +152,7 @@ impl MonitorConfig {
             proc_stat: rte_pm::stats::procstat::path_from_env(),
             gov_trace: None,
             policy: PolicyConfig::default(),
+            energy: crate::energy::EnergyConfig::default(),
         }
     }
 }
@@ -252,6 +258,8 @@ pub struct Monitor {
     gov: GovLoop,
     policy: PolicyLoop,
     reg: Registry,
+    /// Per-VM energy: the sampler thread's messages, package totals.
+    energy: crate::energy::EnergyLoop,
     chans: Channels,
     /// This wake-up's turns.
     fair: Fair,
@@ -314,6 +322,7 @@ impl Monitor {
             count_cpus(cfg.sysfs.dir())
         };
         let fair = Fair::new(cfg.vm_budget, cfg.vm_quantum);
+        let energy = crate::energy::EnergyLoop::new(cfg.energy.clone());
         let (tx, rx) = mpsc::channel();
         let stopped = Arc::new(AtomicBool::new(false));
         let handle = MonitorHandle {
@@ -339,6 +348,7 @@ impl Monitor {
             gov,
             policy,
             reg: Registry::new(),
+            energy,
             chans: Channels::new(),
             fair,
             shared: exclusivity::Shared::default(),
@@ -361,6 +371,7 @@ impl Monitor {
     /// Runs until `Quit` or a signal; restores the host CPUs on every way
     /// out.
     pub fn run(&mut self) -> io::Result<()> {
+        self.start_energy();
         let r = self.run_loop();
         self.shutdown();
         r
@@ -375,6 +386,7 @@ impl Monitor {
         // rte_power's exit below gives the kernel its own governor back
         self.gov.stop();
         self.policy.stop();
+        self.energy.stop();
         for e in self.host.restore_all() {
             self.log(Level::Error, &e.to_string());
         }

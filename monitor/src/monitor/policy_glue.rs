@@ -303,8 +303,12 @@ impl Monitor {
             .map_or("null".to_string(), |p| {
                 policy_json(&self.policy.engine, name, p)
             });
+        let energy = self
+            .energy_json(id)
+            .and_then(|e| serde_json::to_string(&e).ok())
+            .unwrap_or_else(|| "null".into());
         Ok(format!(
-            "{{\"vm\":{},\"active\":{},\"query\":{},\"channels\":{},\"vcpus\":[{}],\"requests\":{{\"accepted\":{},\"refused\":{}}},\"policy\":{policy}}}",
+            "{{\"vm\":{},\"active\":{},\"query\":{},\"channels\":{},\"vcpus\":[{}],\"requests\":{{\"accepted\":{},\"refused\":{}}},\"policy\":{policy},\"energy\":{energy}}}",
             json_str(name),
             vm.info.active,
             vm.allow_query,

@@ -50,6 +50,8 @@ pub(crate) struct Vm {
     pub log_limit: RateLimit,
     /// Rate limit of its out-of-frame log lines (one per window).
     pub desync_limit: RateLimit,
+    /// Its share of package energy since it was added (`crate::energy`).
+    pub energy: crate::energy::VmEnergy,
 }
 
 impl Vm {
@@ -71,6 +73,7 @@ impl Vm {
             desyncs: 0,
             log_limit: RateLimit::new(),
             desync_limit: RateLimit::new(),
+            energy: crate::energy::VmEnergy::default(),
         }
     }
 
@@ -150,6 +153,11 @@ impl Registry {
     /// Every VM, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = &Vm> {
         self.vms.iter().flatten()
+    }
+
+    /// Every VM, in slot order, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Vm> {
+        self.vms.iter_mut().flatten()
     }
 
     /// The channel a socket file name `<vm>.<N>` belongs to, if registered.

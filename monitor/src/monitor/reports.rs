@@ -119,6 +119,7 @@ impl Monitor {
             "Limits hit: {} wake-ups with the budget spent, {} requests over the rate, {} channel resets (stream out of frame)",
             vm.deferred, vm.rate_limited, vm.desyncs
         ));
+        o.push(self.energy_line(id));
         o.push(self.shared_line(id));
         o.extend(self.smt_warnings(id));
         Ok(o.join("\n"))
