@@ -278,7 +278,7 @@ impl Monitor {
         s
     }
 
-    fn cpu_owners(&self) -> Vec<CpuOwner> {
+    pub(super) fn cpu_owners(&self) -> Vec<CpuOwner> {
         let managed = self.host.managed();
         let owners: Vec<(&str, CpuSet, bool)> = self
             .reg

@@ -6,6 +6,7 @@ use rte_power::wire::VmName;
 
 use super::fair::ReqRate;
 use super::requests::ForeignName;
+use super::tally::Tally;
 use crate::hv::VmInfo;
 use crate::log::RateLimit;
 use rte_power::cpulist::CpuSet;
@@ -50,6 +51,9 @@ pub(crate) struct Vm {
     pub log_limit: RateLimit,
     /// Rate limit of its out-of-frame log lines (one per window).
     pub desync_limit: RateLimit,
+    /// Requests by command and outcome, refusals by reason, write latency
+    /// (the metrics).
+    pub tally: Tally,
 }
 
 impl Vm {
@@ -71,6 +75,7 @@ impl Vm {
             desyncs: 0,
             log_limit: RateLimit::new(),
             desync_limit: RateLimit::new(),
+            tally: Tally::default(),
         }
     }
 
@@ -150,6 +155,15 @@ impl Registry {
     /// Every VM, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = &Vm> {
         self.vms.iter().flatten()
+    }
+
+    /// Every VM with its id, in slot order; and the number of slots.
+    pub fn iter_ids(&self) -> (impl Iterator<Item = (VmId, &Vm)>, usize) {
+        let it = self.vms.iter().enumerate();
+        (
+            it.filter_map(|(i, v)| v.as_ref().map(|v| (VmId(i), v))),
+            self.vms.len(),
+        )
     }
 
     /// The channel a socket file name `<vm>.<N>` belongs to, if registered.
