@@ -131,7 +131,8 @@ where
     if series.peek().is_none() {
         return Ok(());
     }
-    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    // `Registry::register` ends every help text with a period
+    let mut m = enc.encode_descriptor(name, &format!("{help}."), None, kind)?;
     for (labels, v) in series {
         one(&mut m.encode_family(&labels)?, &v)?;
     }
@@ -359,3 +360,7 @@ impl Collector for Families {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "expo_tests.rs"]
+mod tests;
