@@ -1,8 +1,8 @@
-//! The loop's JSON reports (`ctl --json`, the metrics endpoint's snapshot).
+//! The loop's JSON reports (`ctl --json`).
 //!
 //! Each report is a serde type, so that its JSON Schema (`docs/schemas/`)
-//! and its readers (the metrics thread deserialises [`Snapshot`]) follow
-//! one definition.
+//! and its readers follow one definition. (The metrics endpoint takes its
+//! snapshot as a struct, `scrape`, not as JSON.)
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +21,6 @@ pub enum JsonQuery {
     CpuFreq(CpuSet),
     /// `stats`: the loop's counters.
     Stats,
-    /// Everything the metrics endpoint serves that only the loop knows.
-    Snapshot,
 }
 
 /// One VM of `list_vms`.
@@ -137,21 +135,6 @@ pub struct CpuOwner {
     pub decisions_skipped: u64,
 }
 
-/// What the metrics thread needs from the loop, taken in one command.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Host CPUs the hypervisor numbers.
-    pub host_cpus: u32,
-    /// Counters.
-    pub stats: Stats,
-    /// Every channel.
-    pub channels: Vec<ChannelLine>,
-    /// Every VM.
-    pub vms: Vec<VmLine>,
-    /// Every host CPU.
-    pub cpus: Vec<CpuOwner>,
-}
-
 fn json_outcome<T: Serialize>(v: &T) -> Outcome {
     match serde_json::to_string(v) {
         Ok(s) => Outcome::ok(s),
@@ -187,13 +170,6 @@ impl Monitor {
                 out
             }
             JsonQuery::Stats => json_outcome(&self.stats_json()),
-            JsonQuery::Snapshot => json_outcome(&Snapshot {
-                host_cpus: self.host_cpus,
-                stats: self.stats_json(),
-                channels: self.channel_lines(),
-                vms: self.vm_lines(),
-                cpus: self.cpu_owners(),
-            }),
         }
     }
 
