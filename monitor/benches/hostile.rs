@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
 //!     [--only rss,latency,throughput,instructions,metrics] [--cells 1x1,8x8] [--favour]
+//!     [--rounds N]
 //! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
 //! ```
 //!
@@ -21,7 +22,7 @@
 //!   an ideal echo peer (no sysfs, no checks) as the generator's ceiling;
 //! * `--only metrics`: the same closed loop (default 8 VMs x 8 channels)
 //!   on this tree's monitor without `--metrics` and with it, scraped once
-//!   a second, alternating, two runs each.
+//!   a second, alternating, `--rounds N` runs each (default 2).
 //!
 //! Not a test: it prints figures and fails only if a run cannot be set up.
 
@@ -767,14 +768,15 @@ fn main() {
         }
     }
     if only.contains("metrics") {
-        // this tree's monitor only; off and on alternate, twice each
+        // this tree's monitor only; off and on alternate, `--rounds` each
+        let rounds: usize = get("--rounds").and_then(|r| r.parse().ok()).unwrap_or(2);
         println!("\n| channels (VMs x ch), 32 in flight | --metrics | requests/s (runs) | scrapes |\n|---|---|---|---|");
         let (_, bin) = &bins[0];
         for (vms, chans) in cells(&get("--cells").or(Some("8x8".into()))) {
             let cell = format!("{} ({vms}x{chans})", vms * chans);
             let mut got = [Vec::new(), Vec::new()];
             let mut scrapes = 0;
-            for round in 0..4 {
+            for round in 0..2 * rounds {
                 let on = round % 2 == 1;
                 match throughput_metrics(bin, vms, chans, secs, on) {
                     Ok((r, n)) => {
