@@ -544,6 +544,14 @@ mod tests {
         );
         let vm = mon.reg.get(ch.vm).expect("vm");
         assert_eq!((vm.accepted, vm.refused), (0, 2));
+        // the metrics: both scale_up, refused for their own rules; no
+        // write returned, so no latency
+        let reason = |r| tally::REASONS.iter().position(|x| *x == r).expect(r);
+        assert_eq!(vm.tally.by_command[0], [0, 2], "scale_up");
+        assert_eq!(vm.tally.refusals[reason("vcpu_out_of_range")], 1);
+        assert_eq!(vm.tally.refusals[reason("scale_failed")], 1);
+        assert_eq!(vm.tally.refusals.iter().sum::<u64>(), 2);
+        assert_eq!(vm.tally.write_latency.count(), 0);
         let logs = logs.lock().expect("logs");
         assert_eq!(
             logs.as_slice(),
