@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
-//!     [--only rss,latency,throughput,instructions] [--cells 1x1,8x8] [--favour]
+//!     [--only rss,latency,throughput,instructions,metrics] [--cells 1x1,8x8] [--favour]
+//!     [--rounds N]
 //! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
 //! ```
 //!
@@ -18,7 +19,10 @@
 //!   requests in flight each (the flood runs in its own process, niced);
 //! * closed-loop throughput (32 requests in flight per channel) at 1, 64
 //!   and 4,096 channels, with the monitor's CPU use, and the same load on
-//!   an ideal echo peer (no sysfs, no checks) as the generator's ceiling.
+//!   an ideal echo peer (no sysfs, no checks) as the generator's ceiling;
+//! * `--only metrics`: the same closed loop (default 8 VMs x 8 channels)
+//!   on this tree's monitor without `--metrics` and with it, scraped once
+//!   a second, alternating, `--rounds N` runs each (default 2).
 //!
 //! Not a test: it prints figures and fails only if a run cannot be set up.
 
@@ -60,6 +64,8 @@ fn err(e: impl std::fmt::Display) -> String {
 struct Host {
     dir: tempfile::TempDir,
     vms: Vec<(String, u32)>,
+    /// More options for the monitor (`--metrics`).
+    extra: Vec<String>,
 }
 
 impl Host {
@@ -96,6 +102,7 @@ impl Host {
         Ok(Self {
             dir,
             vms: vms.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            extra: Vec::new(),
         })
     }
 
@@ -140,7 +147,8 @@ impl Host {
             .arg("--sysfs")
             .arg(d.join("cpu"))
             .arg("--ctl-socket")
-            .arg(d.join("ctl.sock"));
+            .arg(d.join("ctl.sock"))
+            .args(&self.extra);
         for (name, n) in &self.vms {
             c.args(["-e", &format!("add_vm {name}")]);
             c.args(["-e", &format!("add_channels {name} 0-{}", n - 1)]);
@@ -593,6 +601,46 @@ fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
     Ok(n as f64 / s)
 }
 
+/// Requests/s of a closed loop on `vms` x `chans` with `--metrics` on a
+/// UNIX socket scraped once a second for the whole run (`scrape`), or
+/// without `--metrics`; and the scrapes answered.
+fn throughput_metrics(bin: &Path, vms: u32, chans: u32, secs: f64, scrape: bool) -> R<(f64, u32)> {
+    let names: Vec<String> = (0..vms).map(|v| format!("vm{v}")).collect();
+    let spec: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), chans)).collect();
+    let mut host = Host::new(&spec)?;
+    let sock = host.dir.path().join("metrics.sock");
+    if scrape {
+        host.extra = vec!["--metrics".into(), format!("unix:{}", sock.display())];
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut q = host.bind(&refs)?;
+    let mon = host.monitor(bin)?;
+    let streams = accept_all(&mut q)?;
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let scraper = std::thread::spawn(move || {
+        let mut ok = 0;
+        while scrape && !flag.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            if let Ok(mut s) = UnixStream::connect(&sock) {
+                let mut body = String::new();
+                let sent = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").is_ok();
+                if sent && s.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.1 200") {
+                    ok += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+        }
+        ok
+    });
+    let r = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(mon.id()));
+    done.store(true, Ordering::Relaxed);
+    let scrapes = scraper.join().unwrap_or(0);
+    stop(mon);
+    let (n, s) = r?;
+    Ok((n as f64 / s, scrapes))
+}
+
 /// `--cells 1x1,8x8` (default: 1x1, 8x8, 64x64).
 fn cells(arg: &Option<String>) -> Vec<(u32, u32)> {
     let parsed: Vec<(u32, u32)> = arg
@@ -717,6 +765,50 @@ fn main() {
             if let [new, old] = got[..] {
                 println!("| {cell} | new/old | {:.3} |", new / old);
             }
+        }
+    }
+    if only.contains("metrics") {
+        // this tree's monitor only; off and on alternate, `--rounds` each
+        let rounds: usize = get("--rounds").and_then(|r| r.parse().ok()).unwrap_or(2);
+        println!("\n| channels (VMs x ch), 32 in flight | --metrics | requests/s (runs) | scrapes |\n|---|---|---|---|");
+        let (_, bin) = &bins[0];
+        for (vms, chans) in cells(&get("--cells").or(Some("8x8".into()))) {
+            let cell = format!("{} ({vms}x{chans})", vms * chans);
+            let mut got = [Vec::new(), Vec::new()];
+            let mut scrapes = 0;
+            for round in 0..2 * rounds {
+                let on = round % 2 == 1;
+                match throughput_metrics(bin, vms, chans, secs, on) {
+                    Ok((r, n)) => {
+                        got[usize::from(on)].push(r);
+                        scrapes += n;
+                    }
+                    Err(e) => report(&format!("{cell} | {on}"), Err(e)),
+                }
+            }
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            for (on, v) in got.iter().enumerate() {
+                let runs: Vec<String> = v.iter().map(|r| format!("{r:.0}")).collect();
+                let n = if on == 1 {
+                    scrapes.to_string()
+                } else {
+                    "-".into()
+                };
+                let what = if on == 1 {
+                    "on, scraped every 1 s"
+                } else {
+                    "off"
+                };
+                println!(
+                    "| {cell} | {what} | {:.0} ({}) | {n} |",
+                    mean(v),
+                    runs.join(", ")
+                );
+            }
+            println!(
+                "| {cell} | on/off | {:.3} | |",
+                mean(&got[1]) / mean(&got[0])
+            );
         }
     }
     if only == "smoke" {

@@ -551,6 +551,9 @@ mod tests {
             panic!("tables: {b:?} {c:?}");
         };
         assert_eq!(model::avg_khz(p, n), Some(1_900_000.0));
+        // 1 J in the microseconds between two reads would be a reset (over
+        // the 2,000 W a package can draw): one second, as the other tests
+        b.at = c.at - Duration::from_secs(1);
         let iv = s.interval(&b, &c);
         assert!((iv.cpu_joules[&1] - 1.0).abs() < 1e-9, "{iv:?}");
     }

@@ -4,9 +4,9 @@
 //! write timeouts: a client that stalls delays the next scrape by at most
 //! [`CLIENT_TIMEOUT`] and never the loop. Only `GET /metrics` (and `HEAD`)
 //! is answered; anything else gets 404/405/400. Each scrape asks the loop
-//! for one [`Snapshot`] (a command like
-//! any other: the loop answers it between two events) and reads the
-//! per-CPU cpufreq files itself.
+//! for one [`Scrape`] (a command like any other: the loop answers it
+//! between two events, and sends the snapshot back as a struct), reads the
+//! per-CPU cpufreq files and the restore journal's directory itself.
 
 pub mod expo;
 
@@ -19,8 +19,9 @@ use std::time::Duration;
 use rte_power::sysfs::SysfsRoot;
 
 use crate::controller::Controller;
-use crate::monitor::json::Snapshot;
-use crate::monitor::{JsonQuery, MonCmd};
+use crate::monitor::scrape::Scrape;
+use crate::monitor::MonCmd;
+use rte_power::journal::Journal;
 
 /// How long a client may take to send its request or read the answer.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,14 +138,22 @@ impl MetricsServer {
     ) -> io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("vmpm-metrics".into())
-            .spawn(move || loop {
-                let served = match &self {
-                    Self::Tcp(l) => l.accept().map(|(s, _)| serve_one(s, &ctl, &sysfs)),
-                    Self::Unix(l, _) => l.accept().map(|(s, _)| serve_one(s, &ctl, &sysfs)),
+            .spawn(move || {
+                let journal = Journal::from_env();
+                let src = Sources {
+                    ctl: &ctl,
+                    sysfs: &sysfs,
+                    journal: &journal,
                 };
-                let _ = served;
-                if ctl.monitor().has_stopped() {
-                    break;
+                loop {
+                    let served = match &self {
+                        Self::Tcp(l) => l.accept().map(|(s, _)| serve_one(s, &src)),
+                        Self::Unix(l, _) => l.accept().map(|(s, _)| serve_one(s, &src)),
+                    };
+                    let _ = served;
+                    if ctl.monitor().has_stopped() {
+                        break;
+                    }
                 }
             })
     }
@@ -157,6 +166,8 @@ trait Conn: Read + Write {
 
 impl Conn for std::net::TcpStream {
     fn timeouts(&self, t: Duration) -> io::Result<()> {
+        // head and body are two writes: no Nagle wait for the body's tail
+        self.set_nodelay(true)?;
         self.set_read_timeout(Some(t))?;
         self.set_write_timeout(Some(t))
     }
@@ -223,20 +234,32 @@ fn read_head(c: &mut dyn Conn) -> io::Result<Vec<u8>> {
 }
 
 /// The snapshot of the loop, if it still runs.
-pub fn snapshot(ctl: &Controller) -> Option<Snapshot> {
-    let out = ctl.monitor().call(MonCmd::Json(JsonQuery::Snapshot));
-    if !out.ok {
+pub fn snapshot(ctl: &Controller) -> Option<Box<Scrape>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if !ctl.monitor().call(MonCmd::Scrape(tx)).ok {
         return None;
     }
-    serde_json::from_str(&out.text).ok()
+    rx.try_recv().ok()
 }
 
-fn serve_one<C: Conn>(mut c: C, ctl: &Controller, sysfs: &SysfsRoot) -> io::Result<()> {
+/// Where a scrape reads from.
+struct Sources<'a> {
+    ctl: &'a Controller,
+    sysfs: &'a SysfsRoot,
+    journal: &'a Journal,
+}
+
+fn serve_one<C: Conn>(mut c: C, src: &Sources<'_>) -> io::Result<()> {
     c.timeouts(CLIENT_TIMEOUT)?;
     let head = read_head(&mut c)?;
     let (status, ctype, body, send_body) = match parse_request(&head) {
-        Request::Metrics { head } => match snapshot(ctl) {
-            Some(s) => ("200 OK", CONTENT_TYPE, expo::render(&s, sysfs), !head),
+        Request::Metrics { head } => match snapshot(src.ctl) {
+            Some(s) => (
+                "200 OK",
+                CONTENT_TYPE,
+                expo::render(s, src.sysfs, src.journal),
+                !head,
+            ),
             None => (
                 "503 Service Unavailable",
                 "text/plain",
@@ -263,15 +286,14 @@ fn serve_one<C: Conn>(mut c: C, ctl: &Controller, sysfs: &SysfsRoot) -> io::Resu
             true,
         ),
     };
-    let mut out = format!(
+    let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
-    .into_bytes();
+    );
+    c.write_all(head.as_bytes())?;
     if send_body {
-        out.extend_from_slice(body.as_bytes());
+        c.write_all(body.as_bytes())?;
     }
-    c.write_all(&out)?;
     c.flush()
 }
 

@@ -65,8 +65,10 @@ pub enum MonCmd {
         /// JSON instead of text.
         json: bool,
     },
-    /// A report as JSON (`ctl --json`, the metrics endpoint).
+    /// A report as JSON (`ctl --json`).
     Json(super::JsonQuery),
+    /// The metrics endpoint's snapshot, sent as a struct to the sender.
+    Scrape(std::sync::mpsc::Sender<Box<super::scrape::Scrape>>),
     /// One line per VM.
     ListVms,
     /// One line per channel.
@@ -241,6 +243,7 @@ impl Monitor {
                 crate::policy::report::all_text(&self.policy.engine)
             }),
             MonCmd::Json(q) => self.json(&q),
+            MonCmd::Scrape(to) => self.scrape(&to),
             MonCmd::ListVms => Outcome::ok(self.list_vms()),
             MonCmd::ShowChannels => Outcome::ok(self.show_channels()),
             MonCmd::ShowCpuFreq { cpus, mask } => self.show_cpu_freq(&cpus, mask),

@@ -1,8 +1,8 @@
-//! The loop's JSON reports (`ctl --json`, the metrics endpoint's snapshot).
+//! The loop's JSON reports (`ctl --json`).
 //!
 //! Each report is a serde type, so that its JSON Schema (`docs/schemas/`)
-//! and its readers (the metrics thread deserialises [`Snapshot`]) follow
-//! one definition.
+//! and its readers follow one definition. (The metrics endpoint takes its
+//! snapshot as a struct, `scrape`, not as JSON.)
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +21,6 @@ pub enum JsonQuery {
     CpuFreq(CpuSet),
     /// `stats`: the loop's counters.
     Stats,
-    /// Everything the metrics endpoint serves that only the loop knows.
-    Snapshot,
 }
 
 /// One VM of `list_vms`.
@@ -144,24 +142,6 @@ pub struct CpuOwner {
     pub decisions_skipped: u64,
 }
 
-/// What the metrics thread needs from the loop, taken in one command.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Snapshot {
-    /// Host CPUs the hypervisor numbers.
-    pub host_cpus: u32,
-    /// Counters.
-    pub stats: Stats,
-    /// Every channel.
-    pub channels: Vec<ChannelLine>,
-    /// Every VM.
-    pub vms: Vec<VmLine>,
-    /// Every host CPU.
-    pub cpus: Vec<CpuOwner>,
-    /// Per-VM energy's state and package totals.
-    #[serde(default)]
-    pub energy: crate::energy::report::EnergyJson,
-}
-
 fn json_outcome<T: Serialize>(v: &T) -> Outcome {
     match serde_json::to_string(v) {
         Ok(s) => Outcome::ok(s),
@@ -197,14 +177,6 @@ impl Monitor {
                 out
             }
             JsonQuery::Stats => json_outcome(&self.stats_json()),
-            JsonQuery::Snapshot => json_outcome(&Snapshot {
-                host_cpus: self.host_cpus,
-                stats: self.stats_json(),
-                channels: self.channel_lines(),
-                vms: self.vm_lines(),
-                cpus: self.cpu_owners(),
-                energy: crate::energy::report::snapshot(&self.energy),
-            }),
         }
     }
 
@@ -291,7 +263,7 @@ impl Monitor {
         s
     }
 
-    fn cpu_owners(&self) -> Vec<CpuOwner> {
+    pub(super) fn cpu_owners(&self) -> Vec<CpuOwner> {
         let managed = self.host.managed();
         let owners: Vec<(&str, CpuSet, bool)> = self
             .reg

@@ -50,8 +50,10 @@ mod policy_glue;
 pub(crate) mod registry;
 mod reports;
 pub mod requests;
+pub mod scrape;
 mod serve;
 pub(crate) mod sockdir;
+pub mod tally;
 
 pub use commands::{ChanList, MonCmd};
 pub use json::JsonQuery;
@@ -269,6 +271,9 @@ pub struct Monitor {
     scratch: Box<[u8]>,
     /// Returns from `epoll_wait` (`stats --json`, metrics).
     wakeups: u64,
+    /// When the read being framed returned (`CLOCK_MONOTONIC`, once per
+    /// read batch): the arrival of the packets it completes (`tally`).
+    arrival: std::time::Instant,
     stop: bool,
 }
 
@@ -354,6 +359,7 @@ impl Monitor {
             shared: exclusivity::Shared::default(),
             scratch: vec![0u8; serve::READ_CHUNK].into_boxed_slice(),
             wakeups: 0,
+            arrival: std::time::Instant::now(),
             stop: false,
         };
         Ok((handle, mon))

@@ -6,6 +6,7 @@ use rte_power::wire::VmName;
 
 use super::fair::ReqRate;
 use super::requests::ForeignName;
+use super::tally::Tally;
 use crate::hv::VmInfo;
 use crate::log::RateLimit;
 use rte_power::cpulist::CpuSet;
@@ -52,6 +53,9 @@ pub(crate) struct Vm {
     pub desync_limit: RateLimit,
     /// Its share of package energy since it was added (`crate::energy`).
     pub energy: crate::energy::VmEnergy,
+    /// Requests by command and outcome, refusals by reason, write latency
+    /// (the metrics).
+    pub tally: Tally,
 }
 
 impl Vm {
@@ -74,6 +78,7 @@ impl Vm {
             log_limit: RateLimit::new(),
             desync_limit: RateLimit::new(),
             energy: crate::energy::VmEnergy::default(),
+            tally: Tally::default(),
         }
     }
 
@@ -158,6 +163,15 @@ impl Registry {
     /// Every VM, in slot order, to change.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Vm> {
         self.vms.iter_mut().flatten()
+    }
+
+    /// Every VM with its id, in slot order; and the number of slots.
+    pub fn iter_ids(&self) -> (impl Iterator<Item = (VmId, &Vm)>, usize) {
+        let it = self.vms.iter().enumerate();
+        (
+            it.filter_map(|(i, v)| v.as_ref().map(|v| (VmId(i), v))),
+            self.vms.len(),
+        )
     }
 
     /// The channel a socket file name `<vm>.<N>` belongs to, if registered.

@@ -16,7 +16,7 @@ use super::requests::{
     self, Action, ForeignName, Handled, HostFacts, Reply, RequestError, RequestName, Verdict,
     VmView,
 };
-use super::Monitor;
+use super::{tally, Monitor};
 use crate::governor::{Governor, Governors};
 use crate::host::Host;
 use crate::log::Level;
@@ -106,7 +106,10 @@ impl Monitor {
             .clamp(1, self.scratch.len());
         let mut scratch = std::mem::take(&mut self.scratch);
         let (served, more) = match ch.read(&mut scratch[..want]) {
-            ReadEnd::Data(n) => (self.consume(id, &scratch[..n]), n == want),
+            ReadEnd::Data(n) => {
+                self.arrival = Instant::now();
+                (self.consume(id, &scratch[..n]), n == want)
+            }
             ReadEnd::Drained => (0, false),
             ReadEnd::Eof => {
                 self.hang_up(id, "QEMU closed the connection");
@@ -162,6 +165,7 @@ impl Monitor {
         }
         ch.stats.packets += 1;
         let (vm_id, enabled) = (ch.vm, ch.enabled);
+        let cmd = tally::command_of(bytes);
         let Some(vm) = self.reg.get_mut(vm_id) else {
             return ControlFlow::Break(());
         };
@@ -223,6 +227,7 @@ impl Monitor {
                         v.rate_limited += 1;
                     }
                 }
+                self.tally_refused(vm_id, cmd, &error);
                 self.refused(id, vm_id, what, &error, reply)
             }
             Verdict::Accepted {
@@ -233,11 +238,15 @@ impl Monitor {
                 if let Some(action) = action {
                     if let Err(error) = self.act(vm_id, action, packet.as_ref()) {
                         let nack = requests::failure_nack(what, packet.as_ref());
+                        self.tally_refused(vm_id, cmd, &error);
                         self.refused(id, vm_id, what, &error, nack);
                         return self.still_connected(id);
                     }
                 }
                 self.count(id, vm_id, true);
+                if let Some(v) = self.reg.get_mut(vm_id) {
+                    v.tally.accepted(cmd);
+                }
                 if let Some(note) = note {
                     self.guest_log(id, Level::Info, &note.to_string());
                 }
@@ -320,6 +329,9 @@ impl Monitor {
                 self.host
                     .apply_all(&cpus, op)
                     .map_err(|error| RequestError::ScaleFailed { op, cpus, error })?;
+                if let Some(v) = self.reg.get_mut(vm) {
+                    v.tally.wrote(self.arrival);
+                }
                 if let (Some(t), Some(p)) = (self.cfg.trace.as_mut(), packet) {
                     t(p);
                 }
@@ -532,6 +544,14 @@ mod tests {
         );
         let vm = mon.reg.get(ch.vm).expect("vm");
         assert_eq!((vm.accepted, vm.refused), (0, 2));
+        // the metrics: both scale_up, refused for their own rules; no
+        // write returned, so no latency
+        let reason = |r| tally::REASONS.iter().position(|x| *x == r).expect(r);
+        assert_eq!(vm.tally.by_command[0], [0, 2], "scale_up");
+        assert_eq!(vm.tally.refusals[reason("vcpu_out_of_range")], 1);
+        assert_eq!(vm.tally.refusals[reason("scale_failed")], 1);
+        assert_eq!(vm.tally.refusals.iter().sum::<u64>(), 2);
+        assert_eq!(vm.tally.write_latency.count(), 0);
         let logs = logs.lock().expect("logs");
         assert_eq!(
             logs.as_slice(),

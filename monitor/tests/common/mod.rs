@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod expo;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -187,6 +189,12 @@ impl Daemon {
     /// [`Daemon::start`] with more options (`{tmp}` in one stands for the
     /// daemon's temporary directory).
     pub fn start_with(exec: &str, extra: &[&str]) -> Self {
+        Self::start_env(exec, extra, &[])
+    }
+
+    /// [`Daemon::start_with`] with environment variables (`{tmp}` in a
+    /// value stands for the daemon's temporary directory).
+    pub fn start_env(exec: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
         let sim_dir = tmp.path().join("sim");
         let sock = tmp.path().join("ctl.sock");
@@ -202,6 +210,10 @@ impl Daemon {
                     .map(|a| a.replace("{tmp}", &tmp.path().to_string_lossy())),
             )
             .env_remove("RTE_POWER_PROC_STAT")
+            .envs(
+                env.iter()
+                    .map(|(k, v)| (*k, v.replace("{tmp}", &tmp.path().to_string_lossy()))),
+            )
             .spawn()
             .expect("daemon");
         let deadline = std::time::Instant::now() + T;
