@@ -87,7 +87,7 @@ check "the ENTRYPOINT's and DaemonSet's options and the init container's 'rte-pm
 # rules load and pass their unit tests (promtool from Debian's prometheus
 # package), every PromQL expression of the dashboard parses, and every
 # metric the rules and the dashboard name is in a real monitor's
-# exposition (--simulate --daemon, scraped on a UNIX socket).
+# exposition (--simulate --daemon, scraped on a UNIX socket, energy on).
 RULES=deploy/prometheus/rte-power.rules.yml DASH=deploy/grafana/rte-power-dashboard.json
 check "promtool check rules: $RULES" promtool check rules "$RULES"
 check "promtool test rules: each alert fires on its series and not on the others" \
@@ -117,7 +117,15 @@ names_exposed() {
     --metrics "unix:$d/metrics.sock" &
   local pid=$!
   for _ in $(seq 100); do [ -S "$d/metrics.sock" ] && break; sleep 0.1; done
-  exposed=$(curl -sf --unix-socket "$d/metrics.sock" http://localhost/metrics |
+  # the energy families have series once the sampler has sampled the simulated
+  # host's powercap tree twice (one interval)
+  local text=""
+  for _ in $(seq 100); do
+    text=$(curl -sf --unix-socket "$d/metrics.sock" http://localhost/metrics) || true
+    grep -q '^vm_power_mgr_vm_power_watts{' <<<"$text" && break
+    sleep 0.1
+  done
+  exposed=$(echo "$text" |
     awk '$1 == "#" && $2 == "TYPE" { n = $3; t = $4
       if (t == "counter") print n "_total"; else if (t == "histogram") { print n "_bucket"; print n "_sum"; print n "_count" }
       else print n }') || rc=1
