@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
 //!     [--only rss,latency,throughput,instructions] [--cells 1x1,8x8] [--favour]
+//!     [--keep-callgrind DIR]
 //! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
 //! ```
 //!
@@ -50,6 +51,10 @@ fn favour_this_thread() {
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
     }
 }
+/// `--keep-callgrind DIR`: the instructions cells copy callgrind's
+/// output files there (for `callgrind_annotate`).
+static KEEP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 type R<T> = Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -566,6 +571,11 @@ fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or("no callgrind total")?;
         ir.push(total);
+        if let Some(dir) = KEEP.get() {
+            let name = bin.display().to_string().replace('/', "_");
+            let to = dir.join(format!("callgrind.{vms}x{chans}.{count}.{name}"));
+            std::fs::copy(&out, to).map_err(err)?;
+        }
     }
     let handled = packets[1].saturating_sub(packets[0]).max(1);
     Ok((ir[1] as f64 - ir[0] as f64) / handled as f64)
@@ -641,6 +651,9 @@ fn main() {
     let mut bins = vec![("new", PathBuf::from(env!("CARGO_BIN_EXE_vm_power_mgr")))];
     if let Some(old) = get("--old") {
         bins.push(("old", PathBuf::from(old)));
+    }
+    if let Some(d) = get("--keep-callgrind") {
+        let _ = KEEP.set(PathBuf::from(d));
     }
     let _ = sys::raise_nofile_limit();
     FAVOUR.store(args.iter().any(|a| a == "--favour"), Ordering::Relaxed);
