@@ -469,32 +469,30 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
             },
         };
     }
-    let pkt = match ChannelPacket::decode(bytes) {
-        Ok(p) => p,
+    // built in place: the packet and the reply are 464 bytes each
+    let mut h = Handled {
+        what,
+        foreign_name,
+        packet: None,
+        verdict: Verdict::Ignored,
+    };
+    match ChannelPacket::decode(bytes) {
+        Ok(p) => h.packet = Some(p),
         Err(e) => {
-            let verdict = match unframed(bytes) {
+            h.verdict = match unframed(bytes) {
                 Some(why) => Verdict::Unframed(RequestError::Unframed {
                     command: hdr.command,
                     why,
                 }),
                 None => malformed(&hdr, e),
             };
-            return Handled {
-                what,
-                foreign_name,
-                packet: None,
-                verdict,
-            };
+            return h;
         }
-    };
-
-    let verdict = decide(vm, host, &pkt, bytes);
-    Handled {
-        what,
-        foreign_name,
-        packet: Some(pkt),
-        verdict,
     }
+    if let Some(pkt) = &h.packet {
+        h.verdict = decide(vm, host, pkt, bytes);
+    }
+    h
 }
 
 /// The packet's `vm_name` if it is to be ignored (see [`check_vm_name`]).
