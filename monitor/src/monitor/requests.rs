@@ -417,7 +417,26 @@ pub struct Handled {
     pub verdict: Verdict,
 }
 
+impl Default for Handled {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Handled {
+    /// Nothing handled yet (CONNECT's verdict, no packet).
+    pub fn new() -> Self {
+        Self {
+            what: RequestName {
+                command: 0,
+                resource_id: 0,
+            },
+            foreign_name: None,
+            packet: None,
+            verdict: Verdict::Ignored,
+        }
+    }
+
     /// The NACK to send when the action fails (none for a policy removal).
     pub fn failure_nack(&self) -> Option<Reply> {
         failure_nack(self.what, self.packet.as_ref())
@@ -431,6 +450,20 @@ pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option
 
 /// Handles one complete packet that arrived on a channel of `vm`.
 pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
+    let mut h = Handled::new();
+    handle_into(vm, host, bytes, &mut h);
+    h
+}
+
+/// [`handle`] into `h` (whatever it held): the loop's way, so that the
+/// result (a 464-byte packet and a reply of up to 464 bytes) is built where
+/// it is read, not copied out of a return value.
+pub fn handle_into(
+    vm: &VmView<'_>,
+    host: &mut dyn HostFacts,
+    bytes: &[u8; PACKET_SIZE],
+    h: &mut Handled,
+) {
     let foreign_name = foreign_name(vm, bytes);
     // the packet's own bytes unless its name is replaced (no copy of the
     // 464 bytes for a request that names its own VM or none)
@@ -443,39 +476,26 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
     };
     let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
         // cannot happen: 464 bytes always hold a header
-        return Handled {
-            what: RequestName {
-                command: 0,
-                resource_id: 0,
-            },
-            foreign_name,
-            packet: None,
-            verdict: Verdict::Ignored,
-        };
+        *h = Handled::new();
+        h.foreign_name = foreign_name;
+        return;
     };
     let what = RequestName {
         command: hdr.command,
         resource_id: hdr.resource_id,
     };
+    h.what = what;
+    h.foreign_name = foreign_name;
+    h.packet = None;
     if vm.over_rate && rated(bytes) {
         // counted before any decoding: malformed floods are limited too
-        return Handled {
-            what,
-            foreign_name,
-            packet: None,
-            verdict: Verdict::Refused {
-                error: RequestError::RateLimited(vm.rate_limit),
-                reply: nack(hdr.command, &hdr.nack()),
-            },
+        h.verdict = Verdict::Refused {
+            error: RequestError::RateLimited(vm.rate_limit),
+            reply: nack(hdr.command, &hdr.nack()),
         };
+        return;
     }
-    // built in place: the packet and the reply are 464 bytes each
-    let mut h = Handled {
-        what,
-        foreign_name,
-        packet: None,
-        verdict: Verdict::Ignored,
-    };
+    h.verdict = Verdict::Ignored;
     match ChannelPacket::decode(bytes) {
         Ok(p) => h.packet = Some(p),
         Err(e) => {
@@ -486,13 +506,12 @@ pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZ
                 }),
                 None => malformed(&hdr, e),
             };
-            return h;
+            return;
         }
     }
     if let Some(pkt) = &h.packet {
         h.verdict = decide(vm, host, pkt, bytes);
     }
-    h
 }
 
 /// The packet's `vm_name` if it is to be ignored (see [`check_vm_name`]).

@@ -199,7 +199,8 @@ impl Monitor {
         // the verdict is used where it is (its reply and packet are
         // 464 bytes each: moving them out cost more than the request's
         // checks)
-        let mut h: Handled = requests::handle(&view, &mut facts, bytes);
+        let mut h = Handled::new();
+        requests::handle_into(&view, &mut facts, bytes, &mut h);
         let what = h.what;
         if let Some(name) = h.foreign_name {
             self.name_ignored(id, vm_id, name);
