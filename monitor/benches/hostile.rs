@@ -6,7 +6,7 @@
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
 //!     [--only rss,latency,throughput,instructions] [--cells 1x1,8x8] [--favour]
-//!     [--keep-callgrind DIR]
+//!     [--keep-callgrind DIR] [--rounds N] [--pin]
 //! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
 //! ```
 //!
@@ -357,20 +357,20 @@ fn flood_child(args: &[String]) -> R<()> {
     println!("attached");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).map_err(err)?;
-    let (n, _) = closed_loop(streams, window, Duration::from_secs_f64(secs), None)?;
+    let (n, _, _) = closed_loop(streams, window, Duration::from_secs_f64(secs), None)?;
     println!("{n} requests answered");
     Ok(())
 }
 
 /// Keeps `window` requests in flight on every stream for `dur`; returns
-/// the replies counted after a 0.3 s warm-up and the seconds measured.
-/// `pid`: a process whose CPU use is reported over the same window.
+/// the replies counted after a 0.3 s warm-up, the seconds measured and
+/// the CPU seconds `pid` (a process, e.g. the monitor) used in them.
 fn closed_loop(
     streams: Vec<(u64, UnixStream)>,
     window: u32,
     dur: Duration,
     pid: Option<u32>,
-) -> R<(u64, f64)> {
+) -> R<(u64, f64, f64)> {
     run_loop(streams, window, Limit::Time(dur), pid)
 }
 
@@ -388,7 +388,7 @@ fn run_loop(
     window: u32,
     limit: Limit,
     pid: Option<u32>,
-) -> R<(u64, f64)> {
+) -> R<(u64, f64, f64)> {
     let ep = Epoll::new().map_err(err)?;
     for (i, (_, s)) in streams.iter().enumerate() {
         ep.add(s.as_raw_fd(), sys::IN, i as u64).map_err(err)?;
@@ -453,13 +453,14 @@ fn run_loop(
     }
     let (r0, s0) = counted.ok_or("too short")?;
     let secs = s0.elapsed().as_secs_f64();
+    let mut cpu = 0.0;
     if let Some(p) = pid {
         // SAFETY: sysconf has no memory arguments.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let used = cpu_ticks(p).saturating_sub(cpu0) as f64 / hz / secs * 100.0;
-        eprintln!("  (monitor CPU {used:.0} %)");
+        cpu = cpu_ticks(p).saturating_sub(cpu0) as f64 / hz;
+        eprintln!("  (monitor CPU {:.0} %)", cpu / secs * 100.0);
     }
-    Ok((replies - r0, secs))
+    Ok((replies - r0, secs, cpu))
 }
 
 /// recv(2) with MSG_DONTWAIT on a blocking stream.
@@ -581,8 +582,9 @@ fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
     Ok((ir[1] as f64 - ir[0] as f64) / handled as f64)
 }
 
-/// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo peer.
-fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
+/// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo
+/// peer, and the peer's CPU time per request (µs).
+fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<(f64, f64)> {
     let names: Vec<String> = (0..vms).map(|v| format!("vm{v}")).collect();
     let spec: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), chans)).collect();
     let host = Host::new(&spec)?;
@@ -598,9 +600,23 @@ fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
     };
     let streams = accept_all(&mut q)?;
     let pid = peer.id();
-    let (n, s) = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(pid))?;
+    let (n, s, cpu) = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(pid))?;
     stop(peer);
-    Ok(n as f64 / s)
+    Ok((n as f64 / s, cpu * 1e6 / n.max(1) as f64))
+}
+
+/// The median (NaN for none).
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// `--cells 1x1,8x8` (default: 1x1, 8x8, 64x64).
@@ -648,6 +664,10 @@ fn main() {
             "smoke".into()
         }
     });
+    let rounds: usize = get("--rounds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut bins = vec![("new", PathBuf::from(env!("CARGO_BIN_EXE_vm_power_mgr")))];
     if let Some(old) = get("--old") {
         bins.push(("old", PathBuf::from(old)));
@@ -700,18 +720,51 @@ fn main() {
             let cell = format!("{} ({vms}x{chans})", vms * chans);
             report(
                 &format!("{cell} | echo peer"),
-                throughput(None, vms, chans, secs).map(|r| format!("{r:.0}")),
+                throughput(None, vms, chans, secs).map(|(r, _)| format!("{r:.0}")),
             );
-            let mut got = Vec::new();
-            for (name, bin) in &bins {
-                let r = throughput(Some(bin), vms, chans, secs);
-                if let Ok(v) = &r {
-                    got.push(*v);
+            // `--rounds N`: new and old alternately N times (the machine's
+            // load drifts; the median of each and of the ratios is printed)
+            let mut got: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+            let mut ratios = Vec::new();
+            for round in 0..rounds {
+                let tag = if rounds > 1 {
+                    format!(" (round {})", round + 1)
+                } else {
+                    String::new()
+                };
+                let mut this = Vec::new();
+                for (i, (name, bin)) in bins.iter().enumerate() {
+                    let r = throughput(Some(bin), vms, chans, secs);
+                    if let Ok((v, c)) = &r {
+                        got[i].push(*v);
+                        cpu[i].push(*c);
+                        this.push(*v);
+                    }
+                    report(
+                        &format!("{cell} | {name}{tag}"),
+                        r.map(|(r, c)| format!("{r:.0} ({c:.2} µs CPU per request)")),
+                    );
                 }
-                report(&format!("{cell} | {name}"), r.map(|r| format!("{r:.0}")));
+                if let [new, old] = this[..] {
+                    ratios.push(new / old);
+                    println!("| {cell} | new/old{tag} | {:.2} |", new / old);
+                }
             }
-            if let [new, old] = got[..] {
-                println!("| {cell} | new/old | {:.2} |", new / old);
+            if rounds > 1 {
+                for (i, (name, _)) in bins.iter().enumerate() {
+                    println!(
+                        "| {cell} | {name}, median | {:.0} ({:.2} µs CPU per request) |",
+                        median(&mut got[i]),
+                        median(&mut cpu[i])
+                    );
+                }
+                if !ratios.is_empty() {
+                    println!(
+                        "| {cell} | new/old, median of rounds | {:.2} |",
+                        median(&mut ratios)
+                    );
+                }
             }
         }
     }
@@ -736,7 +789,7 @@ fn main() {
         let (_, bin) = &bins[0];
         report(
             "1 (1x1) | new",
-            throughput(Some(bin), 1, 1, secs).map(|r| format!("{r:.0}")),
+            throughput(Some(bin), 1, 1, secs).map(|(r, _)| format!("{r:.0}")),
         );
     }
     if failed {
