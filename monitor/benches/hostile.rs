@@ -44,6 +44,43 @@ const HOST_CPUS: u32 = 8;
 /// (the same for every monitor measured).
 static FAVOUR: AtomicBool = AtomicBool::new(false);
 
+/// `--pin`: the latency cells isolate the monitor on 2 CPUs: the monitor
+/// (every thread) on CPU 0, the flood generator and the quiet VM's prober
+/// on CPU 1, the prober (only it) SCHED_FIFO so that the flood generator
+/// sharing its CPU does not delay it. Alone and under the flood, new and
+/// old monitor alike.
+static PIN: AtomicBool = AtomicBool::new(false);
+
+/// The CPU of the monitor under `--pin`; the generators get the other.
+const MONITOR_CPU: &str = "0";
+const GENERATOR_CPU: usize = 1;
+
+/// Under `--pin`: this thread (the prober) on the generators' CPU, at
+/// SCHED_FIFO priority 10 (root only; a failure is reported, the run goes
+/// on unisolated).
+fn pin_prober() {
+    if !PIN.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes in it;
+    // sched_setaffinity and sched_setscheduler read the structs passed
+    // for the calling thread (pid 0) only.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(GENERATOR_CPU, &mut set);
+        let a = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        let param = libc::sched_param { sched_priority: 10 };
+        let f = libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
+        a == 0 && f == 0
+    };
+    if !ok {
+        eprintln!(
+            "  (--pin: prober not pinned/SCHED_FIFO: {})",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// This thread's nice value to -10 (root only; ignored otherwise).
 fn favour_this_thread() {
     if FAVOUR.load(Ordering::Relaxed) {
@@ -122,11 +159,21 @@ impl Host {
     /// Starts a monitor binary managing every VM, each channel attached
     /// (under `nice -n -10` with `--favour`).
     fn monitor(&self, bin: &Path) -> R<Child> {
-        if FAVOUR.load(Ordering::Relaxed) {
-            let mut pre = vec!["-n".into(), "-10".into(), bin.display().to_string()];
-            return self.monitor_args(Path::new("nice"), &mut pre);
+        self.monitor_pinned(bin, false)
+    }
+
+    /// The same; with `pin` (and `--pin`) on CPU 0 (taskset: every thread).
+    fn monitor_pinned(&self, bin: &Path, pin: bool) -> R<Child> {
+        let mut words: Vec<String> = Vec::new();
+        if pin && PIN.load(Ordering::Relaxed) {
+            words.extend(["taskset".into(), "-c".into(), MONITOR_CPU.into()]);
         }
-        self.monitor_args(bin, &mut Vec::new())
+        if FAVOUR.load(Ordering::Relaxed) {
+            words.extend(["nice".into(), "-n".into(), "-10".into()]);
+        }
+        words.push(bin.display().to_string());
+        let program = PathBuf::from(words.remove(0));
+        self.monitor_args(&program, &mut words)
     }
 
     /// The same, through `program` with `pre` before the monitor's
@@ -295,12 +342,33 @@ fn probe(s: &mut UnixStream, secs: f64) -> R<Vec<u64>> {
     Ok(lat)
 }
 
+/// [`probe`] in a thread of its own (`--pin` changes its CPU and
+/// scheduling class, not the bench's).
+fn probe_thread(s: &mut UnixStream, secs: f64) -> R<Vec<u64>> {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_prober();
+            probe(s, secs)
+        })
+        .join()
+        .map_err(|_| "prober panicked".to_string())?
+    })
+}
+
 /// Quiet VM p50/p99 (µs) alone and under a flood from another process.
 fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
     let host = Host::new(&[("flood", 8), ("quiet", 1)])?;
     let exe = std::env::current_exe().map_err(err)?;
-    let mut flood = Command::new("nice")
-        .args(["-n", "10"])
+    let mut flood = if PIN.load(Ordering::Relaxed) {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &GENERATOR_CPU.to_string(), "nice", "-n", "10"]);
+        c
+    } else {
+        let mut c = Command::new("nice");
+        c.args(["-n", "10"]);
+        c
+    };
+    let mut flood = flood
         .arg(&exe)
         .arg("--flood-child")
         .arg(host.sockets())
@@ -314,12 +382,12 @@ fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
     let mut line = String::new();
     out.read_line(&mut line).map_err(err)?; // "bound"
     let mut q = host.bind(&["quiet"])?;
-    let mon = host.monitor(bin)?;
+    let mon = host.monitor_pinned(bin, true)?;
     let mut quiet = accept_all(&mut q)?;
     line.clear();
     out.read_line(&mut line).map_err(err)?; // "attached"
     let (_, s) = quiet.first_mut().ok_or("no quiet channel")?;
-    let mut alone = probe(s, secs)?;
+    let mut alone = probe_thread(s, secs)?;
     flood
         .stdin
         .as_mut()
@@ -327,7 +395,7 @@ fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
         .write_all(b"go\n")
         .map_err(err)?;
     std::thread::sleep(Duration::from_millis(200));
-    let mut loaded = probe(s, secs - 0.5)?;
+    let mut loaded = probe_thread(s, secs - 0.5)?;
     line.clear();
     out.read_line(&mut line).map_err(err)?;
     let _ = flood.wait();
@@ -677,6 +745,7 @@ fn main() {
     }
     let _ = sys::raise_nofile_limit();
     FAVOUR.store(args.iter().any(|a| a == "--favour"), Ordering::Relaxed);
+    PIN.store(args.iter().any(|a| a == "--pin"), Ordering::Relaxed);
     println!("vm_power_mgr hostile-guest benchmark ({secs} s per cell; load generator in its own process)");
     let mut failed = false;
     let mut report = |what: &str, r: R<String>| match r {

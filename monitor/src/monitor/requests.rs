@@ -234,6 +234,12 @@ pub enum Unframed {
     /// The body fails the request checks too (an hour, count, bool, enum
     /// or name no sender writes).
     Body(WireError),
+    /// The 464 bytes read as 29 packets of DPDK's 16-byte generation (up
+    /// to 17.08: `resource_id`, `unit`, `command`): a peer of that size.
+    /// Its frames may even decode (as CPU_POWER with `core_type`
+    /// PHYSICAL: a 16-byte packet's `command` lands there), so it is
+    /// checked before decoding.
+    SixteenByte,
 }
 
 impl fmt::Display for Unframed {
@@ -244,6 +250,9 @@ impl fmt::Display for Unframed {
                 f.write_str("no DPDK generation sends CPU_POWER with unit 0")
             }
             Unframed::Body(e) => write!(f, "a body that is no request's ({e})"),
+            Unframed::SixteenByte => f.write_str(
+                "the 464 bytes read as 29 packets of DPDK's 16-byte generation (up to 17.08)",
+            ),
         }
     }
 }
@@ -464,6 +473,22 @@ pub fn handle_into(
     bytes: &[u8; PACKET_SIZE],
     h: &mut Handled,
 ) {
+    // before the name rule: it would replace part of what shows the size
+    if sixteen_byte_frames(bytes) {
+        let hdr = PacketHeader::decode_lenient(bytes).ok();
+        let command = hdr.map_or(0, |p| p.command);
+        h.what = RequestName {
+            command,
+            resource_id: hdr.map_or(0, |p| p.resource_id),
+        };
+        h.foreign_name = None;
+        h.packet = None;
+        h.verdict = Verdict::Unframed(RequestError::Unframed {
+            command,
+            why: Unframed::SixteenByte,
+        });
+        return;
+    }
     let foreign_name = foreign_name(vm, bytes);
     // the packet's own bytes unless its name is replaced (no copy of the
     // 464 bytes for a request that names its own VM or none)
@@ -544,6 +569,9 @@ fn with_own_name(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> [u8; PACKET_SIZE
 /// frame (the channel is reset) do not. The loop asks before it takes a
 /// token, so that [`VmView::over_rate`] is only ever set for such packets.
 pub fn counts_against_rate(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> bool {
+    if sixteen_byte_frames(bytes) {
+        return false;
+    }
     if foreign_name(vm, bytes).is_some() {
         rated(&with_own_name(vm, bytes))
     } else {
@@ -566,6 +594,9 @@ fn rated(bytes: &[u8; PACKET_SIZE]) -> bool {
 /// whose body is a request's is an unknown request (NACKed); a known
 /// command with another bad body is a malformed request (NACKed).
 pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
+    if sixteen_byte_frames(bytes) {
+        return Some(Unframed::SixteenByte);
+    }
     let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     if let Ok(known) = Command::try_from(command) {
         let unit = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
@@ -578,6 +609,29 @@ pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
     let mut body = *bytes;
     body[12..16].copy_from_slice(&wire::CPU_POWER_CONNECT.to_le_bytes());
     ChannelPacket::decode(&body).err().map(Unframed::Body)
+}
+
+/// Size of DPDK's packet up to 17.08: `resource_id`, `unit`, `command`.
+const SIXTEEN: usize = 16;
+
+/// Do the 464 bytes read as 29 packets of DPDK's 16-byte generation, each
+/// a CPU_POWER with a unit 1-6 or a CONNECT? A 464-byte request does not:
+/// the second 16 bytes' `command` is `vm_name[12..16]`, which no sender
+/// writes as 1 or 2 (a name is NUL-terminated, zero-filled after), and so
+/// on through `vfid`, the hours and `core_type` (29 slots in all). Cheap
+/// on the hot path: a 464-byte request fails at the second slot.
+fn sixteen_byte_frames(bytes: &[u8; PACKET_SIZE]) -> bool {
+    const _: () = assert!(PACKET_SIZE % SIXTEEN == 0);
+    bytes.chunks_exact(SIXTEEN).all(|p| {
+        let word = |at: usize| {
+            p.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        let (unit, command) = (word(8), word(12));
+        (command == wire::CPU_POWER && (1..=6).contains(&unit))
+            || command == wire::CPU_POWER_CONNECT
+    })
 }
 
 /// A packet that failed to decode: its header is all that is trusted.

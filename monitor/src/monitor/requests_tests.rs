@@ -847,6 +847,50 @@ fn unframed_of(h: Handled) -> RequestError {
 }
 
 #[test]
+fn a_16_byte_peer_is_out_of_frame_even_where_its_frames_decode() {
+    // DPDK up to 17.08 sends 16 bytes (resource_id, unit, command): 29 of
+    // them fill a frame, whose core_type byte is a CPU_POWER's command (1)
+    let pins = pins();
+    let vm = view(&pins);
+    let mut host = FakeHost::new();
+    for (vcpu, unit) in [
+        (0u64, Step::Up),
+        (1, Step::Down),
+        (3, Step::Max),
+        (300, Step::Min),
+    ] {
+        let mut frame = [0u8; PACKET_SIZE];
+        for p in frame.chunks_exact_mut(16) {
+            p.copy_from_slice(&req(vcpu, unit).encode()[..16]);
+        }
+        if vcpu == 0 && unit == Step::Up {
+            // what the gap was: it decodes, and was NACKed as PHYSICAL
+            let p = ChannelPacket::decode(&frame).expect("decodes");
+            assert_eq!(p.core_kind(), CoreType::Physical);
+        }
+        let e = unframed_of(handle(&vm, &mut host, &frame));
+        assert!(
+            e.to_string()
+                .contains("29 packets of DPDK's 16-byte generation"),
+            "{e}"
+        );
+        assert_eq!(unframed(&frame), Some(Unframed::SixteenByte));
+        assert!(
+            !counts_against_rate(&vm, &frame),
+            "out of frame takes no token"
+        );
+    }
+    // a 464-byte request is not one, whatever its name
+    let mut p = req(0, Step::Up);
+    p.vm_name = VmName::new("ubuntu2-with-a-long-name").expect("name");
+    assert!(unframed(&p.encode()).is_none());
+    assert!(matches!(
+        handle(&vm, &mut host, &p.encode()).verdict,
+        Verdict::Accepted { .. }
+    ));
+}
+
+#[test]
 fn bytes_that_cannot_be_a_packet_are_out_of_frame_not_refused() {
     let pins = pins();
     let vm = view(&pins);
