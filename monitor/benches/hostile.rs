@@ -7,8 +7,21 @@
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
 //!     [--only rss,latency,throughput,instructions] [--cells 1x1,8x8] [--favour]
 //!     [--keep-callgrind DIR] [--rounds N] [--pin]
-//! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
+//! scripts/bench-hostile.sh      builds main's (or OLD_REV's) monitor as BIN
 //! ```
+//!
+//! * `--favour`: the monitor and the quiet VM's prober at nice -10 (every
+//!   monitor, every cell).
+//! * `--pin`: the latency cells on 2 CPUs without the three busy processes
+//!   competing: every monitor thread on CPU 0, the flood generator and the
+//!   prober on CPU 1, the prober (only it) SCHED_FIFO 10 so that the flood
+//!   generator does not delay the probe on their shared CPU. The same for
+//!   the alone and the flood cell, and for both monitors. Needs root.
+//! * `--rounds N`: each throughput cell N times, new and old alternately;
+//!   the medians (requests/s, the monitor's CPU time per request) and the
+//!   median of the per-round ratios are printed.
+//! * `--keep-callgrind DIR`: the instructions cells leave callgrind's
+//!   output there (`callgrind_annotate` per function).
 //!
 //! Prints, for this tree's monitor and (with `--old`) another build run
 //! in the same conditions, cell by cell alternately:
