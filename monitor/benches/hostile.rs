@@ -780,20 +780,47 @@ fn main() {
     }
     if only.contains("latency") {
         println!("\n| monitor | quiet VM alone p50 / p99 µs | under a flood of 8 ch x 64 p50 / p99 µs | p99 ratio |\n|---|---|---|---|");
-        for (name, bin) in &bins {
-            report(
-                name,
-                latency(bin, secs.max(2.0)).map(|[a, f]| {
-                    format!(
-                        "{:.1} / {:.1} | {:.1} / {:.1} | {:.2}",
-                        a.0,
-                        a.1,
-                        f.0,
-                        f.1,
-                        f.1 / a.1
-                    )
-                }),
-            );
+        // `--rounds N`: N times, the monitors alternately; medians after
+        let mut got: Vec<Vec<[f64; 4]>> = vec![Vec::new(); bins.len()];
+        for round in 0..rounds {
+            for (i, (name, bin)) in bins.iter().enumerate() {
+                let r = latency(bin, secs.max(2.0));
+                if let Ok([a, f]) = &r {
+                    got[i].push([a.0, a.1, f.0, f.1]);
+                }
+                let tag = if rounds > 1 {
+                    format!("{name} (round {})", round + 1)
+                } else {
+                    name.to_string()
+                };
+                report(
+                    &tag,
+                    r.map(|[a, f]| {
+                        format!(
+                            "{:.1} / {:.1} | {:.1} / {:.1} | {:.2}",
+                            a.0,
+                            a.1,
+                            f.0,
+                            f.1,
+                            f.1 / a.1
+                        )
+                    }),
+                );
+            }
+        }
+        if rounds > 1 {
+            for (i, (name, _)) in bins.iter().enumerate() {
+                let col = |k: usize| median(&mut got[i].iter().map(|v| v[k]).collect::<Vec<_>>());
+                let mut ratios: Vec<f64> = got[i].iter().map(|v| v[3] / v[1]).collect();
+                println!(
+                    "| {name}, median of rounds | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} (median of the rounds' ratios) |",
+                    col(0),
+                    col(1),
+                    col(2),
+                    col(3),
+                    median(&mut ratios)
+                );
+            }
         }
     }
     if only.contains("throughput") {
