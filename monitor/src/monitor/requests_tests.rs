@@ -199,9 +199,9 @@ fn an_echo_from_the_bytes_is_the_encoded_reply() {
     let mut checked = 0;
     for i in 0..2_000u32 {
         let mut b = req(u64::from(i % 3), Step::Up).encode();
-        for k in 0..PACKET_SIZE {
+        for byte in b.iter_mut() {
             if next() % 4 == 0 {
-                b[k] = next() as u8;
+                *byte = next() as u8;
             }
         }
         // a name with garbage after its NUL, valid fields where the
