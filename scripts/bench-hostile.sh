@@ -2,7 +2,9 @@
 # The hostile-guest benchmark (monitor/benches/hostile.rs) of this tree's
 # monitor against another build in the same run: OLD_REV (default main)
 # is checked out in a temporary worktree and built into target/bench-old.
-#   scripts/bench-hostile.sh [--seconds S] [--only rss,latency,throughput]
+#   scripts/bench-hostile.sh [--seconds S] [--only rss,latency,throughput,instructions]
+#       [--cells 1x1,8x8,64x64] [--rounds N] [--pin] [--favour] [--keep-callgrind DIR]
+#   OLD_REV=5619fa7 scripts/bench-hostile.sh ...   (the monitor before issue 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

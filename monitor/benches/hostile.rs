@@ -6,9 +6,22 @@
 //! ```text
 //! cargo bench -p vm-power-mgr --bench hostile -- [--old BIN] [--seconds S]
 //!     [--only rss,latency,throughput,instructions,metrics] [--cells 1x1,8x8] [--favour]
-//!     [--rounds N]
-//! scripts/bench-hostile.sh      builds main's monitor as BIN and runs this
+//!     [--keep-callgrind DIR] [--rounds N] [--pin]
+//! scripts/bench-hostile.sh      builds main's (or OLD_REV's) monitor as BIN
 //! ```
+//!
+//! * `--favour`: the monitor and the quiet VM's prober at nice -10 (every
+//!   monitor, every cell).
+//! * `--pin`: the latency cells on 2 CPUs without the three busy processes
+//!   competing: every monitor thread on CPU 0, the flood generator and the
+//!   prober on CPU 1, the prober (only it) SCHED_FIFO 10 so that the flood
+//!   generator does not delay the probe on their shared CPU. The same for
+//!   the alone and the flood cell, and for both monitors. Needs root.
+//! * `--rounds N`: each throughput cell N times, new and old alternately;
+//!   the medians (requests/s, the monitor's CPU time per request) and the
+//!   median of the per-round ratios are printed.
+//! * `--keep-callgrind DIR`: the instructions cells leave callgrind's
+//!   output there (`callgrind_annotate` per function).
 //!
 //! Prints, for this tree's monitor and (with `--old`) another build run
 //! in the same conditions, cell by cell alternately:
@@ -47,6 +60,43 @@ const HOST_CPUS: u32 = 8;
 /// (the same for every monitor measured).
 static FAVOUR: AtomicBool = AtomicBool::new(false);
 
+/// `--pin`: the latency cells isolate the monitor on 2 CPUs: the monitor
+/// (every thread) on CPU 0, the flood generator and the quiet VM's prober
+/// on CPU 1, the prober (only it) SCHED_FIFO so that the flood generator
+/// sharing its CPU does not delay it. Alone and under the flood, new and
+/// old monitor alike.
+static PIN: AtomicBool = AtomicBool::new(false);
+
+/// The CPU of the monitor under `--pin`; the generators get the other.
+const MONITOR_CPU: &str = "0";
+const GENERATOR_CPU: usize = 1;
+
+/// Under `--pin`: this thread (the prober) on the generators' CPU, at
+/// SCHED_FIFO priority 10 (root only; a failure is reported, the run goes
+/// on unisolated).
+fn pin_prober() {
+    if !PIN.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes in it;
+    // sched_setaffinity and sched_setscheduler read the structs passed
+    // for the calling thread (pid 0) only.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(GENERATOR_CPU, &mut set);
+        let a = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        let param = libc::sched_param { sched_priority: 10 };
+        let f = libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
+        a == 0 && f == 0
+    };
+    if !ok {
+        eprintln!(
+            "  (--pin: prober not pinned/SCHED_FIFO: {})",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// This thread's nice value to -10 (root only; ignored otherwise).
 fn favour_this_thread() {
     if FAVOUR.load(Ordering::Relaxed) {
@@ -54,6 +104,10 @@ fn favour_this_thread() {
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
     }
 }
+/// `--keep-callgrind DIR`: the instructions cells copy callgrind's
+/// output files there (for `callgrind_annotate`).
+static KEEP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 type R<T> = Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -124,11 +178,21 @@ impl Host {
     /// Starts a monitor binary managing every VM, each channel attached
     /// (under `nice -n -10` with `--favour`).
     fn monitor(&self, bin: &Path) -> R<Child> {
-        if FAVOUR.load(Ordering::Relaxed) {
-            let mut pre = vec!["-n".into(), "-10".into(), bin.display().to_string()];
-            return self.monitor_args(Path::new("nice"), &mut pre);
+        self.monitor_pinned(bin, false)
+    }
+
+    /// The same; with `pin` (and `--pin`) on CPU 0 (taskset: every thread).
+    fn monitor_pinned(&self, bin: &Path, pin: bool) -> R<Child> {
+        let mut words: Vec<String> = Vec::new();
+        if pin && PIN.load(Ordering::Relaxed) {
+            words.extend(["taskset".into(), "-c".into(), MONITOR_CPU.into()]);
         }
-        self.monitor_args(bin, &mut Vec::new())
+        if FAVOUR.load(Ordering::Relaxed) {
+            words.extend(["nice".into(), "-n".into(), "-10".into()]);
+        }
+        words.push(bin.display().to_string());
+        let program = PathBuf::from(words.remove(0));
+        self.monitor_args(&program, &mut words)
     }
 
     /// The same, through `program` with `pre` before the monitor's
@@ -298,12 +362,33 @@ fn probe(s: &mut UnixStream, secs: f64) -> R<Vec<u64>> {
     Ok(lat)
 }
 
+/// [`probe`] in a thread of its own (`--pin` changes its CPU and
+/// scheduling class, not the bench's).
+fn probe_thread(s: &mut UnixStream, secs: f64) -> R<Vec<u64>> {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_prober();
+            probe(s, secs)
+        })
+        .join()
+        .map_err(|_| "prober panicked".to_string())?
+    })
+}
+
 /// Quiet VM p50/p99 (µs) alone and under a flood from another process.
 fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
     let host = Host::new(&[("flood", 8), ("quiet", 1)])?;
     let exe = std::env::current_exe().map_err(err)?;
-    let mut flood = Command::new("nice")
-        .args(["-n", "10"])
+    let mut flood = if PIN.load(Ordering::Relaxed) {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &GENERATOR_CPU.to_string(), "nice", "-n", "10"]);
+        c
+    } else {
+        let mut c = Command::new("nice");
+        c.args(["-n", "10"]);
+        c
+    };
+    let mut flood = flood
         .arg(&exe)
         .arg("--flood-child")
         .arg(host.sockets())
@@ -317,12 +402,12 @@ fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
     let mut line = String::new();
     out.read_line(&mut line).map_err(err)?; // "bound"
     let mut q = host.bind(&["quiet"])?;
-    let mon = host.monitor(bin)?;
+    let mon = host.monitor_pinned(bin, true)?;
     let mut quiet = accept_all(&mut q)?;
     line.clear();
     out.read_line(&mut line).map_err(err)?; // "attached"
     let (_, s) = quiet.first_mut().ok_or("no quiet channel")?;
-    let mut alone = probe(s, secs)?;
+    let mut alone = probe_thread(s, secs)?;
     flood
         .stdin
         .as_mut()
@@ -330,7 +415,7 @@ fn latency(bin: &Path, secs: f64) -> R<[(f64, f64); 2]> {
         .write_all(b"go\n")
         .map_err(err)?;
     std::thread::sleep(Duration::from_millis(200));
-    let mut loaded = probe(s, secs - 0.5)?;
+    let mut loaded = probe_thread(s, secs - 0.5)?;
     line.clear();
     out.read_line(&mut line).map_err(err)?;
     let _ = flood.wait();
@@ -360,20 +445,20 @@ fn flood_child(args: &[String]) -> R<()> {
     println!("attached");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).map_err(err)?;
-    let (n, _) = closed_loop(streams, window, Duration::from_secs_f64(secs), None)?;
+    let (n, _, _) = closed_loop(streams, window, Duration::from_secs_f64(secs), None)?;
     println!("{n} requests answered");
     Ok(())
 }
 
 /// Keeps `window` requests in flight on every stream for `dur`; returns
-/// the replies counted after a 0.3 s warm-up and the seconds measured.
-/// `pid`: a process whose CPU use is reported over the same window.
+/// the replies counted after a 0.3 s warm-up, the seconds measured and
+/// the CPU seconds `pid` (a process, e.g. the monitor) used in them.
 fn closed_loop(
     streams: Vec<(u64, UnixStream)>,
     window: u32,
     dur: Duration,
     pid: Option<u32>,
-) -> R<(u64, f64)> {
+) -> R<(u64, f64, f64)> {
     run_loop(streams, window, Limit::Time(dur), pid)
 }
 
@@ -391,7 +476,7 @@ fn run_loop(
     window: u32,
     limit: Limit,
     pid: Option<u32>,
-) -> R<(u64, f64)> {
+) -> R<(u64, f64, f64)> {
     let ep = Epoll::new().map_err(err)?;
     for (i, (_, s)) in streams.iter().enumerate() {
         ep.add(s.as_raw_fd(), sys::IN, i as u64).map_err(err)?;
@@ -456,13 +541,14 @@ fn run_loop(
     }
     let (r0, s0) = counted.ok_or("too short")?;
     let secs = s0.elapsed().as_secs_f64();
+    let mut cpu = 0.0;
     if let Some(p) = pid {
         // SAFETY: sysconf has no memory arguments.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let used = cpu_ticks(p).saturating_sub(cpu0) as f64 / hz / secs * 100.0;
-        eprintln!("  (monitor CPU {used:.0} %)");
+        cpu = cpu_ticks(p).saturating_sub(cpu0) as f64 / hz;
+        eprintln!("  (monitor CPU {:.0} %)", cpu / secs * 100.0);
     }
-    Ok((replies - r0, secs))
+    Ok((replies - r0, secs, cpu))
 }
 
 /// recv(2) with MSG_DONTWAIT on a blocking stream.
@@ -574,13 +660,19 @@ fn instructions(bin: &Path, vms: u32, chans: u32, n: u64) -> R<f64> {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or("no callgrind total")?;
         ir.push(total);
+        if let Some(dir) = KEEP.get() {
+            let name = bin.display().to_string().replace('/', "_");
+            let to = dir.join(format!("callgrind.{vms}x{chans}.{count}.{name}"));
+            std::fs::copy(&out, to).map_err(err)?;
+        }
     }
     let handled = packets[1].saturating_sub(packets[0]).max(1);
     Ok((ir[1] as f64 - ir[0] as f64) / handled as f64)
 }
 
-/// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo peer.
-fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
+/// Requests/s of a closed loop on `vms` x `chans`, on `bin` or the echo
+/// peer, and the peer's CPU time per request (µs).
+fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<(f64, f64)> {
     let names: Vec<String> = (0..vms).map(|v| format!("vm{v}")).collect();
     let spec: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), chans)).collect();
     let host = Host::new(&spec)?;
@@ -596,9 +688,23 @@ fn throughput(bin: Option<&Path>, vms: u32, chans: u32, secs: f64) -> R<f64> {
     };
     let streams = accept_all(&mut q)?;
     let pid = peer.id();
-    let (n, s) = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(pid))?;
+    let (n, s, cpu) = closed_loop(streams, 32, Duration::from_secs_f64(secs), Some(pid))?;
     stop(peer);
-    Ok(n as f64 / s)
+    Ok((n as f64 / s, cpu * 1e6 / n.max(1) as f64))
+}
+
+/// The median (NaN for none).
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Requests/s of a closed loop on `vms` x `chans` with `--metrics` on a
@@ -637,7 +743,7 @@ fn throughput_metrics(bin: &Path, vms: u32, chans: u32, secs: f64, scrape: bool)
     done.store(true, Ordering::Relaxed);
     let scrapes = scraper.join().unwrap_or(0);
     stop(mon);
-    let (n, s) = r?;
+    let (n, s, _) = r?;
     Ok((n as f64 / s, scrapes))
 }
 
@@ -686,12 +792,20 @@ fn main() {
             "smoke".into()
         }
     });
+    let rounds: usize = get("--rounds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut bins = vec![("new", PathBuf::from(env!("CARGO_BIN_EXE_vm_power_mgr")))];
     if let Some(old) = get("--old") {
         bins.push(("old", PathBuf::from(old)));
     }
+    if let Some(d) = get("--keep-callgrind") {
+        let _ = KEEP.set(PathBuf::from(d));
+    }
     let _ = sys::raise_nofile_limit();
     FAVOUR.store(args.iter().any(|a| a == "--favour"), Ordering::Relaxed);
+    PIN.store(args.iter().any(|a| a == "--pin"), Ordering::Relaxed);
     println!("vm_power_mgr hostile-guest benchmark ({secs} s per cell; load generator in its own process)");
     let mut failed = false;
     let mut report = |what: &str, r: R<String>| match r {
@@ -713,20 +827,47 @@ fn main() {
     }
     if only.contains("latency") {
         println!("\n| monitor | quiet VM alone p50 / p99 µs | under a flood of 8 ch x 64 p50 / p99 µs | p99 ratio |\n|---|---|---|---|");
-        for (name, bin) in &bins {
-            report(
-                name,
-                latency(bin, secs.max(2.0)).map(|[a, f]| {
-                    format!(
-                        "{:.1} / {:.1} | {:.1} / {:.1} | {:.2}",
-                        a.0,
-                        a.1,
-                        f.0,
-                        f.1,
-                        f.1 / a.1
-                    )
-                }),
-            );
+        // `--rounds N`: N times, the monitors alternately; medians after
+        let mut got: Vec<Vec<[f64; 4]>> = vec![Vec::new(); bins.len()];
+        for round in 0..rounds {
+            for (i, (name, bin)) in bins.iter().enumerate() {
+                let r = latency(bin, secs.max(2.0));
+                if let Ok([a, f]) = &r {
+                    got[i].push([a.0, a.1, f.0, f.1]);
+                }
+                let tag = if rounds > 1 {
+                    format!("{name} (round {})", round + 1)
+                } else {
+                    name.to_string()
+                };
+                report(
+                    &tag,
+                    r.map(|[a, f]| {
+                        format!(
+                            "{:.1} / {:.1} | {:.1} / {:.1} | {:.2}",
+                            a.0,
+                            a.1,
+                            f.0,
+                            f.1,
+                            f.1 / a.1
+                        )
+                    }),
+                );
+            }
+        }
+        if rounds > 1 {
+            for (i, (name, _)) in bins.iter().enumerate() {
+                let col = |k: usize| median(&mut got[i].iter().map(|v| v[k]).collect::<Vec<_>>());
+                let mut ratios: Vec<f64> = got[i].iter().map(|v| v[3] / v[1]).collect();
+                println!(
+                    "| {name}, median of rounds | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} (median of the rounds' ratios) |",
+                    col(0),
+                    col(1),
+                    col(2),
+                    col(3),
+                    median(&mut ratios)
+                );
+            }
         }
     }
     if only.contains("throughput") {
@@ -735,18 +876,51 @@ fn main() {
             let cell = format!("{} ({vms}x{chans})", vms * chans);
             report(
                 &format!("{cell} | echo peer"),
-                throughput(None, vms, chans, secs).map(|r| format!("{r:.0}")),
+                throughput(None, vms, chans, secs).map(|(r, _)| format!("{r:.0}")),
             );
-            let mut got = Vec::new();
-            for (name, bin) in &bins {
-                let r = throughput(Some(bin), vms, chans, secs);
-                if let Ok(v) = &r {
-                    got.push(*v);
+            // `--rounds N`: new and old alternately N times (the machine's
+            // load drifts; the median of each and of the ratios is printed)
+            let mut got: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+            let mut ratios = Vec::new();
+            for round in 0..rounds {
+                let tag = if rounds > 1 {
+                    format!(" (round {})", round + 1)
+                } else {
+                    String::new()
+                };
+                let mut this = Vec::new();
+                for (i, (name, bin)) in bins.iter().enumerate() {
+                    let r = throughput(Some(bin), vms, chans, secs);
+                    if let Ok((v, c)) = &r {
+                        got[i].push(*v);
+                        cpu[i].push(*c);
+                        this.push(*v);
+                    }
+                    report(
+                        &format!("{cell} | {name}{tag}"),
+                        r.map(|(r, c)| format!("{r:.0} ({c:.2} µs CPU per request)")),
+                    );
                 }
-                report(&format!("{cell} | {name}"), r.map(|r| format!("{r:.0}")));
+                if let [new, old] = this[..] {
+                    ratios.push(new / old);
+                    println!("| {cell} | new/old{tag} | {:.2} |", new / old);
+                }
             }
-            if let [new, old] = got[..] {
-                println!("| {cell} | new/old | {:.2} |", new / old);
+            if rounds > 1 {
+                for (i, (name, _)) in bins.iter().enumerate() {
+                    println!(
+                        "| {cell} | {name}, median | {:.0} ({:.2} µs CPU per request) |",
+                        median(&mut got[i]),
+                        median(&mut cpu[i])
+                    );
+                }
+                if !ratios.is_empty() {
+                    println!(
+                        "| {cell} | new/old, median of rounds | {:.2} |",
+                        median(&mut ratios)
+                    );
+                }
             }
         }
     }
@@ -815,7 +989,7 @@ fn main() {
         let (_, bin) = &bins[0];
         report(
             "1 (1x1) | new",
-            throughput(Some(bin), 1, 1, secs).map(|r| format!("{r:.0}")),
+            throughput(Some(bin), 1, 1, secs).map(|(r, _)| format!("{r:.0}")),
         );
     }
     if failed {

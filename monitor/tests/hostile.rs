@@ -490,6 +490,74 @@ fn a_456_byte_peer_is_reset_not_misread() {
 }
 
 #[test]
+fn a_16_byte_peer_is_reset_not_misread() {
+    // DPDK up to 17.08 writes 16-byte packets; 29 of them read as one
+    // 464-byte CPU_POWER with core_type PHYSICAL (their command lands
+    // there): it was NACKed, frame after frame, and never reset
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    let (mut q, mut g) = env.attach("vm-a", 0);
+    let cpus: Vec<u32> = (0..8).collect();
+    let before = env.snapshot(&cpus);
+    let mut bytes = Vec::new();
+    for k in 0..29 * 7 {
+        bytes.extend_from_slice(&req(k % 2, k).encode()[..16]);
+    }
+    // the monitor may close while we write: that is the point
+    let _ = g.send_bytes(&bytes);
+    assert!(g.closed_within(T), "{FRAMING}: the channel is reset");
+    let line = channel_line(&env.ok("show_channels"), "vm-a", 0);
+    assert_eq!(counter(&line, "resets"), 1, "{FRAMING}: counted: {line}");
+    assert_eq!(
+        (counter(&line, "accepted"), counter(&line, "refused")),
+        (0, 0),
+        "{FRAMING}: nothing misread as a request: {line}"
+    );
+    env.assert_log("29 packets of DPDK's 16-byte generation");
+    assert_eq!(env.snapshot(&cpus), before, "{BOUNDS}: nothing written");
+    // a peer of the right size is served on the next attach
+    let mut g = q.accept(T).expect("re-attach");
+    let p = req(1, 1);
+    g.send(&p).expect("send");
+    assert_eq!(g.recv_reply(T).expect("reply"), p.reply(Response::Ack));
+}
+
+#[test]
+fn replies_discarded_at_a_reset_are_counted_as_dropped() {
+    // a guest that does not read, then writes bytes out of frame: the
+    // replies still queued when the channel is reset never reach it and
+    // are counted with those the full queue refused
+    let env = Env::new();
+    env.ok("add_vm vm-a");
+    let (_q, g) = env.attach("vm-a", 0);
+    let mut s = g.into_stream();
+    let n = 2_000u64;
+    let mut bytes = Vec::with_capacity((n as usize + 1) * PACKET_SIZE);
+    for k in 0..n {
+        bytes.extend_from_slice(&req(k % 2, k).encode());
+    }
+    bytes.extend_from_slice(&[0u8; PACKET_SIZE]);
+    s.write_all(&bytes).expect("send");
+    // now read what reached the socket, up to the reset's EOF
+    s.set_read_timeout(Some(T)).expect("timeout");
+    let mut acks = 0u64;
+    let mut r = [0u8; PACKET_SIZE];
+    while s.read_exact(&mut r).is_ok() {
+        assert_eq!(u32::from_le_bytes([r[12], r[13], r[14], r[15]]), CMD_ACK);
+        acks += 1;
+    }
+    let line = channel_line(&env.ok("show_channels"), "vm-a", 0);
+    assert_eq!(counter(&line, "resets"), 1, "{line}");
+    assert_eq!(counter(&line, "accepted"), n, "{line}");
+    assert!(acks < n, "the guest did not read: some replies were lost");
+    assert_eq!(
+        acks + counter(&line, "replies dropped"),
+        n,
+        "{MEMORY}: every reply read or counted as dropped: {line}"
+    );
+}
+
+#[test]
 fn over_the_rate_limit_requests_are_nacked_and_counted() {
     let env = Env::new();
     env.ok("add_vm vm-a");

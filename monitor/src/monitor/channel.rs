@@ -3,6 +3,7 @@
 //! The framer holds at most one partial packet; the table keeps a generation per slot so that
 //! events and retries meant for a previous stream or owner are told apart.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
@@ -34,7 +35,9 @@ pub(crate) struct ChanStats {
     pub accepted: u64,
     /// Requests refused.
     pub refused: u64,
-    /// Replies dropped because the guest did not read.
+    /// Replies the guest never got: dropped because it did not read (the
+    /// queue was full), or discarded unsent, whole or in part, when the
+    /// stream went (a reset, a hang-up).
     pub replies_dropped: u64,
     /// Successful connects.
     pub connects: u64,
@@ -128,11 +131,19 @@ const OUT_MIN: usize = 32 * PACKET_SIZE;
 /// byte at a time). The storage is kept while the channel is connected
 /// (growing it again after every burst would zero it again) and given
 /// back when the stream goes.
+///
+/// It also knows its replies (their sizes, oldest first: at most one per
+/// 88 bytes of the cap), so that those a reset or hang-up discards are
+/// counted, not only those a full queue refuses.
 #[derive(Debug, Default)]
 pub struct OutQueue {
     buf: Box<[u8]>,
     head: usize,
     len: usize,
+    /// Sizes of the replies queued, oldest first.
+    sizes: VecDeque<u16>,
+    /// Bytes of the oldest reply already written.
+    sent: usize,
 }
 
 impl OutQueue {
@@ -165,7 +176,15 @@ impl OutQueue {
             self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
         }
         self.len = need;
+        // a reply is at most 464 bytes
+        self.sizes
+            .push_back(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
         true
+    }
+
+    /// Replies queued, whole or partly written.
+    pub fn replies(&self) -> usize {
+        self.sizes.len()
     }
 
     /// New storage of at least `need` bytes (doubling, at most `cap`), the
@@ -198,13 +217,20 @@ impl OutQueue {
         self.buf.len()
     }
 
-    /// Writes what `w` takes now (both segments in one vectored write);
+    /// Writes what `w` takes now (both segments in one vectored write, one
+    /// in a plain write);
     /// `Ok(true)` when everything went out. EINTR is retried, EAGAIN and a
     /// zero-length write stop early.
     pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<bool> {
         while self.len > 0 {
             let (a, b) = self.segments();
-            let r = w.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]);
+            // one segment (the usual case): a plain send, cheaper in the
+            // kernel than writev
+            let r = if b.is_empty() {
+                w.write(a)
+            } else {
+                w.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])
+            };
             match r {
                 Ok(0) => break,
                 Ok(n) => self.consume(n),
@@ -220,6 +246,15 @@ impl OutQueue {
     fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
         self.len -= n;
+        self.sent += n;
+        while let Some(&size) = self.sizes.front() {
+            let size = usize::from(size);
+            if self.sent < size {
+                break;
+            }
+            self.sent -= size;
+            self.sizes.pop_front();
+        }
         self.head = if self.len == 0 {
             0
         } else {
@@ -227,11 +262,16 @@ impl OutQueue {
         };
     }
 
-    /// Drops everything queued and gives the storage back.
-    pub fn clear(&mut self) {
+    /// Drops everything queued and gives the storage back; returns the
+    /// replies discarded (whole or partly written).
+    pub fn clear(&mut self) -> usize {
+        let discarded = self.sizes.len();
         self.buf = Box::default();
         self.head = 0;
         self.len = 0;
+        self.sizes = VecDeque::new();
+        self.sent = 0;
+        discarded
     }
 }
 
@@ -317,7 +357,7 @@ impl Channel {
         self.link = Link::Connected;
         self.why.clear();
         self.inbound.clear();
-        self.out.clear();
+        self.stats.replies_dropped += self.out.clear() as u64;
         self.want_out = false;
         self.good = 0;
         self.since = Instant::now();
@@ -325,12 +365,13 @@ impl Channel {
         self.stats.connects += 1;
     }
 
-    /// Back to waiting; buffers dropped. Returns the stream (to be taken out
-    /// of epoll) if there was one.
+    /// Back to waiting; buffers dropped (the replies not yet written are
+    /// counted as dropped). Returns the stream (to be taken out of epoll)
+    /// if there was one.
     pub fn detach(&mut self) -> Option<UnixStream> {
         self.link = Link::Waiting;
         self.inbound.clear();
-        self.out.clear();
+        self.stats.replies_dropped += self.out.clear() as u64;
         self.want_out = false;
         self.stream.take()
     }
@@ -620,6 +661,32 @@ mod tests {
         assert!(ch.out.allocated() <= super::super::DEFAULT_OUT_CAP);
         assert!(ch.out.pending() > 0, "the guest never reads");
         drop(guest);
+    }
+
+    #[test]
+    fn out_queue_counts_the_replies_a_clear_discards() {
+        // replies of the three sizes; the first written whole, the second
+        // in part: two and a half remain, three replies the guest never got
+        let mut q = OutQueue::new();
+        for size in [PACKET_SIZE, 88, 184, PACKET_SIZE] {
+            assert!(q.push(&vec![1; size], 1 << 16));
+        }
+        assert_eq!(q.replies(), 4);
+        let mut w = Slow {
+            n: usize::MAX,
+            budget: PACKET_SIZE + 40,
+            got: Vec::new(),
+        };
+        assert!(!q.write_to(&mut w).expect("write"));
+        assert_eq!(q.replies(), 3, "the first went out whole");
+        assert_eq!(q.clear(), 3, "a reply written in part is lost too");
+        assert_eq!((q.replies(), q.pending(), q.allocated()), (0, 0, 0));
+        // a detach counts them on the channel
+        let (mut ch, _guest) = pair();
+        ch.stats.replies_dropped = 5;
+        assert!(ch.out.push(&[2; 88], 1 << 16));
+        assert!(ch.detach().is_some());
+        assert_eq!(ch.stats.replies_dropped, 6);
     }
 
     #[test]

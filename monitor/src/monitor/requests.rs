@@ -234,6 +234,12 @@ pub enum Unframed {
     /// The body fails the request checks too (an hour, count, bool, enum
     /// or name no sender writes).
     Body(WireError),
+    /// The 464 bytes read as 29 packets of DPDK's 16-byte generation (up
+    /// to 17.08: `resource_id`, `unit`, `command`): a peer of that size.
+    /// Its frames may even decode (as CPU_POWER with `core_type`
+    /// PHYSICAL: a 16-byte packet's `command` lands there), so it is
+    /// checked before decoding.
+    SixteenByte,
 }
 
 impl fmt::Display for Unframed {
@@ -244,6 +250,9 @@ impl fmt::Display for Unframed {
                 f.write_str("no DPDK generation sends CPU_POWER with unit 0")
             }
             Unframed::Body(e) => write!(f, "a body that is no request's ({e})"),
+            Unframed::SixteenByte => f.write_str(
+                "the 464 bytes read as 29 packets of DPDK's 16-byte generation (up to 17.08)",
+            ),
         }
     }
 }
@@ -266,6 +275,43 @@ impl Reply {
         Self { buf, len }
     }
 
+    /// `pkt` echoed with `command` = `response` (the 464-byte ACK/NACK),
+    /// encoded straight into the reply (no copy of the packet, no
+    /// temporary).
+    fn echo(pkt: &ChannelPacket, response: Response) -> Self {
+        let mut buf = [0u8; PACKET_SIZE];
+        pkt.encode_into(&mut buf);
+        put_command(&mut buf, response.as_u32());
+        Self {
+            buf,
+            len: PACKET_SIZE,
+        }
+    }
+
+    /// The echo of a request that decoded as `pkt` from `bytes`: the same
+    /// 464 bytes as [`Reply::echo`], made from the request's bytes. Every
+    /// field of a packet that decoded is its raw value (the bools 0 or 1),
+    /// so only what decoding does not keep is rewritten: the padding
+    /// (zero), `vm_name` (the decoded name, zero-filled: whatever followed
+    /// its NUL is dropped) and `command`. (`tests`:
+    /// `an_echo_from_the_bytes_is_the_encoded_reply`.)
+    fn echo_bytes(bytes: &[u8; PACKET_SIZE], pkt: &ChannelPacket, response: Response) -> Self {
+        let mut buf = *bytes;
+        for (from, to) in PADDING {
+            if let Some(pad) = buf.get_mut(from..to) {
+                pad.fill(0);
+            }
+        }
+        if let Some(name) = buf.get_mut(NAME_AT..NAME_AT + VM_MAX_NAME_SZ) {
+            name.copy_from_slice(&pkt.vm_name.to_wire());
+        }
+        put_command(&mut buf, response.as_u32());
+        Self {
+            buf,
+            len: PACKET_SIZE,
+        }
+    }
+
     /// The bytes to send.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -279,6 +325,21 @@ impl fmt::Debug for Reply {
             .field("len", &b.len())
             .field("kind", &wire::reply_kind(b))
             .finish()
+    }
+}
+
+/// The padding of the 464-byte packet (after `num_vcpu`, after
+/// `core_type`, after `t_boost_status`): zero in every reply.
+const PADDING: [(usize, usize); 3] = [
+    (wire::layout::NUM_VCPU + 1, wire::layout::BUSY_HOURS),
+    (wire::layout::CORE_TYPE + 1, wire::layout::WORKLOAD),
+    (wire::layout::T_BOOST_STATUS + 1, PACKET_SIZE),
+];
+
+/// Writes `command` into a packet's bytes.
+fn put_command(buf: &mut [u8; PACKET_SIZE], command: u32) {
+    if let Some(c) = buf.get_mut(wire::layout::COMMAND..wire::layout::COMMAND + 4) {
+        c.copy_from_slice(&command.to_le_bytes());
     }
 }
 
@@ -365,7 +426,26 @@ pub struct Handled {
     pub verdict: Verdict,
 }
 
+impl Default for Handled {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Handled {
+    /// Nothing handled yet (CONNECT's verdict, no packet).
+    pub fn new() -> Self {
+        Self {
+            what: RequestName {
+                command: 0,
+                resource_id: 0,
+            },
+            foreign_name: None,
+            packet: None,
+            verdict: Verdict::Ignored,
+        }
+    }
+
     /// The NACK to send when the action fails (none for a policy removal).
     pub fn failure_nack(&self) -> Option<Reply> {
         failure_nack(self.what, self.packet.as_ref())
@@ -374,85 +454,114 @@ impl Handled {
 
 /// The NACK to send when the action of `packet` fails.
 pub fn failure_nack(what: RequestName, packet: Option<&ChannelPacket>) -> Option<Reply> {
-    nack(what.command, &packet?.reply(Response::Nack))
+    nack(what.command, packet?)
 }
 
 /// Handles one complete packet that arrived on a channel of `vm`.
 pub fn handle(vm: &VmView<'_>, host: &mut dyn HostFacts, bytes: &[u8; PACKET_SIZE]) -> Handled {
-    let (own, foreign_name) = with_own_name(vm, bytes);
-    let bytes = &own;
+    let mut h = Handled::new();
+    handle_into(vm, host, bytes, &mut h);
+    h
+}
+
+/// [`handle`] into `h` (whatever it held): the loop's way, so that the
+/// result (a 464-byte packet and a reply of up to 464 bytes) is built where
+/// it is read, not copied out of a return value.
+pub fn handle_into(
+    vm: &VmView<'_>,
+    host: &mut dyn HostFacts,
+    bytes: &[u8; PACKET_SIZE],
+    h: &mut Handled,
+) {
+    // before the name rule: it would replace part of what shows the size
+    if sixteen_byte_frames(bytes) {
+        let hdr = PacketHeader::decode_lenient(bytes).ok();
+        let command = hdr.map_or(0, |p| p.command);
+        h.what = RequestName {
+            command,
+            resource_id: hdr.map_or(0, |p| p.resource_id),
+        };
+        h.foreign_name = None;
+        h.packet = None;
+        h.verdict = Verdict::Unframed(RequestError::Unframed {
+            command,
+            why: Unframed::SixteenByte,
+        });
+        return;
+    }
+    let foreign_name = foreign_name(vm, bytes);
+    // the packet's own bytes unless its name is replaced (no copy of the
+    // 464 bytes for a request that names its own VM or none)
+    let renamed;
+    let bytes = if foreign_name.is_some() {
+        renamed = with_own_name(vm, bytes);
+        &renamed
+    } else {
+        bytes
+    };
     let Ok(hdr) = PacketHeader::decode_lenient(bytes) else {
         // cannot happen: 464 bytes always hold a header
-        return Handled {
-            what: RequestName {
-                command: 0,
-                resource_id: 0,
-            },
-            foreign_name,
-            packet: None,
-            verdict: Verdict::Ignored,
-        };
+        *h = Handled::new();
+        h.foreign_name = foreign_name;
+        return;
     };
     let what = RequestName {
         command: hdr.command,
         resource_id: hdr.resource_id,
     };
+    h.what = what;
+    h.foreign_name = foreign_name;
+    h.packet = None;
     if vm.over_rate && rated(bytes) {
         // counted before any decoding: malformed floods are limited too
-        return Handled {
-            what,
-            foreign_name,
-            packet: None,
-            verdict: Verdict::Refused {
-                error: RequestError::RateLimited(vm.rate_limit),
-                reply: nack(hdr.command, &hdr.nack()),
-            },
+        h.verdict = Verdict::Refused {
+            error: RequestError::RateLimited(vm.rate_limit),
+            reply: nack(hdr.command, &hdr.nack()),
         };
+        return;
     }
-    let pkt = match ChannelPacket::decode(bytes) {
-        Ok(p) => p,
+    h.verdict = Verdict::Ignored;
+    match ChannelPacket::decode(bytes) {
+        Ok(p) => h.packet = Some(p),
         Err(e) => {
-            let verdict = match unframed(bytes) {
+            h.verdict = match unframed(bytes) {
                 Some(why) => Verdict::Unframed(RequestError::Unframed {
                     command: hdr.command,
                     why,
                 }),
                 None => malformed(&hdr, e),
             };
-            return Handled {
-                what,
-                foreign_name,
-                packet: None,
-                verdict,
-            };
+            return;
         }
-    };
-
-    let verdict = decide(vm, host, &pkt);
-    Handled {
-        what,
-        foreign_name,
-        packet: Some(pkt),
-        verdict,
+    }
+    if let Some(pkt) = &h.packet {
+        h.verdict = decide(vm, host, pkt, bytes);
     }
 }
 
-/// The packet with an ignored `vm_name` replaced by the channel VM's own
-/// (the name rule comes first: an ignored name is replaced before anything
-/// decodes it, so it can never be a reason to refuse), and that name.
-fn with_own_name(
-    vm: &VmView<'_>,
-    bytes: &[u8; PACKET_SIZE],
-) -> ([u8; PACKET_SIZE], Option<ForeignName>) {
-    let foreign_name = match check_vm_name(vm, name_field(bytes)) {
+/// The packet's `vm_name` if it is to be ignored (see [`check_vm_name`]).
+/// A field of zeros (DPDK's CPU_POWER) or exactly the VM's own wire name
+/// is settled without decoding it.
+fn foreign_name(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> Option<ForeignName> {
+    let field = name_field(bytes);
+    if field.iter().all(|&b| b == 0) || vm.wire_name.is_some_and(|n| n.to_wire() == *field) {
+        return None;
+    }
+    match check_vm_name(vm, field) {
         NameCheck::Own => None,
         NameCheck::Ignored(n) => Some(n),
-    };
-    let mut own = *bytes;
-    if foreign_name.is_some() {
-        own[NAME_AT..NAME_AT + VM_MAX_NAME_SZ].copy_from_slice(&own_name(vm));
     }
-    (own, foreign_name)
+}
+
+/// The packet with its ignored `vm_name` replaced by the channel VM's own
+/// (the name rule comes first: an ignored name is replaced before anything
+/// decodes it, so it can never be a reason to refuse).
+fn with_own_name(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> [u8; PACKET_SIZE] {
+    let mut own = *bytes;
+    if let Some(name) = own.get_mut(NAME_AT..NAME_AT + VM_MAX_NAME_SZ) {
+        name.copy_from_slice(&own_name(vm));
+    }
+    own
 }
 
 /// Does this packet count against the VM's rate limit? Requests do, even
@@ -460,7 +569,14 @@ fn with_own_name(
 /// frame (the channel is reset) do not. The loop asks before it takes a
 /// token, so that [`VmView::over_rate`] is only ever set for such packets.
 pub fn counts_against_rate(vm: &VmView<'_>, bytes: &[u8; PACKET_SIZE]) -> bool {
-    rated(&with_own_name(vm, bytes).0)
+    if sixteen_byte_frames(bytes) {
+        return false;
+    }
+    if foreign_name(vm, bytes).is_some() {
+        rated(&with_own_name(vm, bytes))
+    } else {
+        rated(bytes)
+    }
 }
 
 /// [`counts_against_rate`] on a packet whose name was settled.
@@ -478,6 +594,9 @@ fn rated(bytes: &[u8; PACKET_SIZE]) -> bool {
 /// whose body is a request's is an unknown request (NACKed); a known
 /// command with another bad body is a malformed request (NACKed).
 pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
+    if sixteen_byte_frames(bytes) {
+        return Some(Unframed::SixteenByte);
+    }
     let command = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     if let Ok(known) = Command::try_from(command) {
         let unit = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
@@ -490,6 +609,29 @@ pub fn unframed(bytes: &[u8; PACKET_SIZE]) -> Option<Unframed> {
     let mut body = *bytes;
     body[12..16].copy_from_slice(&wire::CPU_POWER_CONNECT.to_le_bytes());
     ChannelPacket::decode(&body).err().map(Unframed::Body)
+}
+
+/// Size of DPDK's packet up to 17.08: `resource_id`, `unit`, `command`.
+const SIXTEEN: usize = 16;
+
+/// Do the 464 bytes read as 29 packets of DPDK's 16-byte generation, each
+/// a CPU_POWER with a unit 1-6 or a CONNECT? A 464-byte request does not:
+/// the second 16 bytes' `command` is `vm_name[12..16]`, which no sender
+/// writes as 1 or 2 (a name is NUL-terminated, zero-filled after), and so
+/// on through `vfid`, the hours and `core_type` (29 slots in all). Cheap
+/// on the hot path: a 464-byte request fails at the second slot.
+fn sixteen_byte_frames(bytes: &[u8; PACKET_SIZE]) -> bool {
+    const _: () = assert!(PACKET_SIZE % SIXTEEN == 0);
+    bytes.chunks_exact(SIXTEEN).all(|p| {
+        let word = |at: usize| {
+            p.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        let (unit, command) = (word(8), word(12));
+        (command == wire::CPU_POWER && (1..=6).contains(&unit))
+            || command == wire::CPU_POWER_CONNECT
+    })
 }
 
 /// A packet that failed to decode: its header is all that is trusted.
@@ -505,8 +647,8 @@ fn malformed(hdr: &PacketHeader, e: WireError) -> Verdict {
     }
 }
 
-/// The NACK for a request with this raw `command`, built from `p` (already
-/// a NACK echo): none for PKT_POLICY_REMOVE (DPDK never answers one); for
+/// The NACK for a request with this raw `command`, built from the fields
+/// of `p` (the request, or its header's NACK): none for PKT_POLICY_REMOVE (DPDK never answers one); for
 /// queries in the size of the reply the guest reads (88 or 184 bytes) so
 /// its stream stays framed (DPDK's host sent nothing and the guest timed
 /// out); else the 464-byte echo.
@@ -529,25 +671,31 @@ fn nack(command: u32, p: &ChannelPacket) -> Option<Reply> {
             r.vm_name = p.vm_name.to_wire();
             Reply::new(&r.encode())
         }
-        _ => Reply::new(&p.encode()),
+        _ => Reply::echo(p, Response::Nack),
     })
 }
 
 /// A decoded packet: the rules shared by every command, then the command's.
-fn decide(vm: &VmView<'_>, host: &mut dyn HostFacts, pkt: &ChannelPacket) -> Verdict {
+/// (`bytes`: what `pkt` decoded from, for the ACK echo.)
+fn decide(
+    vm: &VmView<'_>,
+    host: &mut dyn HostFacts,
+    pkt: &ChannelPacket,
+    bytes: &[u8; PACKET_SIZE],
+) -> Verdict {
     let Ok(cmd) = pkt.command_kind() else {
         // decode() already refuses unknown commands; kept as a rule
         return Verdict::Refused {
             error: RequestError::UnknownCommand,
-            reply: Some(Reply::new(&pkt.reply(Response::Nack).encode())),
+            reply: Some(Reply::echo(pkt, Response::Nack)),
         };
     };
     if cmd == Command::Connect {
         return Verdict::Ignored;
     }
     let r = common_rules(vm, pkt).and_then(|()| match cmd {
-        Command::CpuPower => cpu_power(vm, host, pkt),
-        Command::PktPolicy => policy(vm, pkt),
+        Command::CpuPower => cpu_power(vm, host, pkt, bytes),
+        Command::PktPolicy => policy(vm, pkt, bytes),
         Command::PktPolicyRemove => Ok(remove_policy(vm)),
         Command::QueryFreqList
         | Command::QueryFreq
@@ -557,7 +705,7 @@ fn decide(vm: &VmView<'_>, host: &mut dyn HostFacts, pkt: &ChannelPacket) -> Ver
     });
     r.unwrap_or_else(|error| Verdict::Refused {
         error,
-        reply: nack(pkt.command, &pkt.reply(Response::Nack)),
+        reply: nack(pkt.command, pkt),
     })
 }
 
@@ -677,6 +825,7 @@ fn cpu_power(
     vm: &VmView<'_>,
     host: &mut dyn HostFacts,
     pkt: &ChannelPacket,
+    bytes: &[u8; PACKET_SIZE],
 ) -> Result<Verdict, RequestError> {
     let pins = pins_of(vm, pkt.resource_id)?;
     let op = pkt.unit_kind().map_err(RequestError::BadUnit)?;
@@ -710,14 +859,18 @@ fn cpu_power(
             cpus: pins.clone(),
             op,
         }),
-        reply: Some(Reply::new(&pkt.reply(Response::Ack).encode())),
+        reply: Some(Reply::echo_bytes(bytes, pkt, Response::Ack)),
         note: None,
     })
 }
 
 /// PKT_POLICY: every vCPU it names must be the VM's and the policy one
 /// the engine keeps (see [`Spec::from_packet`]); installed by the loop.
-fn policy(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<Verdict, RequestError> {
+fn policy(
+    vm: &VmView<'_>,
+    pkt: &ChannelPacket,
+    bytes: &[u8; PACKET_SIZE],
+) -> Result<Verdict, RequestError> {
     let count = vm.vcpus.len();
     if let Some(&vcpu) = pkt.vcpus().iter().find(|v| usize::from(**v) >= count) {
         return Err(RequestError::PolicyVcpu { vcpu, count });
@@ -725,7 +878,7 @@ fn policy(vm: &VmView<'_>, pkt: &ChannelPacket) -> Result<Verdict, RequestError>
     Spec::from_packet(pkt).map_err(RequestError::BadPolicy)?;
     Ok(Verdict::Accepted {
         action: Some(Action::StorePolicy(Box::new(*pkt))),
-        reply: Some(Reply::new(&pkt.reply(Response::Ack).encode())),
+        reply: Some(Reply::echo_bytes(bytes, pkt, Response::Ack)),
         note: Some(Note::PolicyStored),
     })
 }

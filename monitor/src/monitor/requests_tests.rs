@@ -185,6 +185,54 @@ fn cpu_power_every_unit_scales_the_vcpus_pins_and_acks() {
 }
 
 #[test]
+fn an_echo_from_the_bytes_is_the_encoded_reply() {
+    // replies carry no uninitialised byte: the ACK made from the request's
+    // bytes is exactly the encoded echo, whatever the guest put in the
+    // padding and after the name's NUL
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut checked = 0;
+    for i in 0..2_000u32 {
+        let mut b = req(u64::from(i % 3), Step::Up).encode();
+        for byte in b.iter_mut() {
+            if next() % 4 == 0 {
+                *byte = next() as u8;
+            }
+        }
+        // a name with garbage after its NUL, valid fields where the
+        // random bytes would fail decoding most of the time
+        b[8..16].copy_from_slice(&req(0, Step::Up).encode()[8..16]);
+        b[16..20].copy_from_slice(b"vm-a");
+        b[20] = 0;
+        b[152] = (next() % 9) as u8;
+        for h in 0..72 {
+            let at = wire::layout::BUSY_HOURS + 4 * h;
+            b[at..at + 4].copy_from_slice(&((next() % 24) as i32).to_le_bytes());
+        }
+        b[128..132].copy_from_slice(&((next() % 11) as i32).to_le_bytes());
+        b[444] = (next() % 2) as u8;
+        b[456] = (next() % 2) as u8;
+        b[448..452].copy_from_slice(&0u32.to_le_bytes());
+        b[452..456].copy_from_slice(&0u32.to_le_bytes());
+        let Ok(p) = ChannelPacket::decode(&b) else {
+            continue;
+        };
+        for r in [Response::Ack, Response::Nack] {
+            let want = p.reply(r).encode();
+            assert_eq!(Reply::echo_bytes(&b, &p, r).as_bytes(), &want[..], "{i}");
+            assert_eq!(Reply::echo(&p, r).as_bytes(), &want[..], "{i}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 1_000, "{checked} packets decoded");
+}
+
+#[test]
 fn cpu_power_ack_echoes_the_request_with_command_ack() {
     let pins = pins();
     let mut p = req(2, Step::Down);
@@ -796,6 +844,50 @@ fn unframed_of(h: Handled) -> RequestError {
         Verdict::Unframed(e) => e,
         v => panic!("expected out of frame, got {v:?}"),
     }
+}
+
+#[test]
+fn a_16_byte_peer_is_out_of_frame_even_where_its_frames_decode() {
+    // DPDK up to 17.08 sends 16 bytes (resource_id, unit, command): 29 of
+    // them fill a frame, whose core_type byte is a CPU_POWER's command (1)
+    let pins = pins();
+    let vm = view(&pins);
+    let mut host = FakeHost::new();
+    for (vcpu, unit) in [
+        (0u64, Step::Up),
+        (1, Step::Down),
+        (3, Step::Max),
+        (300, Step::Min),
+    ] {
+        let mut frame = [0u8; PACKET_SIZE];
+        for p in frame.chunks_exact_mut(16) {
+            p.copy_from_slice(&req(vcpu, unit).encode()[..16]);
+        }
+        if vcpu == 0 && unit == Step::Up {
+            // what the gap was: it decodes, and was NACKed as PHYSICAL
+            let p = ChannelPacket::decode(&frame).expect("decodes");
+            assert_eq!(p.core_kind(), CoreType::Physical);
+        }
+        let e = unframed_of(handle(&vm, &mut host, &frame));
+        assert!(
+            e.to_string()
+                .contains("29 packets of DPDK's 16-byte generation"),
+            "{e}"
+        );
+        assert_eq!(unframed(&frame), Some(Unframed::SixteenByte));
+        assert!(
+            !counts_against_rate(&vm, &frame),
+            "out of frame takes no token"
+        );
+    }
+    // a 464-byte request is not one, whatever its name
+    let mut p = req(0, Step::Up);
+    p.vm_name = VmName::new("ubuntu2-with-a-long-name").expect("name");
+    assert!(unframed(&p.encode()).is_none());
+    assert!(matches!(
+        handle(&vm, &mut host, &p.encode()).verdict,
+        Verdict::Accepted { .. }
+    ));
 }
 
 #[test]

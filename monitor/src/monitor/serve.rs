@@ -200,25 +200,28 @@ impl Monitor {
             host: &mut self.host,
             govs: &self.gov.govs,
         };
-        let Handled {
-            what,
-            foreign_name,
-            packet,
-            verdict,
-        } = requests::handle(&view, &mut facts, bytes);
-        if let Some(name) = foreign_name {
+        // the verdict is used where it is (its reply and packet are
+        // 464 bytes each: moving them out cost more than the request's
+        // checks)
+        let mut h = Handled::new();
+        requests::handle_into(&view, &mut facts, bytes, &mut h);
+        let what = h.what;
+        if let Some(name) = h.foreign_name {
             self.name_ignored(id, vm_id, name);
         }
-        if !matches!(verdict, Verdict::Unframed(_)) {
+        if !matches!(h.verdict, Verdict::Unframed(_)) {
             self.in_frame(id);
         }
-        match verdict {
+        match h.verdict {
             Verdict::Ignored => {}
-            Verdict::Unframed(error) => {
-                self.out_of_frame(id, vm_id, &error);
+            Verdict::Unframed(ref error) => {
+                self.out_of_frame(id, vm_id, error);
                 return ControlFlow::Break(());
             }
-            Verdict::Refused { error, reply } => {
+            Verdict::Refused {
+                ref error,
+                ref reply,
+            } => {
                 if matches!(error, RequestError::SharedCpu(_)) {
                     self.shared.count_refusal(vm_id);
                 }
@@ -227,19 +230,19 @@ impl Monitor {
                         v.rate_limited += 1;
                     }
                 }
-                self.tally_refused(vm_id, cmd, &error);
-                self.refused(id, vm_id, what, &error, reply)
+                self.tally_refused(vm_id, cmd, error);
+                self.refused(id, vm_id, what, error, reply.as_ref())
             }
             Verdict::Accepted {
-                action,
-                reply,
+                ref mut action,
+                ref reply,
                 note,
             } => {
-                if let Some(action) = action {
-                    if let Err(error) = self.act(vm_id, action, packet.as_ref()) {
-                        let nack = requests::failure_nack(what, packet.as_ref());
+                if let Some(action) = action.take() {
+                    if let Err(error) = self.act(vm_id, action, h.packet.as_ref()) {
+                        let nack = requests::failure_nack(what, h.packet.as_ref());
                         self.tally_refused(vm_id, cmd, &error);
-                        self.refused(id, vm_id, what, &error, nack);
+                        self.refused(id, vm_id, what, &error, nack.as_ref());
                         return self.still_connected(id);
                     }
                 }
@@ -393,7 +396,7 @@ impl Monitor {
         vm: VmId,
         what: RequestName,
         why: &RequestError,
-        reply: Option<Reply>,
+        reply: Option<&Reply>,
     ) {
         self.count(id, vm, false);
         self.guest_log(id, Level::Warn, &format!("refused {what}: {why}"));
