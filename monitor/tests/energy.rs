@@ -284,3 +284,44 @@ fn without_rapl_or_with_sampling_off_energy_says_why() {
         "Energy: not available (sampling off: --energy-interval-ms 0)"
     );
 }
+
+#[test]
+fn an_interval_lost_to_a_counter_reset_shows_no_watts() {
+    let d = Daemon::start_with("set_query vm-a enable", &["--energy-interval-ms", "1500"]);
+    let pc = d.sim_dir.join("powercap");
+    next_sample(&d);
+    // 5 J forward (nobody busy: unattributed), so that it can go back
+    let now = testkit::powercap::energy(&pc, "intel-rapl:0").expect("energy");
+    set_energy(&pc, "intel-rapl:0", now + 5_000_000).expect("energy");
+    next_sample(&d);
+    next_sample(&d);
+    // the counter goes back (a reloaded driver): the interval's energy is
+    // unknown, so is each VM's power over it (not 0 W); retried if the
+    // machine stalled past the next interval before show_vm was asked
+    let mut seen = None;
+    for _ in 0..3 {
+        let now = testkit::powercap::energy(&pc, "intel-rapl:0").expect("energy");
+        set_energy(&pc, "intel-rapl:0", now.saturating_sub(1_000_000)).expect("energy");
+        let n = intervals(&d);
+        next_sample(&d);
+        let v = ctl_json(&d, &["show_vm", "vm-a"]);
+        let line = energy_line(&d, "vm-a");
+        if v["energy"]["intervals"].as_u64() == Some(n + 1) && intervals(&d) == n + 1 {
+            seen = Some((v, line));
+            break;
+        }
+    }
+    let (v, line) = seen.expect("show_vm within the interval after the reset");
+    assert_schema("show_vm", &v);
+    assert_eq!(v["energy"]["available"], true, "{v}");
+    assert!(v["energy"]["watts"].is_null(), "{v}");
+    assert_eq!(v["energy"]["joules"].as_f64(), Some(0.0), "{v}");
+    assert!(
+        line.contains("power unknown over the last 1.5 s (a package counter went back or jumped)"),
+        "{line}"
+    );
+    // the next interval is known again: 0 W, nothing busy
+    next_sample(&d);
+    let v = ctl_json(&d, &["show_vm", "vm-a"]);
+    assert_eq!(v["energy"]["watts"].as_f64(), Some(0.0), "{v}");
+}

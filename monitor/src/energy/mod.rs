@@ -59,6 +59,9 @@ pub struct VmEnergy {
     pub last_secs: f64,
     /// Intervals sampled since added.
     pub intervals: u64,
+    /// The last interval's energy is unknown: a package holding one of
+    /// its pCPUs lost the interval to a counter reset.
+    pub last_unknown: bool,
 }
 
 impl VmEnergy {
@@ -68,11 +71,21 @@ impl VmEnergy {
         self.last_joules = joules;
         self.last_secs = secs;
         self.intervals += 1;
+        self.last_unknown = false;
     }
 
-    /// Watts over the last interval.
+    /// Counts an interval whose share is unknown (no joules added, no
+    /// watts until the next interval).
+    pub fn add_unknown(&mut self, secs: f64) {
+        self.last_joules = 0.0;
+        self.last_secs = secs;
+        self.intervals += 1;
+        self.last_unknown = true;
+    }
+
+    /// Watts over the last interval (`None`: none yet, or unknown).
     pub fn watts(&self) -> Option<f64> {
-        (self.last_secs > 0.0).then(|| self.last_joules / self.last_secs)
+        (self.last_secs > 0.0 && !self.last_unknown).then(|| self.last_joules / self.last_secs)
     }
 }
 
@@ -283,6 +296,7 @@ mod tests {
                 wraps: 1,
             }],
             cpu_joules: BTreeMap::new(),
+            unknown_cpus: Vec::new(),
         };
         e.add(&iv(Some(10.0), 4.0));
         e.add(&iv(Some(6.0), 0.0));
@@ -298,6 +312,10 @@ mod tests {
         v.add(3.0, 1.5);
         v.add(1.5, 0.5);
         assert_eq!((v.joules, v.watts()), (4.5, Some(3.0)));
+        v.add_unknown(0.5);
+        assert_eq!((v.joules, v.watts(), v.intervals), (4.5, None, 3));
+        v.add(1.0, 0.5);
+        assert_eq!((v.joules, v.watts()), (5.5, Some(2.0)));
         let off = EnergyLoop::new(EnergyConfig {
             interval: Duration::ZERO,
             ..EnergyConfig::default()

@@ -44,6 +44,14 @@ pub enum RaplError {
         /// The OS error.
         source: io::Error,
     },
+    /// A path that is no regular file (a FIFO, a device, a directory).
+    #[error("cannot read {}: not a regular file ({kind})", .path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// A file does not hold a number.
     #[error("{}: not a number: {text:?}", .path.display())]
     Parse {
@@ -85,8 +93,36 @@ pub struct Rapl {
     pub others: Vec<(String, String)>,
 }
 
+/// Most bytes read of one file: a powercap or topology attribute is a
+/// number or a short name.
+const MAX_READ: u64 = 4096;
+
+/// What a file that is no regular file is.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Reads up to [`MAX_READ`] bytes of a regular file (sysfs attributes
+/// are): opened without blocking, so that a FIFO or a device in a
+/// generated or hostile tree is refused instead of waited on or read
+/// without end.
 fn read_text(path: &Path) -> Result<String, RaplError> {
-    std::fs::read_to_string(path).map_err(|source| {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source: io::Error| {
         if source.kind() == io::ErrorKind::PermissionDenied {
             RaplError::Denied {
                 path: path.to_owned(),
@@ -97,7 +133,22 @@ fn read_text(path: &Path) -> Result<String, RaplError> {
                 source,
             }
         }
-    })
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(err)?;
+    let t = f.metadata().map_err(err)?.file_type();
+    if !t.is_file() {
+        return Err(RaplError::NotAFile {
+            path: path.to_owned(),
+            kind: kind_of(t),
+        });
+    }
+    let mut text = String::new();
+    f.take(MAX_READ).read_to_string(&mut text).map_err(err)?;
+    Ok(text)
 }
 
 /// Reads a file holding one unsigned number (`energy_uj`, ...).
@@ -247,6 +298,77 @@ mod tests {
         std::fs::write(d.path().join("intel-rapl:0/energy_uj"), "garbage\n").expect("write");
         let e = discover(d.path(), d.path(), 1).expect_err("bad counter");
         assert!(e.to_string().contains("intel-rapl:0/energy_uj"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_counter_is_refused_not_waited_on() {
+        // a FIFO for energy_uj: a plain read would wait for a writer
+        // forever, and the monitor's stop joins the sampler thread
+        let d = tempfile::tempdir().expect("tmp");
+        FakePowercap::new(1).create(d.path()).expect("create");
+        let file = d.path().join("intel-rapl:0/energy_uj");
+        std::fs::remove_file(&file).expect("rm");
+        let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let e = discover(d.path(), d.path(), 1).expect_err("a FIFO");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read {}: not a regular file (a FIFO)",
+                file.display()
+            )
+        );
+        // a zone whose name is a FIFO is skipped, not waited on either
+        std::fs::remove_file(&file).expect("rm");
+        std::fs::write(&file, "5\n").expect("write");
+        let name = d.path().join("intel-rapl:0:0/name");
+        std::fs::remove_file(&name).expect("rm");
+        let c = std::ffi::CString::new(name.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let r = discover(d.path(), d.path(), 1).expect("discover");
+        assert_eq!(r.packages.len(), 1);
+        assert!(
+            !r.others.iter().any(|(z, _)| z == "intel-rapl:0:0"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_counter_linked_to_a_device_is_refused_and_a_long_file_read_bounded() {
+        // energy_uj linked to /dev/zero: a plain read to the end would
+        // never end (and fill the memory)
+        let d = tempfile::tempdir().expect("tmp");
+        FakePowercap::new(1).create(d.path()).expect("create");
+        let file = d.path().join("intel-rapl:0/energy_uj");
+        std::fs::remove_file(&file).expect("rm");
+        std::os::unix::fs::symlink("/dev/zero", &file).expect("symlink");
+        let e = discover(d.path(), d.path(), 1).expect_err("a device");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read {}: not a regular file (a character device)",
+                file.display()
+            )
+        );
+        // a huge regular file: only its first bytes are read
+        std::fs::remove_file(&file).expect("rm");
+        std::fs::write(&file, "1".repeat(1 << 20)).expect("write");
+        let e = read_u64(&file).expect_err("too long");
+        assert!(
+            matches!(&e, RaplError::Parse { text, .. } if text.len() == 40),
+            "{e:?}"
+        );
+        // huge, negative, garbage: not a number, named
+        for bad in ["18446744073709551616", "-5", "12 J", ""] {
+            std::fs::write(&file, format!("{bad}\n")).expect("write");
+            let e = read_u64(&file).expect_err(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("{}: not a number: {bad:?}", file.display())
+            );
+        }
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub fn vm_line(e: &EnergyLoop, v: &VmEnergy, cpus: &[u32]) -> String {
     let pk = list(&e.packages_of(cpus));
     let last = match v.watts() {
         Some(w) => format!("{w:.2} W over the last {:.1} s", v.last_secs),
+        None if v.last_unknown => format!(
+            "power unknown over the last {:.1} s (a package counter went back or jumped)",
+            v.last_secs
+        ),
         None => "no interval yet".into(),
     };
     format!(
@@ -245,6 +249,17 @@ mod tests {
         assert_eq!(
             (j.joules, j.watts, j.packages),
             (Some(12.345), Some(4.56), vec![1])
+        );
+        let mut lost = v;
+        lost.add_unknown(1.5);
+        assert_eq!(
+            vm_line(&e, &lost, &[1]),
+            "Energy: 12.345 J since added, power unknown over the last 1.5 s (a package counter went back or jumped) (packages 0; model busy x frequency from cpufreq time_in_state)"
+        );
+        let j = vm_json(&e, &lost, &[1]);
+        assert_eq!(
+            (j.joules, j.watts, j.interval_s),
+            (Some(12.345), None, Some(1.5))
         );
         let mut off = sampling();
         off.status = Status::Unavailable("no RAPL package zone under /x".into());

@@ -89,6 +89,9 @@ pub struct Interval {
     pub packages: Vec<PackageStep>,
     /// Energy attributed to each CPU that was busy.
     pub cpu_joules: BTreeMap<u32, f64>,
+    /// The CPUs of the packages whose energy is unknown (a counter went
+    /// back or jumped), sorted.
+    pub unknown_cpus: Vec<u32>,
 }
 
 /// What the sampler tells the loop.
@@ -259,6 +262,7 @@ impl Sampler {
             secs,
             packages: Vec::with_capacity(self.rapl.packages.len()),
             cpu_joules: BTreeMap::new(),
+            unknown_cpus: Vec::new(),
         };
         for (i, p) in self.rapl.packages.iter().enumerate() {
             let (mut joules, mut wraps) = (Some(0.0), 0);
@@ -291,10 +295,13 @@ impl Sampler {
                 })
                 .collect();
             let mut unattributed = 0.0;
-            if let Some(e) = joules {
-                let (per, un) = model::split_package(e, &weights);
-                unattributed = un;
-                out.cpu_joules.extend(per);
+            match joules {
+                Some(e) => {
+                    let (per, un) = model::split_package(e, &weights);
+                    unattributed = un;
+                    out.cpu_joules.extend(per);
+                }
+                None => out.unknown_cpus.extend(&p.cpus),
             }
             out.packages.push(PackageStep {
                 id: p.id,
@@ -303,6 +310,7 @@ impl Sampler {
                 wraps,
             });
         }
+        out.unknown_cpus.sort_unstable();
         out
     }
 }
@@ -502,6 +510,7 @@ mod tests {
         assert!((iv.cpu_joules[&1] - 4.0).abs() < 1e-9, "{iv:?}");
         assert_eq!(iv.packages[1].joules, None, "reset: unknown");
         assert!(!iv.cpu_joules.contains_key(&2), "no energy known for it");
+        assert_eq!(iv.unknown_cpus, [2, 3], "package 1's CPUs");
     }
 
     #[test]

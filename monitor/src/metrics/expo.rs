@@ -20,9 +20,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use rte_pm::metrics::{register_cpu_families, sample_all};
-use rte_power::journal::{owner_of, Journal, Owner};
 use rte_power::sysfs::SysfsRoot;
 
+use super::journal::JournalCache;
 use crate::monitor::scrape::Scrape;
 use crate::monitor::tally::{COMMANDS, REASONS};
 
@@ -52,35 +52,6 @@ pub struct JournalCounts {
     pub unreadable: bool,
 }
 
-impl JournalCounts {
-    /// Reads `journal`'s directory: read-only, each record opened without
-    /// following links and read up to 4 KiB (`Journal::records`), in a
-    /// directory only root or the monitor may write (it is refused
-    /// otherwise), so the work is bounded by the CPUs under management.
-    pub fn read(journal: &Journal) -> Self {
-        let mut c = Self::default();
-        let Ok(records) = journal.records() else {
-            c.unreadable = true;
-            return c;
-        };
-        for (_, r) in records {
-            let (kind, owner) = match r {
-                Ok(rec) => (
-                    usize::from(rec.saved.kind() != "cpufreq"),
-                    match owner_of(rec.pid, rec.start) {
-                        Owner::Me => 0,
-                        Owner::Alive => 1,
-                        Owner::Dead => 2,
-                    },
-                ),
-                Err(_) => (2, 3),
-            };
-            c.records[kind][owner] += 1;
-        }
-        c
-    }
-}
-
 /// The monitor's families of one scrape.
 #[derive(Debug)]
 pub struct Families {
@@ -96,7 +67,7 @@ pub struct Families {
 static LAST_LEN: AtomicUsize = AtomicUsize::new(64 * 1024);
 
 /// The whole exposition of one scrape.
-pub fn render(scrape: Box<Scrape>, sysfs: &SysfsRoot, journal: &Journal) -> String {
+pub fn render(scrape: Box<Scrape>, sysfs: &SysfsRoot, journal: &mut JournalCache) -> String {
     let mut reg = Registry::default();
     let cpus = sample_all(sysfs, 0..scrape.host_cpus);
     register_cpu_families(&mut reg, &cpus);
@@ -108,7 +79,7 @@ pub fn render(scrape: Box<Scrape>, sysfs: &SysfsRoot, journal: &Journal) -> Stri
     crate::energy::report::register(&mut reg, &vms, &scrape.energy);
     reg.register_collector(Box::new(Families {
         scrape,
-        journal: JournalCounts::read(journal),
+        journal: journal.counts(),
         cpu_seconds: process_cpu_seconds(),
     }));
     let last = LAST_LEN.load(Ordering::Relaxed);

@@ -9,6 +9,7 @@
 //! per-CPU cpufreq files and the restore journal's directory itself.
 
 pub mod expo;
+pub mod journal;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -21,6 +22,7 @@ use rte_power::sysfs::SysfsRoot;
 use crate::controller::Controller;
 use crate::monitor::scrape::Scrape;
 use crate::monitor::MonCmd;
+use journal::JournalCache;
 use rte_power::journal::Journal;
 
 /// How long a client may take to send its request or read the answer.
@@ -139,16 +141,16 @@ impl MetricsServer {
         std::thread::Builder::new()
             .name("vmpm-metrics".into())
             .spawn(move || {
-                let journal = Journal::from_env();
-                let src = Sources {
+                let mut journal = JournalCache::new(Journal::from_env());
+                let mut src = Sources {
                     ctl: &ctl,
                     sysfs: &sysfs,
-                    journal: &journal,
+                    journal: &mut journal,
                 };
                 loop {
                     let served = match &self {
-                        Self::Tcp(l) => l.accept().map(|(s, _)| serve_one(s, &src)),
-                        Self::Unix(l, _) => l.accept().map(|(s, _)| serve_one(s, &src)),
+                        Self::Tcp(l) => l.accept().map(|(s, _)| serve_one(s, &mut src)),
+                        Self::Unix(l, _) => l.accept().map(|(s, _)| serve_one(s, &mut src)),
                     };
                     let _ = served;
                     if ctl.monitor().has_stopped() {
@@ -246,10 +248,10 @@ pub fn snapshot(ctl: &Controller) -> Option<Box<Scrape>> {
 struct Sources<'a> {
     ctl: &'a Controller,
     sysfs: &'a SysfsRoot,
-    journal: &'a Journal,
+    journal: &'a mut JournalCache,
 }
 
-fn serve_one<C: Conn>(mut c: C, src: &Sources<'_>) -> io::Result<()> {
+fn serve_one<C: Conn>(mut c: C, src: &mut Sources<'_>) -> io::Result<()> {
     c.timeouts(CLIENT_TIMEOUT)?;
     let head = read_head(&mut c)?;
     let (status, ctype, body, send_body) = match parse_request(&head) {

@@ -16,7 +16,9 @@ impl Monitor {
     }
 
     /// Takes the sampler's intervals and adds each active VM's share
-    /// (a pCPU owned by k active VMs split 1/k).
+    /// (a pCPU owned by k active VMs split 1/k); a VM with a pCPU in a
+    /// package whose energy is unknown (counter reset) gets an unknown
+    /// interval, not 0 W.
     pub(super) fn energy_drain(&mut self) {
         for iv in self.energy.take() {
             let owned: Vec<Option<Vec<u32>>> = self
@@ -32,12 +34,19 @@ impl Monitor {
             let shares = model::vm_shares(&iv.cpu_joules, &lists);
             let mut next = shares.iter();
             for (vm, o) in self.reg.iter_mut().zip(&owned) {
-                let share = if o.is_some() {
-                    next.next().copied().unwrap_or(0.0)
-                } else {
-                    0.0
+                let Some(cpus) = o else {
+                    vm.energy.add(0.0, iv.secs);
+                    continue;
                 };
-                vm.energy.add(share, iv.secs);
+                let share = next.next().copied().unwrap_or(0.0);
+                if cpus
+                    .iter()
+                    .any(|c| iv.unknown_cpus.binary_search(c).is_ok())
+                {
+                    vm.energy.add_unknown(iv.secs);
+                } else {
+                    vm.energy.add(share, iv.secs);
+                }
             }
         }
     }
