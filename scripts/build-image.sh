@@ -4,7 +4,8 @@
 # The monitor's container image from deploy/container/Containerfile,
 # unchanged, with podman (buildah's chroot isolation: no container runtime,
 # cgroups or registry login needed), as root on Debian 12. Needs the
-# packages of target/deb (`make deb`; built here when missing) and podman
+# packages of target/deb as they are (`make deb` first; built here only
+# when missing) and podman
 # and debootstrap (scripts/deps.d/image.txt).
 #
 # The Containerfile starts FROM debian:bookworm-slim. Where a registry

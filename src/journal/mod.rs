@@ -507,10 +507,12 @@ impl Journal {
 }
 
 /// Puts a stale record's state back, then removes the record. A record
-/// whose directory is gone (a generated tree removed since) is only removed.
-/// Only a directory below `root` (the CPU tree, e.g.
-/// `/sys/devices/system/cpu`) named by its canonical path is written: any
-/// other record is refused ([`JournalError::Outside`]) and kept.
+/// whose path no longer exists (a generated tree removed since, another
+/// mount namespace's) is only removed: nothing is written, wherever it
+/// pointed. Only a directory below `root` (the CPU tree, e.g.
+/// `/sys/devices/system/cpu`) named by its canonical path is written: a
+/// record naming any other existing place is refused
+/// ([`JournalError::Outside`]) and kept.
 ///
 /// The journal directory is locked meanwhile and the file read again: a
 /// record that changed since `record` was read (another process took the
