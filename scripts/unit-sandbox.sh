@@ -125,6 +125,9 @@ is_rw() { local m=$1 p; for p in $RW; do case $m in "$p"|"$p"/*) return 0 ;; esa
 awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
   m=$(printf '%b' "$m")
   is_rw "$m" && continue
+  # a mount hidden by a --bind over one of its parents (/run/netns under a
+  # bound /run) is out of reach: nothing to protect, nothing to remount
+  mountpoint -q "$m" || continue
   case $m in /dev|/dev/*|/proc|/proc/*) [ "$m" != /proc/sys ] && continue ;; esac
   mount -n -o remount,bind,ro "$m" 2>/dev/null || mount -n -o remount,bind,ro,nosuid,nodev "$m" 2>/dev/null ||
     { echo "unit-sandbox: cannot make $m read-only" >&2; exit 1; }
