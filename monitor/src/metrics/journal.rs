@@ -26,7 +26,7 @@ type Stamp = (u64, u64, i64, i64);
 /// writes a temporary file and links it, and removes it when done), as is
 /// a change of the directory's mode or owner: each changes the
 /// directory's ctime. A scrape lists and reads the records again only
-/// when the ctime changed, or changed less than [`SETTLE`] before the
+/// when the ctime changed, or changed less than `SETTLE` (1 s) before the
 /// last read; otherwise it reuses them (at 4,096 managed CPUs a read
 /// opens 4,096 files, some 40 ms of a core per scrape). The directory's
 /// trust (`trusted_dir`) is checked and the owners looked up (once per
