@@ -5,7 +5,6 @@ mod common;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,26 +26,10 @@ fn python() -> &'static str {
     }
 }
 
-/// Sends `line` to the control socket at `sock` as uid/gid `id`; the raw
-/// answer.
+/// Sends `line` to the control socket at `sock` as uid `id`, group `gid`
+/// and no supplementary group; the raw answer.
 fn ctl_as(id: u32, gid: u32, sock: &Path, line: &str) -> String {
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import socket,sys\n\
-             s=socket.socket(socket.AF_UNIX)\n\
-             s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode()+b'\\n')\n\
-             s.shutdown(socket.SHUT_WR)\n\
-             sys.stdout.write(s.makefile().read())",
-        ])
-        .arg(sock)
-        .arg(line)
-        .uid(id)
-        .gid(gid)
-        .output()
-        .expect("python3 client");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ctl_with_groups(id, gid, &[], sock, line)
 }
 
 /// Sends `line` as uid `id` with primary group `gid` and supplementary
