@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use rte_power::sysfs::SysfsRoot;
 use rte_power::wire::{reply_kind, ChannelPacket, Response, Step, PACKET_SIZE};
+use testkit::libvirt_node::{node_xml as node_xml_of, Domain};
 use testkit::qemu::Qemu;
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::libvirt::Libvirt;
@@ -53,26 +54,13 @@ struct Result_ {
 }
 
 fn node_xml(vms: u32, vcpus: u32) -> String {
-    let mut s = format!(
-        "<node><cpu><mhz>2400</mhz><model>x86_64</model><active>{HOST_CPUS}</active><nodes>1</nodes>\
-         <sockets>1</sockets><cores>{}</cores><threads>2</threads></cpu><memory>16777216</memory>",
-        HOST_CPUS / 2
-    );
-    for v in 0..vms {
-        s.push_str(&format!(
-            "<domain type='test'><name>vm{v}</name><memory unit='MiB'>64</memory>\
-             <vcpu placement='static'>{vcpus}</vcpu><cputune>"
-        ));
-        for i in 0..vcpus {
-            s.push_str(&format!(
-                "<vcpupin vcpu='{i}' cpuset='{}'/>",
-                (v * vcpus + i) % HOST_CPUS
-            ));
-        }
-        s.push_str("</cputune><os><type arch='x86_64'>hvm</type></os></domain>");
-    }
-    s.push_str("</node>");
-    s
+    let domains: Vec<Domain> = (0..vms)
+        .map(|v| Domain {
+            name: format!("vm{v}"),
+            pins: (0..vcpus).map(|i| (v * vcpus + i) % HOST_CPUS).collect(),
+        })
+        .collect();
+    node_xml_of(HOST_CPUS, &domains)
 }
 
 static PIN: AtomicBool = AtomicBool::new(false);

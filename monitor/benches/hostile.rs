@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rte_power::wire::{ChannelPacket, Step, CMD_ACK, PACKET_SIZE};
+use testkit::libvirt_node::{node_xml, Domain};
 use testkit::qemu::Qemu;
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::sys::{self, Epoll};
@@ -135,23 +136,17 @@ impl Host {
             .create(&dir.path().join("cpu"))
             .map_err(err)?;
         std::fs::create_dir(dir.path().join("sockets")).map_err(err)?;
-        let mut xml = format!(
-            "<node><cpu><mhz>2400</mhz><model>x86_64</model><active>{HOST_CPUS}</active>\
-             <nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>2</threads></cpu>\
-             <memory>16777216</memory>"
-        );
-        for (v, (name, n)) in vms.iter().enumerate() {
-            xml.push_str(&format!(
-                "<domain type='test'><name>{name}</name><memory unit='MiB'>64</memory>\
-                 <vcpu placement='static'>{n}</vcpu><cputune>"
-            ));
-            for i in 0..*n {
-                let cpu = (v as u32 * 2 + i % 2) % HOST_CPUS;
-                xml.push_str(&format!("<vcpupin vcpu='{i}' cpuset='{cpu}'/>"));
-            }
-            xml.push_str("</cputune><os><type arch='x86_64'>hvm</type></os></domain>");
-        }
-        xml.push_str("</node>");
+        let domains: Vec<Domain> = vms
+            .iter()
+            .enumerate()
+            .map(|(v, (name, n))| Domain {
+                name: (*name).to_string(),
+                pins: (0..*n)
+                    .map(|i| (v as u32 * 2 + i % 2) % HOST_CPUS)
+                    .collect(),
+            })
+            .collect();
+        let xml = node_xml(HOST_CPUS, &domains);
         std::fs::write(dir.path().join("node.xml"), xml).map_err(err)?;
         Ok(Self {
             dir,

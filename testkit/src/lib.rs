@@ -8,6 +8,8 @@
 //!   virtio-serial port (the library's KVM env and the guest CLI);
 //! - [`qemu`]: a UNIX socket standing in for QEMU's end of a VM's channel
 //!   (the host monitor), with a guest that speaks on it;
+//! - [`libvirt_node`]: node files of libvirt's test driver (a host, its
+//!   domains, their vCPUs' pins);
 //! - [`powercap`]: generated `/sys/class/powercap` RAPL trees (energy
 //!   counters the tests advance);
 //! - [`sim_host`]: a whole simulated host for the monitor (tree, libvirt
@@ -16,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod guest_port;
+pub mod libvirt_node;
 pub mod powercap;
 pub mod qemu;
 pub mod sim_host;
