@@ -19,6 +19,32 @@ fn read(p: &Path) -> String {
     fs::read_to_string(p).expect("read").trim().to_owned()
 }
 
+/// A cpufreq record of `path` left by a dead owner (pid 1 with a start
+/// time it never had) that saved `governor` only.
+fn dead_record(path: &Path, governor: &str) -> Record {
+    Record {
+        path: path.to_owned(),
+        pid: 1,
+        start: u64::MAX,
+        id: None,
+        saved: Saved::Cpufreq {
+            cpu: 0,
+            governor: Some(governor.into()),
+            min: None,
+            max: None,
+            setspeed: None,
+        },
+    }
+}
+
+/// Writes `record` as `target`'s record in `j`; its file.
+fn plant(j: &Journal, target: &Path, record: &Record) -> PathBuf {
+    let file = j.file_for("cpufreq", target).expect("file");
+    fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+    fs::write(&file, record.render().expect("render")).expect("write");
+    file
+}
+
 #[test]
 fn a_claim_records_the_state_and_a_release_removes_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -49,23 +75,15 @@ fn a_dead_owners_record_is_restored_then_taken_over() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let target = cpufreq_dir(tmp.path());
     let j = Journal::at(tmp.path().join("journal"));
-    let file = j.file_for("cpufreq", &target).expect("file");
-    fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-    // pid 1 with a start time it never had: dead
-    let stale = Record {
-        path: target.clone(),
-        pid: 1,
-        start: u64::MAX,
-        id: None,
-        saved: Saved::Cpufreq {
-            cpu: 0,
-            governor: Some("powersave".into()),
-            min: Some(900_000),
-            max: Some(2_000_000),
-            setspeed: None,
-        },
+    let mut stale = dead_record(&target, "powersave");
+    stale.saved = Saved::Cpufreq {
+        cpu: 0,
+        governor: Some("powersave".into()),
+        min: Some(900_000),
+        max: Some(2_000_000),
+        setspeed: None,
     };
-    fs::write(&file, stale.render().expect("render")).expect("write");
+    let file = plant(&j, &target, &stale);
     let held = j
         .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
         .expect("claim")
@@ -86,17 +104,12 @@ fn a_live_owners_record_refuses_the_claim() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let target = cpufreq_dir(tmp.path());
     let j = Journal::at(tmp.path().join("journal"));
-    let file = j.file_for("cpufreq", &target).expect("file");
-    fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-    let init = start_time(1).expect("pid 1 runs");
     let live = Record {
-        path: target.clone(),
-        pid: 1,
-        start: init,
-        id: None,
+        start: start_time(1).expect("pid 1 runs"),
         saved: Saved::read_cpufreq(&target, 0),
+        ..dead_record(&target, "")
     };
-    fs::write(&file, live.render().expect("render")).expect("write");
+    let file = plant(&j, &target, &live);
     let e = j
         .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
         .expect_err("held by pid 1");
@@ -113,22 +126,7 @@ fn a_record_under_a_directorys_name_naming_another_is_not_applied() {
     fs::create_dir(&other).expect("mkdir");
     fs::write(other.join("scaling_governor"), "keep\n").expect("write");
     let j = Journal::at(tmp.path().join("journal"));
-    let file = j.file_for("cpufreq", &target).expect("file");
-    fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-    let planted = Record {
-        path: other.clone(),
-        pid: 1,
-        start: u64::MAX, // dead
-        id: None,
-        saved: Saved::Cpufreq {
-            cpu: 0,
-            governor: Some("pwned".into()),
-            min: None,
-            max: None,
-            setspeed: None,
-        },
-    };
-    fs::write(&file, planted.render().expect("render")).expect("write");
+    plant(&j, &target, &dead_record(&other, "pwned"));
     let held = j
         .claim("cpufreq", &target, || Saved::read_cpufreq(&target, 0))
         .expect("claim")
@@ -168,22 +166,8 @@ fn a_stale_record_replaced_since_it_was_read_is_left_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let target = cpufreq_dir(tmp.path());
     let j = Journal::at(tmp.path().join("journal"));
-    let file = j.file_for("cpufreq", &target).expect("file");
-    fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-    let stale = Record {
-        path: target.clone(),
-        pid: 1,
-        start: u64::MAX, // dead
-        id: None,
-        saved: Saved::Cpufreq {
-            cpu: 0,
-            governor: Some("powersave".into()),
-            min: None,
-            max: None,
-            setspeed: None,
-        },
-    };
-    fs::write(&file, stale.render().expect("render")).expect("write");
+    let stale = dead_record(&target, "powersave");
+    let file = plant(&j, &target, &stale);
     let seen = j.records().expect("records").remove(0).1.expect("parsed");
     // the new owner: pid 1 as it runs (alive)
     let live = Record {
@@ -216,17 +200,8 @@ fn a_record_of_another_directory_at_the_same_path_is_dropped() {
     let target = cpufreq_dir(tmp.path());
     let file = tmp.path().join("r.rec");
     let r = Record {
-        path: target.clone(),
-        pid: 1,
-        start: u64::MAX,
         id: Some((u64::MAX, u64::MAX)), // e.g. made in another namespace
-        saved: Saved::Cpufreq {
-            cpu: 0,
-            governor: Some("powersave".into()),
-            min: None,
-            max: None,
-            setspeed: None,
-        },
+        ..dead_record(&target, "powersave")
     };
     fs::write(&file, r.render().expect("render")).expect("write");
     assert_eq!(
