@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rte_power::sysfs::SysfsRoot;
-use testkit::libvirt_node::{node_xml as node_xml_of, Domain};
 use testkit::qemu::Qemu;
 use testkit::sysfs::{FakeSysfs, Flavour};
 use vm_power_monitor::libvirt::Libvirt;
@@ -27,13 +26,7 @@ use vm_power_monitor::{Controller, Hypervisor, Monitor, MonitorConfig};
 const HOST_CPUS: u32 = 8;
 
 fn node_xml(vms: u32, vcpus: u32) -> String {
-    let domains: Vec<Domain> = (0..vms)
-        .map(|v| Domain {
-            name: format!("vm{v}"),
-            pins: (0..vcpus).map(|i| (v * vcpus + i) % HOST_CPUS).collect(),
-        })
-        .collect();
-    node_xml_of(HOST_CPUS, &domains)
+    testkit::libvirt_node::spread(HOST_CPUS, vms, vcpus)
 }
 
 struct Figures {

@@ -39,6 +39,20 @@ pub fn node_xml(host_cpus: u32, domains: &[Domain]) -> String {
     s
 }
 
+/// [`node_xml`] of `vms` domains `vm0`, `vm1`, ... of `vcpus` vCPUs each,
+/// vCPU `i` of domain `v` pinned to host CPU `(v * vcpus + i) % host_cpus`.
+pub fn spread(host_cpus: u32, vms: u32, vcpus: u32) -> String {
+    let domains: Vec<Domain> = (0..vms)
+        .map(|v| Domain {
+            name: format!("vm{v}"),
+            pins: (0..vcpus)
+                .map(|i| (v * vcpus + i) % host_cpus.max(1))
+                .collect(),
+        })
+        .collect();
+    node_xml(host_cpus, &domains)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +82,14 @@ mod tests {
         assert!(x[vm1..].contains("<vcpupin vcpu='0' cpuset='7'/>"));
         assert_eq!(x.matches("<domain ").count(), 2);
         assert!(x.ends_with("</domain></node>"));
+    }
+
+    #[test]
+    fn spread_pins_the_vcpus_round_robin_over_the_host() {
+        let x = spread(4, 2, 3);
+        let vm1 = x.find("<name>vm1</name>").expect("vm1");
+        assert!(x[..vm1].contains("<vcpupin vcpu='2' cpuset='2'/>"));
+        assert!(x[vm1..].contains("<vcpupin vcpu='0' cpuset='3'/>"));
+        assert!(x[vm1..].contains("<vcpupin vcpu='1' cpuset='0'/>"));
     }
 }

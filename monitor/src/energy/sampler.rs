@@ -441,6 +441,27 @@ mod tests {
         }
     }
 
+    /// Two acpi-cpufreq CPUs with `cpufreq/stats`, one package, no
+    /// `/proc/stat` yet.
+    fn stats_host() -> Host {
+        let d = tempfile::tempdir().expect("tmp");
+        let (pc, cpus, stat) = (
+            d.path().join("pc"),
+            d.path().join("cpu"),
+            d.path().join("stat"),
+        );
+        let mut f = FakeSysfs::new(Flavour::Acpi, 2);
+        f.cpufreq_stats = true;
+        f.create(&cpus).expect("cpus");
+        FakePowercap::new(1).create(&pc).expect("pc");
+        Host {
+            _d: d,
+            pc,
+            cpus,
+            stat,
+        }
+    }
+
     fn busy(ticks: &[u64]) -> Vec<ProcStatCpu> {
         ticks
             .iter()
@@ -515,16 +536,10 @@ mod tests {
 
     #[test]
     fn an_idle_cpu_keeps_its_table_until_it_is_busy_again() {
-        let d = tempfile::tempdir().expect("tmp");
-        let cpus = d.path().join("cpu");
-        let mut f = FakeSysfs::new(Flavour::Acpi, 2);
-        f.cpufreq_stats = true;
-        f.create(&cpus).expect("cpus");
-        let pc = d.path().join("pc");
-        FakePowercap::new(1).create(&pc).expect("pc");
-        let stat = d.path().join("stat");
-        write_proc_stat(&stat, &busy(&[0, 0])).expect("stat");
-        let s = Sampler::new(&pc, &cpus, &stat, 2).expect("sampler");
+        let h = stats_host();
+        let (cpus, pc, stat) = (&h.cpus, &h.pc, &h.stat);
+        write_proc_stat(stat, &busy(&[0, 0])).expect("stat");
+        let s = Sampler::new(pc, cpus, stat, 2).expect("sampler");
         let tis = cpus.join("cpu1/cpufreq/stats/time_in_state");
         let table = |t: &str| {
             let rows: Vec<(u32, u64)> = t
@@ -553,8 +568,8 @@ mod tests {
         assert_eq!(b.freq.get(&1), first.freq.get(&1), "carried, not re-read");
         // then busy, 100 ticks at 1.2 GHz: the average covers both
         rewrite(1_200_000, 100);
-        write_proc_stat(&stat, &busy(&[0, 10])).expect("stat");
-        energy_step(&pc, 1_000_000);
+        write_proc_stat(stat, &busy(&[0, 10])).expect("stat");
+        energy_step(pc, 1_000_000);
         let c = s.read(Some(&mut b)).expect("read");
         let (Some(Freq::Table(p)), Some(Freq::Table(n))) = (b.freq.get(&1), c.freq.get(&1)) else {
             panic!("tables: {b:?} {c:?}");
@@ -574,25 +589,19 @@ mod tests {
 
     #[test]
     fn time_in_state_is_preferred_and_missing_files_are_errors() {
-        let d = tempfile::tempdir().expect("tmp");
-        let cpus = d.path().join("cpu");
-        let mut f = FakeSysfs::new(Flavour::Acpi, 2);
-        f.cpufreq_stats = true;
-        f.create(&cpus).expect("cpus");
-        let pc = d.path().join("pc");
-        FakePowercap::new(1).create(&pc).expect("pc");
-        let stat = d.path().join("stat");
-        write_proc_stat(&stat, &[ProcStatCpu::default(); 2]).expect("stat");
-        let s = Sampler::new(&pc, &cpus, &stat, 2).expect("sampler");
+        let h = stats_host();
+        let (cpus, pc, stat) = (&h.cpus, &h.pc, &h.stat);
+        write_proc_stat(stat, &[ProcStatCpu::default(); 2]).expect("stat");
+        let s = Sampler::new(pc, cpus, stat, 2).expect("sampler");
         assert_eq!(s.ready().source, FreqSource::TimeInState);
         let r = s.read(None).expect("read");
         assert!(matches!(r.freq.get(&0), Some(Freq::Table(t)) if !t.is_empty()));
-        std::fs::remove_file(&stat).expect("rm");
+        std::fs::remove_file(stat).expect("rm");
         let e = s.read(None).expect_err("no /proc/stat");
         assert!(e.to_string().contains("stat"), "{e}");
         std::fs::remove_dir_all(pc.join("intel-rapl:0")).expect("rm zone");
         let e = s.read(None).expect_err("zone gone");
         assert!(e.to_string().contains("intel-rapl:0/energy_uj"), "{e}");
-        assert!(Sampler::new(&pc, &cpus, &stat, 2).is_err(), "missing zone");
+        assert!(Sampler::new(pc, cpus, stat, 2).is_err(), "missing zone");
     }
 }
